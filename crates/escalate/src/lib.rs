@@ -1,0 +1,61 @@
+//! The server side of exec interception, with no knowledge of MCP.
+//!
+//! [`run_shell`] starts the patched Bash (optionally behind a launcher such
+//! as the sandbox helper) with an escalation session socket, collects its
+//! interleaved output, enforces the timeout and cancellation, and answers
+//! every `codex-execve-wrapper` the shell starts by asking a [`Decider`].
+//! Escalated programs run here, outside the sandbox, with the fds the
+//! wrapper passed.
+
+mod output;
+mod session;
+mod shell;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub use output::OutputLimits;
+pub use protocol::ExecRequest;
+pub use session::Session;
+pub use shell::{Control, Outcome, ShellConfig, ShellRequest, TimerPause, run_shell};
+
+/// What to do with one exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The wrapper execs the program itself, inside the sandbox.
+    Run,
+    /// The server runs the program outside the sandbox.
+    Escalate,
+    /// The wrapper prints `Execution denied: <reason>` and exits 1.
+    Deny(String),
+}
+
+/// Decides each exec of a shell session.
+pub trait Decider: Send + Sync + 'static {
+    /// Called on a plain thread (never a tokio worker), once per exec; it
+    /// may block, for instance to ask a human.
+    fn decide(&self, request: &ExecRequest) -> Verdict;
+}
+
+/// How escalated programs are started.
+#[derive(Debug, Clone)]
+pub struct EscalationConfig {
+    /// `PATH` given to escalated programs (the request's is not trusted).
+    pub path: OsString,
+    /// Extra environment variable names (exact, or prefixes ending in `*`)
+    /// removed from escalated programs, on top of the built-in list.
+    pub extra_env_denylist: Vec<String>,
+    /// Directories the sandboxed side can write: a program under one of
+    /// them is never escalated (it could have been planted).
+    pub writable_roots: Vec<PathBuf>,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig {
+            path: std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+            extra_env_denylist: Vec::new(),
+            writable_roots: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The escalation protocol spoken between `codex-execve-wrapper` (inside the
+//! sandbox) and the server (outside it).
+//!
+//! This crate is the only place that knows the wire format. It is a blocking
+//! `std` API with no runtime so that the wrapper, which starts once per
+//! program the shell runs, stays small and quick.
+//!
+//! # Transport
+//!
+//! The server creates an `AF_UNIX`/`SOCK_DGRAM` socket pair per shell
+//! session and lets Bash inherit one end; its fd number is in
+//! [`ENV_SOCKET`]. Every wrapper invocation opens a private `SOCK_STREAM`
+//! connection by sending a *handshake* datagram ([`HANDSHAKE`] plus one end
+//! of a fresh socket pair, via `SCM_RIGHTS`) on the session socket. Datagrams
+//! are atomic, so any number of wrappers (a pipeline, `&` jobs) can hand over
+//! their connections concurrently through the one inherited socket.
+//!
+//! On the private connection each message is a frame: a little-endian `u32`
+//! body length, then the body (one tag byte and the fields). Byte strings are
+//! a `u32` length and raw bytes: argv, environment and paths are arbitrary
+//! bytes, never required to be UTF-8.
+//!
+//! ```text
+//!  wrapper                                  server
+//!     | -- handshake datagram (fd) ----------> |  session socket
+//!     | -- Exec{file, argv, env, cwd} -------> |  private stream
+//!     | <------------- Run | Deny{reason} ---- |
+//!     |    Run:  execve(file, argv) inside the sandbox
+//!     |    Deny: "Execution denied: <reason>", exit 1
+//!     | <------------------------- Escalate -- |
+//!     | -- Fds{targets} + SCM_RIGHTS --------> |  spawns file outside the sandbox
+//!     | -- Signal{n} (any number) -----------> |  forwarded to the program
+//!     | <-------------- Exited{code} | Signaled{n}
+//!     |    ends the same way
+//! ```
+//!
+//! | frame | tag | direction | fields |
+//! |---|---|---|---|
+//! | `Exec` | `0x01` | wrapper → server | file, argv list, env list (`K=V`), cwd |
+//! | `Fds` | `0x02` | wrapper → server | list of target fd numbers (`u32`); the fds themselves ride along as `SCM_RIGHTS`, same order |
+//! | `Signal` | `0x03` | wrapper → server | signal number (`u32`) |
+//! | `Run` | `0x11` | server → wrapper | — |
+//! | `Escalate` | `0x12` | server → wrapper | — |
+//! | `Deny` | `0x13` | server → wrapper | reason (UTF-8) |
+//! | `Exited` | `0x14` | server → wrapper | exit code (`u32`, 0–255) |
+//! | `Signaled` | `0x15` | server → wrapper | signal number (`u32`) |
+//! | `Error` | `0x16` | server → wrapper | message (UTF-8); the wrapper fails closed |
+//!
+//! Everything received is bounded: [`MAX_FRAME_LEN`] bytes per frame,
+//! [`MAX_FDS`] fds per frame, list lengths checked against the bytes that
+//! remain. A malformed frame is an [`Error`] for that connection only.
+
+mod io;
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+pub use io::{Conn, recv_handshake, send_handshake};
+
+/// Environment variable holding the fd number of the inherited session socket.
+pub const ENV_SOCKET: &str = "CODEX_ESCALATE_SOCKET";
+/// Environment variable naming the wrapper for the patched Bash.
+pub const ENV_WRAPPER: &str = "BASH_EXEC_WRAPPER";
+
+/// Payload of the handshake datagram: magic and protocol version.
+pub const HANDSHAKE: &[u8; 4] = b"CXE1";
+/// Largest frame body accepted. Linux caps argv plus environment at a quarter
+/// of the stack limit (2 MiB by default, 6 MiB at most).
+pub const MAX_FRAME_LEN: usize = 16 << 20;
+/// Most fds accepted in one frame: stdio plus the redirections a command may
+/// carry. The kernel's own cap (`SCM_MAX_FD`) is 253.
+pub const MAX_FDS: usize = 64;
+
+/// What the wrapper asks: may `file` run with this argv, env and cwd?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The path Bash resolved (as Bash passed it; may be relative).
+    pub file: OsString,
+    /// The original argv, including argv[0].
+    pub argv: Vec<OsString>,
+    /// The environment, as raw `KEY=VALUE` entries.
+    pub env: Vec<OsString>,
+    /// The wrapper's working directory.
+    pub cwd: OsString,
+}
+
+/// Messages the wrapper sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WrapperMsg {
+    Exec(ExecRequest),
+    /// The fds attached to this frame are to appear in the escalated program
+    /// at these numbers, in order.
+    Fds { targets: Vec<i32> },
+    /// The wrapper received this signal; deliver it to the escalated program.
+    Signal(i32),
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerMsg {
+    Run,
+    Escalate,
+    Deny { reason: String },
+    Exited(i32),
+    Signaled(i32),
+    Error(String),
+}
+
+/// A protocol failure on one connection.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} on the escalation socket failed: {source}")]
+    Io { op: &'static str, source: std::io::Error },
+    #[error("peer closed the escalation connection")]
+    Closed,
+    #[error("timed out waiting for the peer")]
+    TimedOut,
+    #[error("frame of {len} bytes exceeds the limit of {MAX_FRAME_LEN}")]
+    FrameTooLarge { len: usize },
+    #[error("more than {MAX_FDS} fds in one frame, or the kernel truncated them")]
+    TooManyFds,
+    #[error("malformed frame: {0}")]
+    Malformed(&'static str),
+    #[error("unknown frame tag {0:#04x}")]
+    UnknownTag(u8),
+    #[error("bad handshake: {0}")]
+    BadHandshake(&'static str),
+}
+
+/// A message that can be framed.
+pub trait Message: Sized {
+    /// Appends the body (tag and fields, no length prefix) to `out`.
+    fn encode_body(&self, out: &mut Vec<u8>);
+    /// Parses a body; the whole of `body` must be consumed.
+    fn decode_body(body: &[u8]) -> Result<Self, Error>;
+}
+
+impl Message for WrapperMsg {
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            WrapperMsg::Exec(req) => {
+                out.push(0x01);
+                put_bytes(out, req.file.as_bytes());
+                put_list(out, &req.argv);
+                put_list(out, &req.env);
+                put_bytes(out, req.cwd.as_bytes());
+            }
+            WrapperMsg::Fds { targets } => {
+                out.push(0x02);
+                put_u32(out, targets.len() as u32);
+                for &t in targets {
+                    put_u32(out, t as u32);
+                }
+            }
+            WrapperMsg::Signal(signo) => {
+                out.push(0x03);
+                put_u32(out, *signo as u32);
+            }
+        }
+    }
+
+    fn decode_body(body: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader { buf: body };
+        let msg = match r.u8()? {
+            0x01 => WrapperMsg::Exec(ExecRequest {
+                file: r.os_string()?,
+                argv: r.os_list()?,
+                env: r.os_list()?,
+                cwd: r.os_string()?,
+            }),
+            0x02 => {
+                let n = r.count(4)?;
+                if n > MAX_FDS {
+                    return Err(Error::TooManyFds);
+                }
+                let mut targets = Vec::with_capacity(n);
+                for _ in 0..n {
+                    targets.push(r.small_int()?);
+                }
+                WrapperMsg::Fds { targets }
+            }
+            0x03 => WrapperMsg::Signal(r.small_int()?),
+            tag => return Err(Error::UnknownTag(tag)),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+impl Message for ServerMsg {
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            ServerMsg::Run => out.push(0x11),
+            ServerMsg::Escalate => out.push(0x12),
+            ServerMsg::Deny { reason } => {
+                out.push(0x13);
+                put_bytes(out, reason.as_bytes());
+            }
+            ServerMsg::Exited(code) => {
+                out.push(0x14);
+                put_u32(out, *code as u32);
+            }
+            ServerMsg::Signaled(signo) => {
+                out.push(0x15);
+                put_u32(out, *signo as u32);
+            }
+            ServerMsg::Error(message) => {
+                out.push(0x16);
+                put_bytes(out, message.as_bytes());
+            }
+        }
+    }
+
+    fn decode_body(body: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader { buf: body };
+        let msg = match r.u8()? {
+            0x11 => ServerMsg::Run,
+            0x12 => ServerMsg::Escalate,
+            0x13 => ServerMsg::Deny { reason: r.string()? },
+            0x14 => ServerMsg::Exited(r.small_int()?),
+            0x15 => ServerMsg::Signaled(r.small_int()?),
+            0x16 => ServerMsg::Error(r.string()?),
+            tag => return Err(Error::UnknownTag(tag)),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+/// Encodes a whole frame: length prefix and body.
+pub fn encode_frame<M: Message>(msg: &M) -> Vec<u8> {
+    let mut out = vec![0; 4];
+    msg.encode_body(&mut out);
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(out, bytes.len() as u32);
+    out.extend_from_slice(bytes);
+}
+
+fn put_list(out: &mut Vec<u8>, items: &[OsString]) {
+    put_u32(out, items.len() as u32);
+    for item in items {
+        put_bytes(out, item.as_bytes());
+    }
+}
+
+/// A bounds-checked cursor over a frame body.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if n > self.buf.len() {
+            return Err(Error::Malformed("field runs past the end of the frame"));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, Error> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, Error> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A non-negative `i32` (exit codes, signal and fd numbers).
+    fn small_int(&mut self) -> Result<i32, Error> {
+        i32::try_from(self.u32()?).map_err(|_| Error::Malformed("integer out of range"))
+    }
+
+    /// A list length, checked against the bytes left: each item takes at
+    /// least `min_item` bytes, so a forged count cannot force a huge
+    /// allocation.
+    fn count(&mut self, min_item: usize) -> Result<usize, Error> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_item) > self.buf.len() {
+            return Err(Error::Malformed("list longer than the frame"));
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], Error> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    fn os_string(&mut self) -> Result<OsString, Error> {
+        Ok(OsString::from_vec(self.bytes()?.to_vec()))
+    }
+
+    fn string(&mut self) -> Result<String, Error> {
+        Ok(String::from_utf8_lossy(self.bytes()?).into_owned())
+    }
+
+    fn os_list(&mut self) -> Result<Vec<OsString>, Error> {
+        let n = self.count(4)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.os_string()?);
+        }
+        Ok(items)
+    }
+
+    fn finish(&self) -> Result<(), Error> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Malformed("trailing bytes after the last field"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip<M: Message + PartialEq + std::fmt::Debug>(msg: M) {
+        let frame = encode_frame(&msg);
+        let len = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - 4);
+        assert_eq!(M::decode_body(&frame[4..]).unwrap(), msg);
+    }
+
+    #[test]
+    fn messages_roundtrip_with_arbitrary_bytes() {
+        roundtrip(WrapperMsg::Exec(ExecRequest {
+            file: OsString::from_vec(b"/bin/\xffcat".to_vec()),
+            argv: vec!["cat".into(), "".into(), "a b\nc".into(), OsString::from_vec(vec![0x80, 0xfe])],
+            env: vec!["A=1".into(), "NOEQUALS".into()],
+            cwd: "/tmp".into(),
+        }));
+        roundtrip(WrapperMsg::Fds { targets: vec![0, 1, 2, 7] });
+        roundtrip(WrapperMsg::Signal(2));
+        roundtrip(ServerMsg::Run);
+        roundtrip(ServerMsg::Escalate);
+        roundtrip(ServerMsg::Deny { reason: "no".into() });
+        roundtrip(ServerMsg::Exited(42));
+        roundtrip(ServerMsg::Signaled(9));
+        roundtrip(ServerMsg::Error("bad".into()));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let frame = encode_frame(&WrapperMsg::Exec(ExecRequest {
+            file: "/bin/true".into(),
+            argv: vec!["true".into(), "x".into()],
+            env: vec!["A=1".into()],
+            cwd: "/".into(),
+        }));
+        let body = &frame[4..];
+        for cut in 0..body.len() {
+            assert!(WrapperMsg::decode_body(&body[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn forged_counts_do_not_allocate() {
+        // Tag Exec, then a file, then an argv count of u32::MAX.
+        let mut body = vec![0x01];
+        put_bytes(&mut body, b"/bin/true");
+        put_u32(&mut body, u32::MAX);
+        assert!(matches!(WrapperMsg::decode_body(&body), Err(Error::Malformed(_))));
+    }
+
+    #[test]
+    fn unknown_tags_and_trailing_bytes_are_rejected() {
+        assert!(matches!(WrapperMsg::decode_body(&[0x7f]), Err(Error::UnknownTag(0x7f))));
+        assert!(matches!(ServerMsg::decode_body(&[0x11, 0]), Err(Error::Malformed(_))));
+        assert!(matches!(ServerMsg::decode_body(&[]), Err(Error::Malformed(_))));
+    }
+}
