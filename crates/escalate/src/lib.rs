@@ -7,17 +7,23 @@
 //! Escalated programs run here, outside the sandbox, with the fds the
 //! wrapper passed.
 
+mod escalated;
 mod output;
 mod session;
 mod shell;
+mod sys;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+pub use escalated::{ENV_DENYLIST, filter_env};
 pub use output::OutputLimits;
 pub use protocol::ExecRequest;
 pub use session::Session;
-pub use shell::{Control, Outcome, ShellConfig, ShellRequest, TimerPause, run_shell};
+pub use shell::{
+    Control, Outcome, PauseGuard, ProgressFn, ShellConfig, ShellRequest, TIMEOUT_EXIT_CODE,
+    TimerPause, run_shell,
+};
 
 /// What to do with one exec.
 #[derive(Debug, Clone, PartialEq, Eq)]

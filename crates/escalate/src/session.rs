@@ -1,6 +1,414 @@
-//! One escalation session: the socket pair Bash inherits, the thread that
-//! accepts wrapper connections, and the escalated programs it started.
+//! One escalation session: the datagram socket Bash inherits, the thread
+//! that accepts wrapper connections on it, one thread per connection, and
+//! the registry of escalated programs still running.
+//!
+//! Every connection is untrusted (see the `protocol` crate): each read has a
+//! deadline, fds that arrive unasked are closed, a malformed frame ends only
+//! that connection, and live connections are capped so a flood of
+//! handshakes cannot exhaust the server.
 
-/// A running escalation session.
-#[derive(Debug)]
-pub struct Session {}
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::unistd::Pid;
+use protocol::{Conn, ServerMsg, WrapperMsg};
+
+use crate::escalated::{self, Prepared};
+use crate::{Decider, EscalationConfig, ExecRequest, Verdict, sys};
+
+/// How long a wrapper may take to send a frame it owes us.
+const READ_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections handled at once per session; more are closed unanswered
+/// (their wrappers fail closed).
+const MAX_LIVE_CONNECTIONS: usize = 1024;
+/// Signals a wrapper may forward to its escalated program.
+const FORWARDABLE: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// A running escalation session. Dropping it (or [`Session::close`]) kills
+/// every escalated program still running and stops accepting.
+pub struct Session {
+    registry: Arc<Registry>,
+    /// Dropping this wakes the acceptor, which then exits.
+    stop: Option<UnixStream>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+/// Escalated programs of one session, by process group. An entry is removed
+/// before its leader is reaped, so a signalled group id is never a recycled
+/// one.
+#[derive(Default)]
+struct Registry {
+    inner: Mutex<RegistryState>,
+}
+
+#[derive(Default)]
+struct RegistryState {
+    closed: bool,
+    next_id: u64,
+    groups: HashMap<u64, Pid>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spawns under the lock, so a concurrent [`Registry::kill_all`] either
+    /// sees the new group or happens before the spawn is allowed.
+    fn spawn(&self, f: impl FnOnce() -> std::io::Result<Child>) -> std::io::Result<(u64, Child)> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(std::io::Error::other("the shell call has ended"));
+        }
+        let child = f()?;
+        state.next_id += 1;
+        let id = state.next_id;
+        state.groups.insert(id, Pid::from_raw(child.id() as i32));
+        Ok((id, child))
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().groups.remove(&id);
+    }
+
+    fn kill_all(&self, signal: Signal) {
+        for pgid in self.lock().groups.values() {
+            let _ = killpg(*pgid, signal);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lock().groups.len()
+    }
+}
+
+impl Session {
+    /// Creates the socket pair and starts accepting. Returns the session
+    /// and the end Bash must inherit (close-on-exec; the spawner clears the
+    /// flag in the child only).
+    pub fn start(
+        decider: Arc<dyn Decider>,
+        config: EscalationConfig,
+    ) -> std::io::Result<(Session, OwnedFd)> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)?;
+        let (stop_tx, stop_rx) = UnixStream::pair()?;
+        let registry = Arc::new(Registry::default());
+        let shared = Arc::new(Shared {
+            decider,
+            config,
+            registry: registry.clone(),
+            live: AtomicUsize::new(0),
+        });
+        let acceptor = std::thread::Builder::new()
+            .name("escalate-accept".into())
+            .spawn(move || accept_loop(ours, stop_rx, shared))?;
+        Ok((
+            Session {
+                registry,
+                stop: Some(stop_tx),
+                acceptor: Some(acceptor),
+            },
+            theirs,
+        ))
+    }
+
+    /// Sends `signal` to every escalated program still running.
+    pub fn kill_all(&self, signal: Signal) {
+        self.registry.kill_all(signal);
+    }
+
+    /// Escalated programs still running.
+    pub fn running(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Refuses further escalations, kills the running ones and stops the
+    /// acceptor.
+    pub fn close(&mut self) {
+        self.registry.lock().closed = true;
+        self.registry.kill_all(Signal::SIGKILL);
+        self.stop.take();
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+struct Shared {
+    decider: Arc<dyn Decider>,
+    config: EscalationConfig,
+    registry: Arc<Registry>,
+    live: AtomicUsize,
+}
+
+fn accept_loop(session: OwnedFd, stop: UnixStream, shared: Arc<Shared>) {
+    loop {
+        let mut fds = [
+            PollFd::new(session.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "escalation session poll failed");
+                return;
+            }
+        }
+        if fds[1].any().unwrap_or(true) {
+            return;
+        }
+        loop {
+            match protocol::recv_handshake(session.as_fd()) {
+                Ok(Some(conn)) => accept(conn, &shared),
+                Ok(None) => break,
+                Err(e) => tracing::warn!(error = %e, "rejected an escalation handshake"),
+            }
+        }
+    }
+}
+
+fn accept(conn: Conn, shared: &Arc<Shared>) {
+    if shared.live.fetch_add(1, Ordering::AcqRel) >= MAX_LIVE_CONNECTIONS {
+        shared.live.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!("too many escalation connections at once; closing one unanswered");
+        return;
+    }
+    let worker = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("escalate-conn".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            serve(&conn, &worker);
+            worker.live.fetch_sub(1, Ordering::AcqRel);
+        });
+    if let Err(e) = spawned {
+        shared.live.fetch_sub(1, Ordering::AcqRel);
+        tracing::error!(error = %e, "cannot start an escalation thread");
+    }
+}
+
+/// Serves one wrapper connection from its `Exec` to its end.
+fn serve(conn: &Conn, shared: &Shared) {
+    let reply = |msg: ServerMsg| {
+        if let Err(e) = conn.send(&msg, &[]) {
+            tracing::debug!(error = %e, "wrapper went away before the answer");
+        }
+    };
+    if let Err(e) = conn.set_read_timeout(Some(READ_DEADLINE)) {
+        tracing::warn!(error = %e, "escalation connection unusable");
+        return;
+    }
+    let request = match conn.recv::<WrapperMsg>() {
+        Ok((WrapperMsg::Exec(request), _unexpected_fds)) => request,
+        Ok((other, _)) => {
+            return reply(ServerMsg::Error(format!(
+                "expected an exec request, got {}",
+                kind(&other)
+            )));
+        }
+        Err(protocol::Error::Closed) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "bad exec request");
+            return reply(ServerMsg::Error(e.to_string()));
+        }
+    };
+    let verdict = shared.decider.decide(&request);
+    let audit = Audit(&request);
+    match verdict {
+        Verdict::Run => {
+            tracing::info!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
+            reply(ServerMsg::Run)
+        }
+        Verdict::Deny(reason) => {
+            tracing::info!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "deny", %reason, "exec");
+            reply(ServerMsg::Deny { reason })
+        }
+        Verdict::Escalate => match escalated::prepare(&request, &shared.config) {
+            Err(refusal) => {
+                tracing::warn!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run",
+                    %refusal, "not escalated; running inside the sandbox instead");
+                reply(ServerMsg::Run)
+            }
+            Ok(prepared) => {
+                tracing::info!(program = %prepared.program.display(), argv = ?audit.argv(), cwd = %audit.cwd(),
+                    decision = "escalate", "exec");
+                escalate(conn, &prepared, &shared.registry)
+            }
+        },
+    }
+}
+
+fn kind(msg: &WrapperMsg) -> &'static str {
+    match msg {
+        WrapperMsg::Exec(_) => "exec",
+        WrapperMsg::Fds { .. } => "fds",
+        WrapperMsg::Signal(_) => "signal",
+    }
+}
+
+/// Runs `prepared` with the wrapper's fds and reports how it ended.
+fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
+    let fail = |message: String| {
+        tracing::warn!(program = %prepared.program.display(), %message, "escalation failed");
+        let _ = conn.send(&ServerMsg::Error(message), &[]);
+    };
+    if conn.send(&ServerMsg::Escalate, &[]).is_err() {
+        return;
+    }
+    let (targets, fds) = match conn.recv::<WrapperMsg>() {
+        Ok((WrapperMsg::Fds { targets }, fds)) => (targets, fds),
+        Ok((other, _)) => return fail(format!("expected fds, got {}", kind(&other))),
+        Err(e) => return fail(e.to_string()),
+    };
+    if let Err(message) = check_targets(&targets, fds.len()) {
+        return fail(message);
+    }
+    let (id, mut child) = match registry.spawn(|| prepared.spawn(&targets, fds)) {
+        Ok(spawned) => spawned,
+        Err(e) => return fail(format!("cannot start {}: {e}", prepared.program.display())),
+    };
+    let pgid = Pid::from_raw(child.id() as i32);
+    let pidfd = match sys::pidfd_open(child.id()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            // Cannot watch it: do not leave it running unsupervised.
+            let _ = killpg(pgid, Signal::SIGKILL);
+            registry.remove(id);
+            let _ = child.wait();
+            return fail(format!("pidfd_open: {e}"));
+        }
+    };
+    let _ = conn.set_read_timeout(None);
+    let mut wrapper_alive = true;
+    loop {
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(conn.as_fd(), PollFlags::POLLIN),
+        ];
+        let watched = if wrapper_alive {
+            &mut fds[..]
+        } else {
+            &mut fds[..1]
+        };
+        match poll(watched, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "poll on an escalated program failed");
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
+        }
+        if fds[0].any().unwrap_or(false) {
+            break;
+        }
+        if wrapper_alive && fds[1].any().unwrap_or(false) {
+            match conn.recv::<WrapperMsg>() {
+                Ok((WrapperMsg::Signal(signo), _)) => match Signal::try_from(signo) {
+                    Ok(sig) if FORWARDABLE.contains(&sig) => {
+                        let _ = killpg(pgid, sig);
+                    }
+                    _ => tracing::warn!(
+                        signo,
+                        "wrapper asked to forward a signal that is not forwardable"
+                    ),
+                },
+                Ok((other, _)) => {
+                    tracing::warn!(frame = kind(&other), "unexpected frame during escalation")
+                }
+                Err(e) => {
+                    // The wrapper died (or spoke garbage): its program must not
+                    // outlive it.
+                    tracing::info!(program = %prepared.program.display(), error = %e,
+                        "wrapper gone mid-escalation; killing the escalated program");
+                    wrapper_alive = false;
+                    let _ = killpg(pgid, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+    // The leader is a zombie: its group id cannot be recycled until we reap.
+    registry.remove(id);
+    let status = child.wait();
+    let msg = match status {
+        Ok(status) => match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(code), _) => ServerMsg::Exited(code),
+            (None, Some(signo)) => ServerMsg::Signaled(signo),
+            (None, None) => ServerMsg::Error("escalated program ended in an unknown way".into()),
+        },
+        Err(e) => ServerMsg::Error(format!("wait: {e}")),
+    };
+    if wrapper_alive {
+        let _ = conn.send(&msg, &[]);
+    }
+}
+
+/// Targets must be distinct, non-negative and as many as the fds received.
+fn check_targets(targets: &[i32], received: usize) -> Result<(), String> {
+    if targets.len() != received {
+        return Err(format!(
+            "{} fd targets but {received} fds received",
+            targets.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for &t in targets {
+        if !(0..=1023).contains(&t) || !seen.insert(t) {
+            return Err(format!("invalid or duplicate fd target {t}"));
+        }
+    }
+    Ok(())
+}
+
+/// Lossy views of a request for logs.
+struct Audit<'a>(&'a ExecRequest);
+
+impl Audit<'_> {
+    fn file(&self) -> String {
+        self.0.file.to_string_lossy().into_owned()
+    }
+    fn cwd(&self) -> String {
+        self.0.cwd.to_string_lossy().into_owned()
+    }
+    fn argv(&self) -> Vec<String> {
+        self.0
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+}

@@ -1,13 +1,32 @@
 //! Runs one command in the patched Bash and supervises it.
 
 use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Decider, EscalationConfig, OutputLimits};
+use crate::output::Capture;
+use crate::{Decider, EscalationConfig, OutputLimits, Session, sys};
+
+/// Exit code reported when the timeout stopped the command (as `timeout(1)`).
+pub const TIMEOUT_EXIT_CODE: i32 = 124;
+/// After Bash has exited, how long output may keep arriving (from processes
+/// that escaped the kill) before the capture is cut off.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+/// Progress callbacks at most this often.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Fixed for the server's lifetime (or a policy change).
 #[derive(Debug, Clone)]
@@ -52,6 +71,9 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
+/// Receives the latest output line while a command runs.
+pub type ProgressFn = Box<dyn FnMut(&str) + Send>;
+
 /// Ways the caller can steer a running call.
 pub struct Control {
     /// Cancelled: every process of the call is stopped, like a timeout.
@@ -59,7 +81,7 @@ pub struct Control {
     /// Shared with the decider so asking a human pauses the timeout.
     pub timer: TimerPause,
     /// Called at most a few times a second with the latest output line.
-    pub progress: Option<Box<dyn FnMut(&str) + Send>>,
+    pub progress: Option<ProgressFn>,
 }
 
 /// Pauses a call's timeout while at least one [`PauseGuard`] lives.
@@ -88,7 +110,9 @@ impl TimerPause {
             s.since = Some(std::time::Instant::now());
         }
         s.depth += 1;
-        PauseGuard { timer: self.clone() }
+        PauseGuard {
+            timer: self.clone(),
+        }
     }
 
     /// Time spent paused so far, and whether a pause is in progress.
@@ -103,21 +127,213 @@ impl Drop for PauseGuard {
     fn drop(&mut self) {
         let mut s = self.timer.inner.lock().unwrap_or_else(|e| e.into_inner());
         s.depth -= 1;
-        if s.depth == 0 {
-            if let Some(t) = s.since.take() {
-                s.total += t.elapsed();
-            }
+        if s.depth == 0
+            && let Some(t) = s.since.take()
+        {
+            s.total += t.elapsed();
         }
     }
 }
 
 /// Runs `request` to completion (or timeout, or cancellation).
+///
+/// Bash runs in its own process group, behind `config.launcher` (the
+/// sandbox), with stdout and stderr on one pipe (so they interleave as
+/// produced) and stdin on `/dev/null`. When Bash exits, or the call times
+/// out or is cancelled, every process left in its group and every escalated
+/// program of the call is killed: a call owns its processes.
 pub async fn run_shell(
     config: &ShellConfig,
     request: ShellRequest,
     decider: Arc<dyn Decider>,
     control: Control,
 ) -> std::io::Result<Outcome> {
-    let _ = (config, request, decider, control);
-    Err(std::io::Error::other("run_shell: not implemented yet"))
+    let start = Instant::now();
+    let (mut session, bash_end) = Session::start(decider, config.escalation.clone())?;
+    let (out_read, out_write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+
+    let mut cmd = match config.launcher.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(&config.bash);
+            cmd
+        }
+        None => Command::new(&config.bash),
+    };
+    cmd.arg(if request.login { "-lc" } else { "-c" })
+        .arg(&request.command)
+        .env_clear()
+        .envs(request.env.iter().map(|(k, v)| (k, v)))
+        .env(protocol::ENV_WRAPPER, &config.wrapper)
+        .env(protocol::ENV_SOCKET, bash_end.as_raw_fd().to_string())
+        .current_dir(&request.workdir)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out_write.try_clone()?))
+        .stderr(Stdio::from(out_write));
+    sys::map_fds(&mut cmd, Vec::new(), Some(bash_end.as_raw_fd()));
+    let spawned = cmd.spawn();
+    // The parent's copies of Bash's ends must close now, or the output pipe
+    // never reaches end-of-file.
+    drop(cmd);
+    drop(bash_end);
+    let mut child = spawned.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot start {}: {e}", config.bash.display()),
+        )
+    })?;
+    let pgid = Pid::from_raw(child.id() as i32);
+    let exited = sys::async_pidfd(sys::pidfd_open(child.id())?)?;
+
+    let (stop_tx, stop_rx) = UnixStream::pair()?;
+    let limits = config.output_limits;
+    let progress = control.progress;
+    let reader =
+        tokio::task::spawn_blocking(move || read_output(out_read, stop_rx, limits, progress));
+
+    let end = wait_or_stop(&exited, request.timeout, &control.cancel, &control.timer).await;
+    if end != End::Exited {
+        let _ = killpg(pgid, Signal::SIGTERM);
+        session.kill_all(Signal::SIGTERM);
+        if tokio::time::timeout(config.kill_grace, exited.readable())
+            .await
+            .is_err()
+        {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            session.kill_all(Signal::SIGKILL);
+            let _ = exited.readable().await;
+        }
+    }
+    // Bash is a zombie: its group id is still ours. What is left in the
+    // group (background jobs) and every escalated program ends with the call.
+    let _ = killpg(pgid, Signal::SIGKILL);
+    session.close();
+    let status = child.wait()?;
+
+    let capture = {
+        let mut reader = reader;
+        match tokio::time::timeout(DRAIN_DEADLINE, &mut reader).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::warn!(
+                    "output still open after the call ended (an escaped process?); cutting it off"
+                );
+                drop(stop_tx);
+                reader.await
+            }
+        }
+    }
+    .map_err(std::io::Error::other)?;
+    let (output, dropped_bytes) = capture.finish();
+
+    let exit_code = match end {
+        End::TimedOut => TIMEOUT_EXIT_CODE,
+        _ => status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+    };
+    Ok(Outcome {
+        exit_code,
+        output,
+        dropped_bytes,
+        timed_out: end == End::TimedOut,
+        duration: start.elapsed(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Exited,
+    TimedOut,
+    Cancelled,
+}
+
+/// Waits for Bash to exit, the timeout (not counting paused time) to pass,
+/// or the call to be cancelled.
+async fn wait_or_stop(
+    exited: &AsyncFd<OwnedFd>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+    timer: &TimerPause,
+) -> End {
+    let started = Instant::now();
+    loop {
+        let (paused, pausing) = timer.paused();
+        let used = started.elapsed().saturating_sub(paused);
+        if !pausing && used >= timeout {
+            return End::TimedOut;
+        }
+        // While a human is being asked, look again shortly; otherwise sleep
+        // until the deadline as it stands (a pause can only push it later).
+        let nap = if pausing {
+            Duration::from_millis(100)
+        } else {
+            timeout - used
+        };
+        tokio::select! {
+            _ = exited.readable() => return End::Exited,
+            _ = cancel.cancelled() => return End::Cancelled,
+            _ = tokio::time::sleep(nap) => {}
+        }
+    }
+}
+
+/// Reads the output pipe until end-of-file or until `stop` is closed.
+fn read_output(
+    pipe: OwnedFd,
+    stop: UnixStream,
+    limits: OutputLimits,
+    mut progress: Option<ProgressFn>,
+) -> Capture {
+    let mut capture = Capture::new(limits);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_progress: Option<Instant> = None;
+    let mut last_line: Vec<u8> = Vec::new();
+    loop {
+        let mut fds = [
+            PollFd::new(pipe.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+        if fds[1].any().unwrap_or(false) && !fds[0].any().unwrap_or(false) {
+            break;
+        }
+        let n = match nix::unistd::read(&pipe, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(Errno::EINTR | Errno::EAGAIN) => continue,
+            Err(_) => break,
+        };
+        capture.push(&buf[..n]);
+        if let Some(report) = progress.as_mut() {
+            remember_last_line(&mut last_line, &buf[..n]);
+            if last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_INTERVAL) {
+                last_progress = Some(Instant::now());
+                report(String::from_utf8_lossy(&last_line).trim_end());
+            }
+        }
+    }
+    capture
+}
+
+/// Keeps the last non-empty line seen (bounded to 200 bytes).
+fn remember_last_line(line: &mut Vec<u8>, chunk: &[u8]) {
+    let trimmed = chunk.strip_suffix(b"\n").unwrap_or(chunk);
+    let start = trimmed
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let piece = &trimmed[start..];
+    if start > 0 {
+        line.clear();
+    }
+    line.extend_from_slice(piece);
+    if line.len() > 200 {
+        line.drain(..line.len() - 200);
+    }
 }

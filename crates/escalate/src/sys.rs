@@ -1,0 +1,68 @@
+//! Raw syscalls the supervisor needs and `std` does not wrap: pidfds and the
+//! fd shuffling done between `fork` and `exec`. The only module of this
+//! crate with `unsafe`.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::process::Command;
+
+use std::os::unix::process::CommandExt;
+
+/// A pidfd for `pid`: readable once the process has exited (before it is
+/// reaped), so its pid and process group stay reserved while we look.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Fds above every target fd number, where sources are parked before being
+/// moved into place, so no source is clobbered by an earlier `dup2`.
+const PARK_AT: RawFd = 4096;
+
+/// Arranges for the child to see `src` at `dst` for each pair (targets must
+/// be 3 or above: std places stdio itself), and to leave `keep_open`
+/// inherited (its close-on-exec flag cleared in the child only).
+pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Option<RawFd>) {
+    let mut parked = vec![-1; pairs.len()];
+    // SAFETY: the closure runs between fork and exec in the child. It only
+    // calls fcntl and dup2, which are async-signal-safe, and writes into
+    // `parked`, allocated before the fork: nothing allocates or locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = keep_open
+                && libc::fcntl(fd, libc::F_SETFD, 0) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            for (slot, (src, _)) in parked.iter_mut().zip(&pairs) {
+                *slot = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, PARK_AT);
+                if *slot < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for (slot, (_, dst)) in parked.iter().zip(&pairs) {
+                // dup2 clears close-on-exec on the target.
+                if libc::dup2(*slot, *dst) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Registers a pidfd with tokio's reactor: it becomes readable when the
+/// process exits.
+pub fn async_pidfd(pidfd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` is open for as long as it lives and always
+    // reports the same fd number, which is what `register` requires.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)
+}
