@@ -20,19 +20,29 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(fd: OwnedFd) -> Conn {
-        Conn { sock: UnixStream::from(fd) }
+        Conn {
+            sock: UnixStream::from(fd),
+        }
     }
 
     /// A connected pair, both ends close-on-exec.
     pub fn pair() -> Result<(Conn, Conn), Error> {
-        let (a, b) = UnixStream::pair().map_err(|source| Error::Io { op: "socketpair", source })?;
+        let (a, b) = UnixStream::pair().map_err(|source| Error::Io {
+            op: "socketpair",
+            source,
+        })?;
         Ok((Conn { sock: a }, Conn { sock: b }))
     }
 
     /// Bounds every later read; a read that waits longer fails with
     /// [`Error::TimedOut`].
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), Error> {
-        self.sock.set_read_timeout(timeout).map_err(|source| Error::Io { op: "setsockopt", source })
+        self.sock
+            .set_read_timeout(timeout)
+            .map_err(|source| Error::Io {
+                op: "setsockopt",
+                source,
+            })
     }
 
     pub fn into_fd(self) -> OwnedFd {
@@ -50,8 +60,11 @@ impl Conn {
         while sent < frame.len() {
             // Rights travel with the first chunk only. MSG_NOSIGNAL: a peer
             // that went away is an error here, not a SIGPIPE.
-            let cmsgs: &[ControlMessage<'_>] =
-                if sent == 0 && !raw.is_empty() { &[ControlMessage::ScmRights(&raw)] } else { &[] };
+            let cmsgs: &[ControlMessage<'_>] = if sent == 0 && !raw.is_empty() {
+                &[ControlMessage::ScmRights(&raw)]
+            } else {
+                &[]
+            };
             match sendmsg::<()>(
                 self.sock.as_raw_fd(),
                 &[IoSlice::new(&frame[sent..])],
@@ -62,7 +75,12 @@ impl Conn {
                 Ok(n) => sent += n,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(Error::Closed),
-                Err(e) => return Err(Error::Io { op: "sendmsg", source: e.into() }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "sendmsg",
+                        source: e.into(),
+                    });
+                }
             }
         }
         Ok(())
@@ -84,7 +102,12 @@ impl Conn {
         Ok((msg, fds))
     }
 
-    fn read_exact(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>, frame_start: bool) -> Result<(), Error> {
+    fn read_exact(
+        &self,
+        buf: &mut [u8],
+        fds: &mut Vec<OwnedFd>,
+        frame_start: bool,
+    ) -> Result<(), Error> {
         let mut filled = 0;
         while filled < buf.len() {
             let n = recv_some(self.sock.as_fd(), &mut buf[filled..], fds)?;
@@ -112,15 +135,26 @@ fn recv_some(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Re
     let mut cmsg = cmsg_space!([RawFd; MAX_FDS]);
     loop {
         let mut iov = [IoSliceMut::new(buf)];
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
             Ok(msg) => {
                 let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
-                for c in msg.cmsgs().map_err(|e| Error::Io { op: "recvmsg", source: e.into() })? {
+                for c in msg.cmsgs().map_err(|e| Error::Io {
+                    op: "recvmsg",
+                    source: e.into(),
+                })? {
                     if let ControlMessageOwned::ScmRights(raw) = c {
                         // SAFETY: the kernel has just installed these fds in our
                         // table for this message; nothing else refers to them, so
                         // we are their sole owner.
-                        fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                        fds.extend(
+                            raw.into_iter()
+                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                        );
                     }
                 }
                 if truncated || fds.len() > MAX_FDS {
@@ -131,7 +165,12 @@ fn recv_some(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Re
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return Err(Error::TimedOut),
             Err(Errno::ECONNRESET) => return Ok(0),
-            Err(e) => return Err(Error::Io { op: "recvmsg", source: e.into() }),
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "recvmsg",
+                    source: e.into(),
+                });
+            }
         }
     }
 }
@@ -149,8 +188,15 @@ pub fn send_handshake(session: BorrowedFd<'_>, conn: BorrowedFd<'_>) -> Result<(
         ) {
             Ok(_) => return Ok(()),
             Err(Errno::EINTR) => continue,
-            Err(Errno::ECONNREFUSED | Errno::EPIPE | Errno::ECONNRESET) => return Err(Error::Closed),
-            Err(e) => return Err(Error::Io { op: "sendmsg", source: e.into() }),
+            Err(Errno::ECONNREFUSED | Errno::EPIPE | Errno::ECONNRESET) => {
+                return Err(Error::Closed);
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "sendmsg",
+                    source: e.into(),
+                });
+            }
         }
     }
 }
@@ -171,17 +217,31 @@ pub fn recv_handshake(session: BorrowedFd<'_>) -> Result<Option<Conn>, Error> {
     ) {
         Ok(msg) => msg,
         Err(Errno::EINTR | Errno::EAGAIN) => return Ok(None),
-        Err(e) => return Err(Error::Io { op: "recvmsg", source: e.into() }),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "recvmsg",
+                source: e.into(),
+            });
+        }
     };
     let mut fds = Vec::new();
-    for c in msg.cmsgs().map_err(|e| Error::Io { op: "recvmsg", source: e.into() })? {
+    for c in msg.cmsgs().map_err(|e| Error::Io {
+        op: "recvmsg",
+        source: e.into(),
+    })? {
         if let ControlMessageOwned::ScmRights(raw) = c {
             // SAFETY: as in `recv_some`: fresh fds installed for us alone.
-            fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            fds.extend(
+                raw.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
         }
     }
     let bytes = msg.bytes;
-    if msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+    if msg
+        .flags
+        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
+    {
         return Err(Error::BadHandshake("oversized datagram"));
     }
     if bytes == 0 && fds.is_empty() {

@@ -90,7 +90,9 @@ pub enum WrapperMsg {
     Exec(ExecRequest),
     /// The fds attached to this frame are to appear in the escalated program
     /// at these numbers, in order.
-    Fds { targets: Vec<i32> },
+    Fds {
+        targets: Vec<i32>,
+    },
     /// The wrapper received this signal; deliver it to the escalated program.
     Signal(i32),
 }
@@ -110,7 +112,10 @@ pub enum ServerMsg {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{op} on the escalation socket failed: {source}")]
-    Io { op: &'static str, source: std::io::Error },
+    Io {
+        op: &'static str,
+        source: std::io::Error,
+    },
     #[error("peer closed the escalation connection")]
     Closed,
     #[error("timed out waiting for the peer")]
@@ -216,7 +221,9 @@ impl Message for ServerMsg {
         let msg = match r.u8()? {
             0x11 => ServerMsg::Run,
             0x12 => ServerMsg::Escalate,
-            0x13 => ServerMsg::Deny { reason: r.string()? },
+            0x13 => ServerMsg::Deny {
+                reason: r.string()?,
+            },
             0x14 => ServerMsg::Exited(r.small_int()?),
             0x15 => ServerMsg::Signaled(r.small_int()?),
             0x16 => ServerMsg::Error(r.string()?),
@@ -338,15 +345,24 @@ mod tests {
     fn messages_roundtrip_with_arbitrary_bytes() {
         roundtrip(WrapperMsg::Exec(ExecRequest {
             file: OsString::from_vec(b"/bin/\xffcat".to_vec()),
-            argv: vec!["cat".into(), "".into(), "a b\nc".into(), OsString::from_vec(vec![0x80, 0xfe])],
+            argv: vec![
+                "cat".into(),
+                "".into(),
+                "a b\nc".into(),
+                OsString::from_vec(vec![0x80, 0xfe]),
+            ],
             env: vec!["A=1".into(), "NOEQUALS".into()],
             cwd: "/tmp".into(),
         }));
-        roundtrip(WrapperMsg::Fds { targets: vec![0, 1, 2, 7] });
+        roundtrip(WrapperMsg::Fds {
+            targets: vec![0, 1, 2, 7],
+        });
         roundtrip(WrapperMsg::Signal(2));
         roundtrip(ServerMsg::Run);
         roundtrip(ServerMsg::Escalate);
-        roundtrip(ServerMsg::Deny { reason: "no".into() });
+        roundtrip(ServerMsg::Deny {
+            reason: "no".into(),
+        });
         roundtrip(ServerMsg::Exited(42));
         roundtrip(ServerMsg::Signaled(9));
         roundtrip(ServerMsg::Error("bad".into()));
@@ -362,7 +378,10 @@ mod tests {
         }));
         let body = &frame[4..];
         for cut in 0..body.len() {
-            assert!(WrapperMsg::decode_body(&body[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                WrapperMsg::decode_body(&body[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -372,13 +391,25 @@ mod tests {
         let mut body = vec![0x01];
         put_bytes(&mut body, b"/bin/true");
         put_u32(&mut body, u32::MAX);
-        assert!(matches!(WrapperMsg::decode_body(&body), Err(Error::Malformed(_))));
+        assert!(matches!(
+            WrapperMsg::decode_body(&body),
+            Err(Error::Malformed(_))
+        ));
     }
 
     #[test]
     fn unknown_tags_and_trailing_bytes_are_rejected() {
-        assert!(matches!(WrapperMsg::decode_body(&[0x7f]), Err(Error::UnknownTag(0x7f))));
-        assert!(matches!(ServerMsg::decode_body(&[0x11, 0]), Err(Error::Malformed(_))));
-        assert!(matches!(ServerMsg::decode_body(&[]), Err(Error::Malformed(_))));
+        assert!(matches!(
+            WrapperMsg::decode_body(&[0x7f]),
+            Err(Error::UnknownTag(0x7f))
+        ));
+        assert!(matches!(
+            ServerMsg::decode_body(&[0x11, 0]),
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(
+            ServerMsg::decode_body(&[]),
+            Err(Error::Malformed(_))
+        ));
     }
 }
