@@ -1,6 +1,90 @@
 //! `cargo xtask`: the project's build pipeline (see `cargo xtask help`).
+//!
+//! One module per task; every task takes the shell (rooted at the project
+//! root) and its own arguments. `cargo xtask` with no arguments lists them.
+//! Tasks call each other as functions, never through `cargo xtask`.
 
-fn main() -> anyhow::Result<()> {
-    println!("tasks: (none yet)");
-    Ok(())
+mod archive;
+mod bash;
+mod bash_check;
+mod ci;
+mod cross;
+mod dist;
+mod npm;
+mod oci;
+mod setup;
+mod util;
+
+use anyhow::{Result, bail};
+use xshell::Shell;
+
+/// A task: `cargo xtask <name> [args]`.
+struct Task {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&Shell, &[String]) -> Result<()>,
+}
+
+const TASKS: &[Task] = &[
+    Task {
+        name: "ci",
+        about: "the whole test suite, as CI runs it (--only/--skip STEP,..; --list)",
+        run: ci::run,
+    },
+    Task {
+        name: "setup",
+        about: "install system packages and rustup targets the build needs",
+        run: setup::run,
+    },
+    Task {
+        name: "bash",
+        about: "build the patched static Bash (--bash-src DIR|TARBALL, --target TRIPLE)",
+        run: bash::run,
+    },
+    Task {
+        name: "bash-check",
+        about: "memcheck the exec-wrapper patch under valgrind",
+        run: bash_check::run,
+    },
+    Task {
+        name: "dist",
+        about: "release binaries and Bash in target/dist/vendor/<triple>/",
+        run: dist::run,
+    },
+    Task {
+        name: "npm",
+        about: "npm package tarball (--test: launcher tests)",
+        run: npm::run,
+    },
+    Task {
+        name: "oci",
+        about: "container image tar (--arch, --docker-test)",
+        run: oci::run,
+    },
+];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sh = Shell::new()?;
+    sh.change_dir(util::project_root());
+    let Some(name) = args.first() else {
+        print_tasks();
+        return Ok(());
+    };
+    if matches!(name.as_str(), "help" | "--help" | "-h") {
+        print_tasks();
+        return Ok(());
+    }
+    let Some(task) = TASKS.iter().find(|t| t.name == name) else {
+        print_tasks();
+        bail!("unknown task {name:?}");
+    };
+    (task.run)(&sh, &args[1..])
+}
+
+fn print_tasks() {
+    println!("usage: cargo xtask <task> [args]\n\ntasks:");
+    for t in TASKS {
+        println!("  {:<11} {}", t.name, t.about);
+    }
 }

@@ -1,0 +1,182 @@
+//! `cargo xtask ci`: the whole test suite, what `.ci/run` runs.
+//!
+//! A list of named steps ([`STEPS`]) run in order, each timed; the first
+//! failure stops the run. To add a step (python end-to-end tests, npm tests,
+//! docker), add one entry. `--only a,b` / `--skip a,b` select steps, `--list`
+//! prints them.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+
+use crate::{
+    bash::{self, Flavor, Target},
+    bash_check, setup,
+    util::{self, Args},
+};
+
+const USAGE: &str = "cargo xtask ci [--only STEP,..] [--skip STEP,..] [--list]";
+
+pub(crate) struct Step {
+    pub(crate) name: &'static str,
+    pub(crate) about: &'static str,
+    pub(crate) run: fn(&Shell) -> Result<()>,
+}
+
+pub(crate) const STEPS: &[Step] = &[
+    Step {
+        name: "setup",
+        about: "apt packages, deb-src entry, rustup targets (cargo xtask setup)",
+        run: setup::ensure,
+    },
+    Step {
+        name: "fmt",
+        about: "cargo fmt --check",
+        run: fmt,
+    },
+    Step {
+        name: "clippy",
+        about: "cargo clippy --workspace --all-targets -D warnings",
+        run: clippy,
+    },
+    Step {
+        name: "bash",
+        about: "patched static Bash (cargo xtask bash)",
+        run: build_bash,
+    },
+    Step {
+        name: "bash-check",
+        about: "the patch under valgrind (cargo xtask bash-check)",
+        run: check_bash,
+    },
+    Step {
+        name: "build",
+        about: "cargo build --workspace",
+        run: build,
+    },
+    Step {
+        name: "test",
+        about: "cargo test --workspace",
+        run: test,
+    },
+];
+
+pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
+    let mut args = Args::new(args, USAGE);
+    let list = args.flag("--list");
+    let only = names(args.value("--only")?)?;
+    let skip = names(args.value("--skip")?)?;
+    args.finish()?;
+    if list {
+        for s in STEPS {
+            println!("{:<11} {}", s.name, s.about);
+        }
+        return Ok(());
+    }
+    let selected: Vec<&Step> = STEPS
+        .iter()
+        .filter(|s| only.as_ref().is_none_or(|o| o.contains(&s.name)))
+        .filter(|s| skip.as_ref().is_none_or(|k| !k.contains(&s.name)))
+        .collect();
+    if selected.is_empty() {
+        bail!("no steps selected (usage: {USAGE})");
+    }
+
+    let started = Instant::now();
+    let mut done: Vec<(&str, f64)> = Vec::new();
+    for (i, step) in selected.iter().enumerate() {
+        println!(
+            "\n==> ci [{}/{}] {}: {}",
+            i + 1,
+            selected.len(),
+            step.name,
+            step.about
+        );
+        let t = Instant::now();
+        let result = (step.run)(sh);
+        let secs = t.elapsed().as_secs_f64();
+        if let Err(e) = result {
+            summary(&done);
+            println!("ci: step {} FAILED after {secs:.1}s", step.name);
+            return Err(e.context(format!("ci step {:?} failed", step.name)));
+        }
+        println!("<== ci {}: ok in {secs:.1}s", step.name);
+        done.push((step.name, secs));
+    }
+    summary(&done);
+    println!(
+        "ci: all {} steps ok in {:.1}s",
+        done.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Parses `a,b` into step names, rejecting unknown ones.
+fn names(value: Option<String>) -> Result<Option<Vec<&'static str>>> {
+    let Some(value) = value else { return Ok(None) };
+    value
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|n| {
+            STEPS
+                .iter()
+                .find(|s| s.name == n)
+                .map(|s| s.name)
+                .with_context(|| {
+                    let known: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+                    format!("unknown ci step {n:?} (known: {})", known.join(", "))
+                })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+fn summary(done: &[(&str, f64)]) {
+    println!("\nci timings:");
+    for (name, secs) in done {
+        println!("  {name:<11} {secs:>7.1}s");
+    }
+}
+
+fn fmt(sh: &Shell) -> Result<()> {
+    let cargo = util::cargo();
+    cmd!(sh, "{cargo} fmt --all -- --check").run()?;
+    Ok(())
+}
+
+fn clippy(sh: &Shell) -> Result<()> {
+    let cargo = util::cargo();
+    cmd!(
+        sh,
+        "{cargo} clippy --workspace --all-targets -- -D warnings"
+    )
+    .run()?;
+    Ok(())
+}
+
+fn build_bash(sh: &Shell) -> Result<()> {
+    bash::build(
+        sh,
+        &Flavor::Static(Target::from_triple(bash::DEFAULT_TRIPLE)?),
+        None,
+    )
+    .map(drop)
+}
+
+fn check_bash(sh: &Shell) -> Result<()> {
+    bash_check::run(sh, &[])
+}
+
+fn build(sh: &Shell) -> Result<()> {
+    let cargo = util::cargo();
+    cmd!(sh, "{cargo} build --workspace").run()?;
+    Ok(())
+}
+
+fn test(sh: &Shell) -> Result<()> {
+    let cargo = util::cargo();
+    cmd!(sh, "{cargo} test --workspace").run()?;
+    Ok(())
+}
