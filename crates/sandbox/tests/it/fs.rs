@@ -1,0 +1,188 @@
+//! Filesystem confinement through Landlock, checked against the real
+//! kernel: writes inside writable roots succeed, everything else fails with
+//! `EACCES` and leaves no trace, for the command and its descendants.
+
+use std::fs;
+use std::path::Path;
+
+use sandbox::SandboxPolicy;
+
+use crate::util::{op, ops, probe, spec};
+
+#[test]
+fn writing_inside_a_writable_root_succeeds() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("new");
+    let dir = root.path().join("dir");
+    let existing = root.path().join("existing");
+    fs::write(&existing, "old").unwrap();
+
+    ops(
+        &spec(&[root.path()], &[], false),
+        &[
+            op("write", &file),
+            op("mkdir", &dir),
+            op("truncate", &existing),
+            format!("rename:{}:{}", file.display(), dir.join("moved").display()),
+            op("unlink", &existing),
+        ],
+    )
+    .assert_stdout(&["ok", "ok", "ok", "ok", "ok"]);
+
+    assert_eq!(fs::read_to_string(dir.join("moved")).unwrap(), "x");
+    assert!(!existing.exists());
+}
+
+#[test]
+fn writing_outside_the_writable_roots_fails_with_eacces() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let new = outside.path().join("new");
+    let existing = outside.path().join("existing");
+    fs::write(&existing, "keep").unwrap();
+
+    let run = ops(
+        &spec(&[root.path()], &[], false),
+        &[
+            op("write", &new),
+            op("append", &existing),
+            op("mkdir", &outside.path().join("dir")),
+            op("unlink", &existing),
+            format!("symlink:/etc:{}", outside.path().join("link").display()),
+            format!(
+                "rename:{}:{}",
+                existing.display(),
+                root.path().join("stolen").display()
+            ),
+            op("read", &existing),
+        ],
+    );
+    run.assert_stdout(&[
+        "EACCES", "EACCES", "EACCES", "EACCES", "EACCES", "EACCES", "ok",
+    ]);
+    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+    assert_eq!(fs::read_to_string(&existing).unwrap(), "keep");
+
+    // truncate(2) by path is restricted from Landlock ABI 3 on.
+    let run = ops(
+        &spec(&[root.path()], &[], false),
+        &[op("truncate", &existing)],
+    );
+    if run.applied().landlock_abi >= 3 {
+        run.assert_stdout(&["EACCES"]);
+        assert_eq!(fs::read_to_string(&existing).unwrap(), "keep");
+    } else {
+        // FIXME: Landlock before ABI 3 cannot restrict truncate(2).
+        run.assert_stdout(&["ok"]);
+    }
+}
+
+#[test]
+fn shell_redirection_outside_the_roots_reports_permission_denied() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("f");
+    let script = format!("echo x > '{}'", target.display());
+    let run = probe(&spec(&[root.path()], &[], false), &["sh", "-c", &script]);
+    if run.status.success() {
+        run.fail("the write outside the roots succeeded");
+    }
+    run.assert_stderr_contains("Permission denied");
+    assert!(!target.exists());
+}
+
+#[test]
+fn grandchildren_and_subshells_are_confined() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let by_python = outside.path().join("python");
+    let by_subshell = outside.path().join("subshell");
+    let inside = root.path().join("inside");
+    let script = format!(
+        "python3 -c 'open(\"{py}\", \"w\")' 2>/dev/null && echo python-wrote || echo python-denied
+         (sh -c 'echo x > {sub}') 2>/dev/null && echo subshell-wrote || echo subshell-denied
+         (sh -c 'echo x > {inside}') && echo inside-wrote",
+        py = by_python.display(),
+        sub = by_subshell.display(),
+        inside = inside.display(),
+    );
+    probe(&spec(&[root.path()], &[], false), &["sh", "-c", &script])
+        .success()
+        .assert_stdout(&["python-denied", "subshell-denied", "inside-wrote"]);
+    assert!(!by_python.exists());
+    assert!(!by_subshell.exists());
+    assert!(inside.exists());
+}
+
+#[test]
+fn read_only_writes_nothing_but_device_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let read_only = SandboxPolicy::ReadOnly
+        .resolve(dir.path(), None)
+        .expect("read-only is sandboxed");
+    assert!(read_only.writable_roots.is_empty());
+    ops(
+        &read_only,
+        &[
+            op("write", &dir.path().join("f")),
+            op("write", Path::new("/dev/null")),
+            op("read", Path::new("/dev/zero")),
+            op("read", Path::new("/dev/urandom")),
+            // Opening succeeds; the device itself refuses the write.
+            op("write", Path::new("/dev/full")),
+        ],
+    )
+    .assert_stdout(&["EACCES", "ok", "ok", "ok", "ENOSPC"]);
+    assert!(!dir.path().join("f").exists());
+}
+
+#[test]
+fn slash_tmp_is_writable_unless_excluded() {
+    let cwd = tempfile::tempdir_in("/tmp").unwrap();
+    let elsewhere = tempfile::tempdir_in("/tmp").unwrap();
+    let target = elsewhere.path().join("f");
+    let policy = |exclude_slash_tmp| SandboxPolicy::WorkspaceWrite {
+        writable_roots: Vec::new(),
+        network_access: false,
+        exclude_tmpdir_env_var: true,
+        exclude_slash_tmp,
+    };
+
+    let excluded = policy(true).resolve(cwd.path(), None).unwrap();
+    ops(&excluded, &[op("write", &target)]).assert_stdout(&["EACCES"]);
+    assert!(!target.exists());
+
+    let included = policy(false).resolve(cwd.path(), None).unwrap();
+    ops(&included, &[op("write", &target)]).assert_stdout(&["ok"]);
+    assert!(target.exists());
+}
+
+#[test]
+fn no_new_privs_is_set() {
+    let root = tempfile::tempdir().unwrap();
+    probe(
+        &spec(&[root.path()], &[], true),
+        &["sh", "-c", "grep '^NoNewPrivs:' /proc/self/status"],
+    )
+    .success()
+    .assert_stdout(&["NoNewPrivs:\t1"]);
+}
+
+#[test]
+fn a_missing_command_is_an_exec_error() {
+    let root = tempfile::tempdir().unwrap();
+    let run = probe(&spec(&[root.path()], &[], false), &["/nonexistent/program"]);
+    if run.status.code() != Some(127) {
+        run.fail("expected exit status 127");
+    }
+    run.assert_stderr_contains("cannot exec \"/nonexistent/program\"");
+}
+
+#[test]
+fn a_missing_writable_root_is_reported_not_fatal() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("missing");
+    let run = probe(&spec(&[&missing], &[], false), &["true"]);
+    run.success();
+    assert_eq!(run.applied().missing_writable_roots, vec![missing]);
+}

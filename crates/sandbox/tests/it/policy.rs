@@ -1,0 +1,202 @@
+//! `SandboxPolicy`: Codex's JSON, the CLI names, and resolution into a
+//! `SandboxSpec` (roots canonicalised, deduplicated, missing ones dropped).
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+
+use sandbox::{NetworkAccess, SandboxPolicy, SandboxSpec};
+
+fn parse(json: &str) -> SandboxPolicy {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("cannot parse {json}: {e}"))
+}
+
+#[test]
+fn parses_codex_policies() {
+    assert_eq!(parse(r#"{"type":"read-only"}"#), SandboxPolicy::ReadOnly);
+    assert_eq!(
+        parse(r#"{"type":"danger-full-access"}"#),
+        SandboxPolicy::DangerFullAccess
+    );
+    assert_eq!(
+        parse(r#"{"type":"workspace-write"}"#),
+        SandboxPolicy::workspace_write()
+    );
+    assert_eq!(
+        parse(
+            r#"{"type":"workspace-write","writable_roots":["/a","b"],"network_access":true,
+                "exclude_tmpdir_env_var":true,"exclude_slash_tmp":true}"#
+        ),
+        SandboxPolicy::WorkspaceWrite {
+            writable_roots: vec![PathBuf::from("/a"), PathBuf::from("b")],
+            network_access: true,
+            exclude_tmpdir_env_var: true,
+            exclude_slash_tmp: true,
+        }
+    );
+    assert_eq!(
+        parse(r#"{"type":"external-sandbox","network_access":"enabled"}"#),
+        SandboxPolicy::ExternalSandbox {
+            network_access: NetworkAccess::Enabled
+        }
+    );
+    assert_eq!(
+        parse(r#"{"type":"external-sandbox"}"#),
+        SandboxPolicy::ExternalSandbox {
+            network_access: NetworkAccess::Restricted
+        }
+    );
+}
+
+#[test]
+fn ignores_unknown_fields() {
+    assert_eq!(
+        parse(r#"{"type":"read-only","access":{"type":"full-access"},"future":1}"#),
+        SandboxPolicy::ReadOnly
+    );
+    assert_eq!(
+        parse(r#"{"type":"workspace-write","network_access":true,"read_only_access":{"x":[]}}"#),
+        SandboxPolicy::WorkspaceWrite {
+            writable_roots: Vec::new(),
+            network_access: true,
+            exclude_tmpdir_env_var: false,
+            exclude_slash_tmp: false,
+        }
+    );
+    assert_eq!(
+        parse(r#"{"network_access":"restricted","type":"external-sandbox","x":null}"#),
+        SandboxPolicy::ExternalSandbox {
+            network_access: NetworkAccess::Restricted
+        }
+    );
+}
+
+#[test]
+fn rejects_unknown_types() {
+    for json in [
+        r#"{"type":"sandboxed"}"#,
+        r#"{"writable_roots":[]}"#,
+        r#""read-only""#,
+    ] {
+        assert!(
+            serde_json::from_str::<SandboxPolicy>(json).is_err(),
+            "{json} parsed"
+        );
+    }
+}
+
+#[test]
+fn serialises_in_codex_form() {
+    let json = serde_json::to_value(SandboxPolicy::workspace_write()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"type": "workspace-write", "writable_roots": [], "network_access": false,
+            "exclude_tmpdir_env_var": false, "exclude_slash_tmp": false})
+    );
+}
+
+#[test]
+fn parses_cli_names() {
+    assert_eq!("read-only".parse(), Ok(SandboxPolicy::ReadOnly));
+    assert_eq!(
+        "workspace-write".parse(),
+        Ok(SandboxPolicy::workspace_write())
+    );
+    assert_eq!(
+        "danger-full-access".parse(),
+        Ok(SandboxPolicy::DangerFullAccess)
+    );
+    let error = "full".parse::<SandboxPolicy>().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unknown sandbox mode `full`, expected `read-only`, `workspace-write` or `danger-full-access`"
+    );
+}
+
+#[test]
+fn unsandboxed_policies_resolve_to_none() {
+    let cwd = tempfile::tempdir().unwrap();
+    assert_eq!(
+        SandboxPolicy::DangerFullAccess.resolve(cwd.path(), None),
+        None
+    );
+    for network_access in [NetworkAccess::Restricted, NetworkAccess::Enabled] {
+        let policy = SandboxPolicy::ExternalSandbox { network_access };
+        assert_eq!(policy.resolve(cwd.path(), None), None);
+    }
+}
+
+#[test]
+fn read_only_resolves_to_no_writable_roots() {
+    let cwd = tempfile::tempdir().unwrap();
+    assert_eq!(
+        SandboxPolicy::ReadOnly.resolve(cwd.path(), None),
+        Some(SandboxSpec {
+            writable_roots: vec![],
+            read_only_subpaths: vec![],
+            network: false
+        })
+    );
+}
+
+#[test]
+fn workspace_write_resolves_roots() {
+    let base = tempfile::tempdir().unwrap();
+    let base = base.path().canonicalize().unwrap();
+    let cwd = base.join("project");
+    let extra = base.join("extra");
+    let tmpdir = base.join("tmpdir");
+    for dir in [&cwd, &extra, &tmpdir] {
+        fs::create_dir(dir).unwrap();
+    }
+    fs::create_dir(cwd.join(".git")).unwrap();
+    fs::create_dir(extra.join(".codex")).unwrap();
+    symlink(&extra, base.join("extra-link")).unwrap();
+
+    let policy = SandboxPolicy::WorkspaceWrite {
+        writable_roots: vec![
+            base.join("extra-link"),   // canonicalised to `extra`
+            PathBuf::from("../extra"), // relative to cwd, a duplicate
+            base.join("missing"),      // dropped
+        ],
+        network_access: true,
+        exclude_tmpdir_env_var: false,
+        exclude_slash_tmp: false,
+    };
+    let spec = policy.resolve(&cwd, Some(&tmpdir)).unwrap();
+    let slash_tmp = PathBuf::from("/tmp").canonicalize().unwrap();
+    assert_eq!(
+        spec.writable_roots,
+        vec![
+            extra.clone(),
+            cwd.clone(),
+            slash_tmp.clone(),
+            tmpdir.clone()
+        ]
+    );
+    assert_eq!(
+        spec.read_only_subpaths,
+        vec![extra.join(".codex"), cwd.join(".git")]
+    );
+    assert!(spec.network);
+
+    let excluded = SandboxPolicy::WorkspaceWrite {
+        writable_roots: vec![],
+        network_access: false,
+        exclude_tmpdir_env_var: true,
+        exclude_slash_tmp: true,
+    };
+    let spec = excluded.resolve(&cwd, Some(&tmpdir)).unwrap();
+    assert_eq!(spec.writable_roots, vec![cwd.clone()]);
+    assert_eq!(spec.read_only_subpaths, vec![cwd.join(".git")]);
+    assert!(!spec.network);
+
+    // The cwd given twice (as a root and as cwd) appears once.
+    let twice = SandboxPolicy::WorkspaceWrite {
+        writable_roots: vec![cwd.clone()],
+        network_access: false,
+        exclude_tmpdir_env_var: true,
+        exclude_slash_tmp: true,
+    };
+    assert_eq!(twice.resolve(&cwd, None).unwrap().writable_roots, vec![cwd]);
+}
