@@ -47,6 +47,18 @@ pub(crate) const STEPS: &[Step] = &[
         name: "bash",
         run: build_bash,
     },
+    Step {
+        name: "smoke",
+        run: crate::cross::dist_smoke,
+    },
+    Step {
+        name: "oci",
+        run: crate::oci::dist_step,
+    },
+    Step {
+        name: "npm",
+        run: crate::npm::dist_step,
+    },
 ];
 
 pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
@@ -56,7 +68,8 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
         .unwrap_or_else(|| bash::DEFAULT_TRIPLE.to_owned());
     let bash_src = args.value("--bash-src")?.map(PathBuf::from);
     args.finish()?;
-    let target = Target::from_triple(&triple)?;
+    // Sets up a cross toolchain (Zig) for aarch64 on x86_64.
+    let target = crate::cross::target(sh, &triple)?;
     let vendor = util::project_root()
         .join("target/dist/vendor")
         .join(&target.triple);
