@@ -1,0 +1,146 @@
+//! The per-exec decision: rules first, then the dangerous-command
+//! heuristics, and a human (through an [`Approver`]) for `prompt`.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use escalate::{Decider, ExecRequest, TimerPause, Verdict};
+use policy::{Decision, Evaluation, MatchOptions, Policy};
+
+/// The user's answer to an approval request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Accept,
+    Decline,
+    Cancel,
+    /// Nobody could be asked (or nobody answered): the reason, for the denial.
+    Unavailable(String),
+}
+
+/// Asks a human whether a command may run. May block.
+pub trait Approver: Send + Sync + 'static {
+    fn ask(&self, message: &str) -> Answer;
+}
+
+/// The decider of one `shell` call.
+pub struct RulesDecider {
+    pub policy: Arc<Policy>,
+    pub options: MatchOptions,
+    pub approver: Box<dyn Approver>,
+    /// Paused while a human is asked, so the call's timeout does not run.
+    pub timer: TimerPause,
+}
+
+impl Decider for RulesDecider {
+    fn decide(&self, request: &ExecRequest) -> Verdict {
+        let program = program_path(request);
+        let args = request.argv.get(1..).unwrap_or_default();
+        let program_os = program.clone().into_os_string();
+        let evaluation = self.policy.check(&program_os, args, self.options);
+        let verdict = match evaluation.decision {
+            Some(Decision::Allow) => Verdict::Escalate,
+            Some(Decision::Forbidden) => {
+                Verdict::Deny(forbidden_reason(&program, args, &evaluation))
+            }
+            Some(Decision::Prompt) => self.prompt(&program, args, &request.cwd),
+            None => match policy::dangerous_reason(&program_os, args) {
+                Some(reason) => {
+                    tracing::info!(program = %program.display(), %reason, "no rule matched a dangerous command");
+                    self.prompt(&program, args, &request.cwd)
+                }
+                None => Verdict::Run,
+            },
+        };
+        tracing::info!(program = %program.display(), ?args, ?verdict, "exec decided");
+        verdict
+    }
+}
+
+impl RulesDecider {
+    fn prompt(&self, program: &Path, args: &[OsString], cwd: &OsStr) -> Verdict {
+        let message = format!(
+            "Allow agent to run `{}` in `{}`?",
+            command_line(program, args),
+            Path::new(cwd).display()
+        );
+        let _paused = self.timer.pause();
+        match self.approver.ask(&message) {
+            Answer::Accept => Verdict::Escalate,
+            Answer::Decline => Verdict::Deny("User declined execution".into()),
+            Answer::Cancel => Verdict::Deny("User cancelled execution".into()),
+            Answer::Unavailable(reason) => Verdict::Deny(reason),
+        }
+    }
+}
+
+/// The absolute path of the program: the wrapper reports what Bash resolved,
+/// which is relative when the command named a relative path.
+pub fn program_path(request: &ExecRequest) -> PathBuf {
+    let file = Path::new(&request.file);
+    if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        Path::new(&request.cwd).join(file)
+    }
+}
+
+/// `program arg1 arg2`, lossily decoded, for messages.
+pub fn command_line(program: &Path, args: &[OsString]) -> String {
+    let mut line = program.display().to_string();
+    for arg in args {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}
+
+fn forbidden_reason(program: &Path, args: &[OsString], evaluation: &Evaluation) -> String {
+    let rule = evaluation
+        .matched_rules
+        .iter()
+        .find(|m| m.decision == Decision::Forbidden);
+    let mut reason = format!("`{}` is forbidden", command_line(program, args));
+    if let Some(rule) = rule {
+        let l = &rule.location;
+        reason.push_str(&format!(
+            " by the rule at {}:{}:{}",
+            l.file, l.line, l.column
+        ));
+        if let Some(justification) = &rule.justification {
+            reason.push_str(": ");
+            reason.push_str(justification);
+        }
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_path_resolves_relative_files_against_cwd() {
+        let req = ExecRequest {
+            file: "./run.sh".into(),
+            argv: vec!["./run.sh".into()],
+            env: vec![],
+            cwd: "/work".into(),
+        };
+        assert_eq!(program_path(&req), PathBuf::from("/work/./run.sh"));
+        let req = ExecRequest {
+            file: "/bin/ls".into(),
+            ..req
+        };
+        assert_eq!(program_path(&req), PathBuf::from("/bin/ls"));
+    }
+
+    #[test]
+    fn command_line_joins_with_spaces() {
+        assert_eq!(
+            command_line(Path::new("/usr/bin/rm"), &["-rf".into(), "/x".into()]),
+            "/usr/bin/rm -rf /x"
+        );
+        assert_eq!(command_line(Path::new("/bin/ls"), &[]), "/bin/ls");
+    }
+}

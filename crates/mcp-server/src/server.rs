@@ -1,0 +1,521 @@
+//! The MCP face: `initialize`, the `shell` tool, `codex/sandbox-state/update`,
+//! and elicitation for `prompt` decisions. The only module that knows MCP.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use escalate::{Control, EscalationConfig, Outcome, ShellConfig, ShellRequest, TimerPause};
+use policy::{MatchOptions, Policy};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, ElicitRequestParams, ElicitationAction, ElicitationSchema, Implementation,
+    InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProtocolVersion, ServerCapabilities, Tool,
+};
+use rmcp::service::{ElicitationMode, RequestContext};
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceError, ServiceExt};
+use sandbox::SandboxSpec;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{MAX_TIMEOUT_MS, Settings};
+use crate::decider::{Answer, Approver, RulesDecider};
+use crate::sandbox_state::{self, SandboxState};
+
+/// The one tool.
+pub const TOOL_NAME: &str = "shell";
+const INSTRUCTIONS: &str =
+    "This server provides a tool to execute shell commands and return their output.";
+/// Between SIGTERM and SIGKILL when a call is stopped.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// The `shell` tool's arguments, as the reference names them.
+#[derive(Debug, Deserialize)]
+pub struct ExecParams {
+    pub command: String,
+    pub workdir: String,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub login: Option<bool>,
+}
+
+/// The `shell` tool's result: the reference's fields plus `dropped_bytes`.
+#[derive(Debug, Serialize)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    pub output: String,
+    pub duration: DurationJson,
+    pub timed_out: bool,
+    /// Bytes elided from the middle of `output`.
+    pub dropped_bytes: u64,
+}
+
+/// `std::time::Duration` as serde writes it, as the reference does.
+#[derive(Debug, Serialize)]
+pub struct DurationJson {
+    pub secs: u64,
+    pub nanos: u32,
+}
+
+impl From<Outcome> for ExecResult {
+    fn from(o: Outcome) -> Self {
+        ExecResult {
+            exit_code: o.exit_code,
+            output: o.output,
+            duration: DurationJson {
+                secs: o.duration.as_secs(),
+                nanos: o.duration.subsec_nanos(),
+            },
+            timed_out: o.timed_out,
+            dropped_bytes: o.dropped_bytes,
+        }
+    }
+}
+
+/// The input schema, as the reference publishes it.
+pub fn input_schema() -> JsonObject {
+    let Value::Object(o) = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "ExecParams",
+        "type": "object",
+        "properties": {
+            "command": {"description": "The bash string to execute.", "type": "string"},
+            "workdir": {
+                "description": "The working directory to execute the command in. Must be an absolute path.",
+                "type": "string"
+            },
+            "timeout_ms": {
+                "description": "The timeout for the command in milliseconds.",
+                "type": "integer", "format": "uint64", "minimum": 0, "nullable": true
+            },
+            "login": {
+                "description": "Launch Bash with -lc instead of -c: defaults to true.",
+                "type": "boolean", "nullable": true
+            }
+        },
+        "required": ["command", "workdir"]
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    o
+}
+
+/// The output schema matching [`ExecResult`].
+pub fn output_schema() -> JsonObject {
+    let Value::Object(o) = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "ExecResult",
+        "type": "object",
+        "properties": {
+            "exit_code": {"description": "Exit code of the command; 128+N when killed by signal N, 124 on timeout.", "type": "integer", "format": "int32"},
+            "output": {"description": "Standard output and standard error, interleaved as produced.", "type": "string"},
+            "duration": {
+                "type": "object",
+                "properties": {
+                    "secs": {"type": "integer", "format": "uint64", "minimum": 0},
+                    "nanos": {"type": "integer", "format": "uint32", "minimum": 0}
+                },
+                "required": ["secs", "nanos"]
+            },
+            "timed_out": {"description": "Whether the command was stopped by its timeout.", "type": "boolean"},
+            "dropped_bytes": {"description": "Bytes elided from the middle of the output.", "type": "integer", "format": "uint64", "minimum": 0}
+        },
+        "required": ["exit_code", "output", "duration", "timed_out"]
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    o
+}
+
+/// The `shell` tool definition.
+pub fn shell_tool() -> Tool {
+    Tool::new(
+        TOOL_NAME,
+        "Runs a shell command and returns its output. You MUST provide the workdir as an absolute path.",
+        Arc::new(input_schema()),
+    )
+    .with_raw_output_schema(Arc::new(output_schema()))
+}
+
+/// The server state shared by all calls.
+pub struct ExecServer {
+    settings: Settings,
+    policy: Arc<Policy>,
+    /// Set by `codex/sandbox-state/update`.
+    state: Mutex<Option<SandboxState>>,
+    /// This executable, the sandbox launcher.
+    exe: PathBuf,
+}
+
+impl ExecServer {
+    pub fn new(settings: Settings, policy: Policy) -> anyhow::Result<ExecServer> {
+        let exe = std::env::current_exe().context("failed to locate the server executable")?;
+        Ok(ExecServer {
+            settings,
+            policy: Arc::new(policy),
+            state: Mutex::new(None),
+            exe,
+        })
+    }
+
+    /// Serves MCP on stdin/stdout until the client goes away.
+    pub async fn serve_stdio(self) -> anyhow::Result<()> {
+        let running = self
+            .serve(rmcp::transport::stdio())
+            .await
+            .context("MCP initialization failed")?;
+        let reason = running.waiting().await.context("MCP service failed")?;
+        tracing::info!(?reason, "MCP session ended");
+        Ok(())
+    }
+
+    fn sandbox_spec(&self, meta_state: Option<SandboxState>) -> Option<SandboxSpec> {
+        let stored = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match meta_state.as_ref().or(stored.as_ref()) {
+            Some(state) => state.resolve(&self.settings.cwd),
+            None => sandbox_state::default_spec(&self.settings),
+        }
+    }
+
+    fn shell_config(&self, spec: Option<&SandboxSpec>) -> Result<ShellConfig, McpError> {
+        let mut launcher = Vec::new();
+        let mut writable_roots = Vec::new();
+        if let Some(spec) = spec {
+            let json = serde_json::to_string(spec).map_err(|e| {
+                McpError::internal_error(format!("failed to encode sandbox spec: {e}"), None)
+            })?;
+            launcher = vec![
+                self.exe.clone().into_os_string(),
+                OsString::from("sandbox-exec"),
+                OsString::from("--spec"),
+                OsString::from(json),
+                OsString::from("--"),
+            ];
+            writable_roots = spec.writable_roots.clone();
+        }
+        Ok(ShellConfig {
+            bash: self.settings.bash.clone(),
+            wrapper: self.settings.wrapper.clone(),
+            launcher,
+            escalation: EscalationConfig {
+                writable_roots,
+                ..EscalationConfig::default()
+            },
+            output_limits: self.settings.output_limits,
+            kill_grace: KILL_GRACE,
+        })
+    }
+
+    async fn shell(
+        &self,
+        arguments: Option<JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let params: ExecParams =
+            serde_json::from_value(Value::Object(arguments.unwrap_or_default())).map_err(|e| {
+                McpError::invalid_params(format!("failed to deserialize parameters: {e}"), None)
+            })?;
+        let meta_state = match context.meta.get(sandbox_state::META_KEY) {
+            Some(value) => Some(parse_state(value.clone())?),
+            None => None,
+        };
+        let workdir = PathBuf::from(&params.workdir);
+        if let Err(message) = check_workdir(&workdir) {
+            return Ok(tool_error(message));
+        }
+        let timeout_ms = params
+            .timeout_ms
+            .unwrap_or(self.settings.default_timeout.as_millis() as u64);
+        if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
+            return Ok(tool_error(format!(
+                "timeout_ms {timeout_ms} is out of range 1..={MAX_TIMEOUT_MS}"
+            )));
+        }
+        let spec = self.sandbox_spec(meta_state);
+        let config = self.shell_config(spec.as_ref())?;
+        let request = ShellRequest {
+            command: params.command,
+            workdir,
+            login: params.login.unwrap_or(true),
+            timeout: Duration::from_millis(timeout_ms),
+            env: std::env::vars_os().collect(),
+        };
+        let timer = TimerPause::default();
+        let approver = McpApprover {
+            handle: tokio::runtime::Handle::current(),
+            peer: context.peer.clone(),
+            protocol: context.protocol_version(),
+            wait: self.settings.elicitation_wait,
+            cancel: context.ct.clone(),
+        };
+        let decider = Arc::new(RulesDecider {
+            policy: self.policy.clone(),
+            options: MatchOptions {
+                preserve_program_paths: self.settings.preserve_program_paths,
+            },
+            approver: Box::new(approver),
+            timer: timer.clone(),
+        });
+        let control = Control {
+            cancel: context.ct.clone(),
+            timer,
+            progress: progress_reporter(&context),
+        };
+        tracing::info!(command = %request.command, workdir = %request.workdir.display(), sandboxed = spec.is_some(), "shell call");
+        match escalate::run_shell(&config, request, decider, control).await {
+            Ok(outcome) => Ok(result(outcome.into())),
+            Err(e) => {
+                tracing::error!(error = %e, "shell call failed");
+                Ok(tool_error(format!("failed to run the command: {e}")))
+            }
+        }
+    }
+}
+
+impl ServerHandler for ExecServer {
+    fn get_info(&self) -> InitializeResult {
+        let mut experimental = std::collections::BTreeMap::new();
+        let Value::Object(version) = json!({"version": "1.0.0"}) else {
+            unreachable!("a JSON object literal")
+        };
+        experimental.insert(sandbox_state::CAPABILITY.to_string(), version);
+        let capabilities = ServerCapabilities::builder()
+            .enable_experimental_with(experimental)
+            .enable_tools()
+            .build();
+        let mut info = InitializeResult::new(capabilities);
+        info.server_info = Implementation::new("codex-exec-mcp-server", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some(INSTRUCTIONS.into());
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(vec![shell_tool()]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        if request.name != TOOL_NAME {
+            return Err(McpError::invalid_params(
+                format!("unknown tool `{}`", request.name),
+                None,
+            ));
+        }
+        self.shell(request.arguments, context)
+            .await
+            .map(CallToolResponse::from)
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        if request.method != sandbox_state::UPDATE_METHOD {
+            return Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                request.method,
+                None,
+            ));
+        }
+        let Some(params) = request.params else {
+            return Err(McpError::invalid_params(
+                "missing params for sandbox state request",
+                None,
+            ));
+        };
+        let state = parse_state(params)?;
+        tracing::info!(?state, "sandbox state updated");
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        Ok(CustomResult::new(json!({})))
+    }
+}
+
+fn parse_state(value: Value) -> Result<SandboxState, McpError> {
+    serde_json::from_value(value.clone()).map_err(|e| {
+        tracing::warn!(error = %e, "bad sandbox state");
+        McpError::invalid_params("failed to deserialize sandbox state", Some(value))
+    })
+}
+
+fn check_workdir(workdir: &Path) -> Result<(), String> {
+    if !workdir.is_absolute() {
+        return Err(format!(
+            "workdir `{}` is not an absolute path",
+            workdir.display()
+        ));
+    }
+    match std::fs::metadata(workdir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "workdir `{}` is not a directory",
+            workdir.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("workdir `{}` does not exist", workdir.display()))
+        }
+        Err(e) => Err(format!(
+            "workdir `{}` is not accessible: {e}",
+            workdir.display()
+        )),
+    }
+}
+
+fn result(r: ExecResult) -> CallToolResult {
+    let text = serde_json::to_string(&r).unwrap_or_default();
+    let mut result = CallToolResult::structured(serde_json::to_value(&r).unwrap_or_default());
+    result.content = vec![ContentBlock::text(text)];
+    result
+}
+
+fn tool_error(message: String) -> CallToolResult {
+    tracing::warn!(%message, "shell call rejected");
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+/// Sends the latest output line as `notifications/progress` when the call
+/// carries a progress token.
+fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<Box<dyn FnMut(&str) + Send>> {
+    let token = context.meta.get_progress_token()?;
+    let peer = context.peer.clone();
+    let handle = tokio::runtime::Handle::current();
+    let mut step = 0u64;
+    Some(Box::new(move |line: &str| {
+        step += 1;
+        let params = ProgressNotificationParam::new(token.clone(), step as f64).with_message(line);
+        let peer = peer.clone();
+        handle.spawn(async move {
+            if let Err(e) = peer.notify_progress(params).await {
+                tracing::debug!(error = %e, "progress notification not sent");
+            }
+        });
+    }))
+}
+
+/// Asks the MCP client's user through `elicitation/create`.
+struct McpApprover {
+    handle: tokio::runtime::Handle,
+    peer: Peer<RoleServer>,
+    protocol: Option<ProtocolVersion>,
+    wait: Duration,
+    cancel: CancellationToken,
+}
+
+impl McpApprover {
+    fn schema() -> ElicitationSchema {
+        let Value::Object(schema) = json!({
+            "type": "object",
+            "title": "Execution Permission Request",
+            "properties": {
+                "reason": {"type": "string", "description": "Optional reason for allowing or denying execution"}
+            }
+        }) else {
+            unreachable!("a JSON object literal")
+        };
+        ElicitationSchema::from_json_schema(schema)
+            .unwrap_or_else(|_| ElicitationSchema::new(Default::default()))
+    }
+}
+
+impl Approver for McpApprover {
+    fn ask(&self, message: &str) -> Answer {
+        if let Some(version) = &self.protocol
+            && version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
+        {
+            return Answer::Unavailable(format!(
+                "approval was needed, but MCP protocol version {version} does not let the server ask the \
+                 client (elicitation/create); connect with protocol version 2025-11-25 or older to be asked"
+            ));
+        }
+        if !self
+            .peer
+            .supported_elicitation_modes()
+            .contains(&ElicitationMode::Form)
+        {
+            return Answer::Unavailable(
+                "approval was needed, but the MCP client does not support elicitation, so the user cannot \
+                 be asked"
+                    .into(),
+            );
+        }
+        let params = ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: message.to_string(),
+            requested_schema: Self::schema(),
+        };
+        tracing::info!(%message, "asking the user");
+        let wait = self.wait;
+        self.handle.block_on(async {
+            tokio::select! {
+                r = self.peer.create_elicitation_with_timeout(params, Some(wait)) => match r {
+                    Ok(result) => match result.action {
+                        ElicitationAction::Accept => Answer::Accept,
+                        ElicitationAction::Decline => Answer::Decline,
+                        ElicitationAction::Cancel => Answer::Cancel,
+                        other => Answer::Unavailable(format!("approval was needed, but the client answered {other:?}")),
+                    },
+                    Err(ServiceError::Timeout { .. }) => Answer::Unavailable(format!(
+                        "approval was needed, but the user did not answer within {} s", wait.as_secs()
+                    )),
+                    Err(e) => Answer::Unavailable(format!("approval was needed, but asking the user failed: {e}")),
+                },
+                () = self.cancel.cancelled() => Answer::Cancel,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_keeps_reference_field_order() {
+        let r = ExecResult {
+            exit_code: 3,
+            output: "hi\n".into(),
+            duration: DurationJson { secs: 1, nanos: 2 },
+            timed_out: false,
+            dropped_bytes: 0,
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"exit_code":3,"output":"hi\n","duration":{"secs":1,"nanos":2},"timed_out":false,"dropped_bytes":0}"#
+        );
+    }
+
+    #[test]
+    fn workdir_checks_name_the_path() {
+        assert!(
+            check_workdir(Path::new("rel"))
+                .unwrap_err()
+                .contains("`rel`")
+        );
+        assert!(
+            check_workdir(Path::new("/no/such/dir"))
+                .unwrap_err()
+                .contains("/no/such/dir")
+        );
+        assert!(check_workdir(Path::new("/")).is_ok());
+    }
+
+    #[test]
+    fn elicitation_schema_matches_the_reference() {
+        let v = serde_json::to_value(McpApprover::schema()).unwrap();
+        assert_eq!(v["title"], "Execution Permission Request");
+        assert_eq!(v["properties"]["reason"]["type"], "string");
+    }
+}

@@ -1,0 +1,117 @@
+//! The command line without MCP: `check`, start-up failures, `--help`.
+
+use serde_json::Value;
+
+use crate::util::{describe, run_server};
+
+fn codex_home_with(rules: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    for (name, text) in rules {
+        std::fs::write(dir.path().join("rules").join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn check_prints_the_decision_as_json() {
+    let home = codex_home_with(&[(
+        "git.rules",
+        r#"prefix_rule(pattern = ["git", "push"], decision = "forbidden", justification = "pushing is for humans")"#,
+    )]);
+    let args = ["check", "--", "git", "push", "origin", "main"];
+    let out = run_server(&args, home.path());
+    assert!(out.status.success(), "{}", describe(&args, &out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "forbidden", "{v}");
+    let rule = &v["matched_rules"][0];
+    assert_eq!(
+        rule["matched_prefix"],
+        serde_json::json!(["git", "push"]),
+        "{v}"
+    );
+    assert_eq!(rule["justification"], "pushing is for humans", "{v}");
+    assert_eq!(rule["location"]["line"], 1, "{v}");
+
+    let args = ["check", "--", "git", "status"];
+    let out = run_server(&args, home.path());
+    assert!(out.status.success(), "{}", describe(&args, &out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], Value::Null, "{v}");
+    assert_eq!(v["matched_rules"], serde_json::json!([]), "{v}");
+}
+
+#[test]
+fn check_takes_extra_rules_files() {
+    let home = codex_home_with(&[]);
+    let extra = home.path().join("extra.rules");
+    std::fs::write(
+        &extra,
+        r#"prefix_rule(pattern = ["ls"], decision = "prompt")"#,
+    )
+    .unwrap();
+    let extra = extra.display().to_string();
+    let args = ["check", "--rules", &extra, "--", "ls", "-l"];
+    let out = run_server(&args, home.path());
+    assert!(out.status.success(), "{}", describe(&args, &out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "prompt", "{v}");
+}
+
+#[test]
+fn broken_rules_stop_start_up_with_their_location() {
+    let home = codex_home_with(&[(
+        "bad.rules",
+        "prefix_rule(pattern = [\"ls\"])\nprefix_rule(pattern = [], decision = \"allow\")\n",
+    )]);
+    let bad = home.path().join("rules/bad.rules").display().to_string();
+    for args in [vec!["check", "--", "ls"], vec!["--bash", "/bin/false"]] {
+        let out = run_server(&args, home.path());
+        let text = describe(&args, &out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with(&format!("{bad}:2:")), "{text}");
+        assert!(out.stdout.is_empty(), "{text}");
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let home = codex_home_with(&[]);
+    let out = run_server(&["--help"], home.path());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--execve",
+        "--bash",
+        "--preserve-program-paths",
+        "--rules",
+        "--sandbox",
+        "--writable-root",
+        "--network",
+        "--config",
+        "--elicitation-timeout-secs",
+        "--default-timeout-ms",
+        "--output-head-bytes",
+        "check",
+    ] {
+        assert!(help.contains(flag), "{flag} not in --help:\n{help}");
+    }
+    let out = run_server(&["--version"], home.path());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("codex-exec-mcp-server "));
+}
+
+#[test]
+fn config_file_errors_name_the_file() {
+    let home = codex_home_with(&[]);
+    let config = home.path().join("server.toml");
+    std::fs::write(&config, "sandbox = \"nope\"\n").unwrap();
+    let config = config.display().to_string();
+    let args = ["--config", &config, "check", "--", "ls"];
+    let out = run_server(&args, home.path());
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&args, &out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&config),
+        "{}",
+        describe(&args, &out)
+    );
+}

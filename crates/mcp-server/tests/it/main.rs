@@ -1,0 +1,12 @@
+//! Integration tests: the real server binary, driven over stdio by rmcp's
+//! client, running the real patched Bash and `codex-execve-wrapper`.
+//!
+//! Needs `target/dist/vendor/x86_64-unknown-linux-musl/bash` (`cargo xtask
+//! bash`, or `CODEX_TEST_BASH`) and `codex-execve-wrapper` beside the server
+//! binary (`cargo build --workspace`).
+
+mod cli;
+mod decisions;
+mod mcp;
+mod sandbox_state;
+mod util;

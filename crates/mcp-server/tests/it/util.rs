@@ -1,0 +1,350 @@
+//! The test harness: a server session with its own `CODEX_HOME`, `HOME` and
+//! workspace, a scripted MCP client, and, when a test fails, the server's
+//! command line and stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientRequest, CustomRequest,
+    ElicitRequestParams, ElicitResult, ElicitationAction, Implementation, InitializeRequestParams,
+    ProtocolVersion, ServerResult,
+};
+use rmcp::service::{RequestContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceError, ServiceExt};
+use serde_json::{Value, json};
+
+/// The server under test.
+pub fn server_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_codex-exec-mcp-server"))
+}
+
+/// The patched Bash.
+pub fn bash() -> PathBuf {
+    if let Some(path) = std::env::var_os("CODEX_TEST_BASH") {
+        return PathBuf::from(path);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let path = root.join("target/dist/vendor/x86_64-unknown-linux-musl/bash");
+    assert!(
+        path.is_file(),
+        "patched bash missing at {}: run `cargo xtask bash` first",
+        path.display()
+    );
+    path
+}
+
+/// The wrapper the server finds beside itself by default.
+pub fn wrapper() -> PathBuf {
+    let path = server_bin().with_file_name("codex-execve-wrapper");
+    assert!(
+        path.is_file(),
+        "{} missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// How the scripted client answers `elicitation/create`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    Accept,
+    Decline,
+    Cancel,
+    /// Never answers.
+    Never,
+    /// The client does not declare the elicitation capability.
+    Unsupported,
+}
+
+pub struct TestClient {
+    reply: Reply,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for TestClient {
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let ElicitRequestParams::FormElicitationParams { message, .. } = request else {
+            return Err(McpError::invalid_params(
+                "expected a form elicitation",
+                None,
+            ));
+        };
+        self.asked.lock().unwrap().push(message);
+        let action = match self.reply {
+            Reply::Accept => ElicitationAction::Accept,
+            Reply::Decline => ElicitationAction::Decline,
+            Reply::Cancel => ElicitationAction::Cancel,
+            Reply::Never | Reply::Unsupported => std::future::pending().await,
+        };
+        Ok(ElicitResult::new(action))
+    }
+
+    fn get_info(&self) -> InitializeRequestParams {
+        let caps = if self.reply == Reply::Unsupported {
+            json!({})
+        } else {
+            json!({"elicitation": {}})
+        };
+        let caps: ClientCapabilities = serde_json::from_value(caps).unwrap();
+        let mut info = InitializeRequestParams::new(caps, Implementation::new("it", "0"));
+        info.protocol_version = ProtocolVersion::V_2025_06_18;
+        info
+    }
+}
+
+/// Builder of a [`Session`].
+pub struct Setup {
+    rules: Vec<(String, String)>,
+    args: Vec<String>,
+    reply: Reply,
+}
+
+pub fn setup() -> Setup {
+    Setup {
+        rules: Vec::new(),
+        args: Vec::new(),
+        reply: Reply::Accept,
+    }
+}
+
+impl Setup {
+    /// A `.rules` file in `$CODEX_HOME/rules`.
+    pub fn rules(mut self, name: &str, text: &str) -> Self {
+        self.rules.push((name.into(), text.into()));
+        self
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn reply(mut self, reply: Reply) -> Self {
+        self.reply = reply;
+        self
+    }
+
+    pub async fn start(self) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let codex_home = dir.path().join("codex");
+        let home = dir.path().join("home");
+        let work = dir.path().join("work");
+        for d in [&codex_home.join("rules"), &home, &work] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        for (name, text) in &self.rules {
+            std::fs::write(codex_home.join("rules").join(name), text).unwrap();
+        }
+        let log = dir.path().join("server.log");
+        let _ = wrapper();
+        let mut args = vec!["--bash".to_string(), bash().display().to_string()];
+        args.extend(self.args);
+        let mut cmd = tokio::process::Command::new(server_bin());
+        cmd.args(&args)
+            .current_dir(&work)
+            .env("CODEX_HOME", &codex_home)
+            .env("HOME", &home)
+            .env("RUST_LOG", "debug");
+        let cmdline = format!("{} {}", server_bin().display(), args.join(" "));
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let client = TestClient {
+            reply: self.reply,
+            asked: asked.clone(),
+        };
+        let service = match client.serve(transport).await {
+            Ok(service) => service,
+            Err(e) => panic!(
+                "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        };
+        Session {
+            service,
+            _dir: dir,
+            work,
+            log,
+            cmdline,
+            asked,
+        }
+    }
+}
+
+/// A running server and its client.
+pub struct Session {
+    pub service: RunningService<RoleClient, TestClient>,
+    pub _dir: tempfile::TempDir,
+    /// The server's working directory and the default `workdir`.
+    pub work: PathBuf,
+    log: PathBuf,
+    cmdline: String,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- server command: {}\n--- cwd: {}\n--- server stderr:\n{}",
+                self.cmdline,
+                self.work.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// The `shell` tool's result, decoded.
+#[derive(Debug)]
+pub struct Shell {
+    pub exit_code: i64,
+    pub output: String,
+    pub timed_out: bool,
+    pub structured: Value,
+}
+
+impl Session {
+    /// Messages of the elicitations received so far.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    /// Calls `shell` with raw arguments and `_meta`.
+    pub async fn call(
+        &self,
+        arguments: Value,
+        meta: Option<Value>,
+    ) -> Result<CallToolResult, ServiceError> {
+        let mut params = json!({"name": "shell", "arguments": arguments});
+        if let Some(meta) = meta {
+            params["_meta"] = meta;
+        }
+        let params: CallToolRequestParams = serde_json::from_value(params).unwrap();
+        self.service.call_tool(params).await
+    }
+
+    /// Runs `command` in the workspace and decodes the result.
+    pub async fn shell(&self, command: &str) -> Shell {
+        self.shell_with(json!({"command": command, "workdir": self.work}))
+            .await
+    }
+
+    pub async fn shell_with(&self, arguments: Value) -> Shell {
+        let result = self
+            .call(arguments.clone(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{arguments}: {e}"));
+        decode(&result)
+    }
+
+    /// Sends a custom request.
+    pub async fn custom(
+        &self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<ServerResult, ServiceError> {
+        self.service
+            .send_request(ClientRequest::CustomRequest(CustomRequest::new(
+                method, params,
+            )))
+            .await
+    }
+}
+
+/// Checks the result's shape (one text content equal to the structured
+/// content) and decodes it.
+pub fn decode(result: &CallToolResult) -> Shell {
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    assert_eq!(result.content.len(), 1, "{result:?}");
+    let text = &result.content[0].as_text().expect("text content").text;
+    let from_text: Value = serde_json::from_str(text).unwrap();
+    let structured = result
+        .structured_content
+        .clone()
+        .expect("structuredContent");
+    assert_eq!(from_text, structured);
+    Shell {
+        exit_code: structured["exit_code"].as_i64().unwrap(),
+        output: structured["output"].as_str().unwrap().to_string(),
+        timed_out: structured["timed_out"].as_bool().unwrap(),
+        structured,
+    }
+}
+
+/// The text of an `isError` tool result.
+pub fn tool_error(result: &CallToolResult) -> String {
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone()
+}
+
+/// Runs the server binary to completion (no MCP) with its own `CODEX_HOME`.
+pub fn run_server(args: &[&str], codex_home: &Path) -> std::process::Output {
+    let output = std::process::Command::new(server_bin())
+        .args(args)
+        .env("CODEX_HOME", codex_home)
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    output
+}
+
+/// Formats a process result for assertion messages.
+pub fn describe(args: &[&str], output: &std::process::Output) -> String {
+    format!(
+        "command: {} {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+        server_bin().display(),
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Writes `requests` as JSON lines to a fresh server, closes its stdin, and
+/// returns every JSON line it wrote back.
+pub fn raw_exchange(requests: &[Value]) -> Vec<Value> {
+    use std::io::Write;
+    let _ = wrapper();
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(server_bin())
+        .args(["--bash", &bash().display().to_string()])
+        .env("CODEX_HOME", home.path())
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for request in requests {
+        writeln!(stdin, "{request}").unwrap();
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!(
+                    "{e}: {line}\nstderr: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })
+        })
+        .collect()
+}
