@@ -39,7 +39,11 @@
 //!   `CAP_SYS_ADMIN` or unprivileged user namespaces; when neither is
 //!   available they stay writable and [`Applied::unprotected_subpaths`] says
 //!   why. A subpath that does not exist when the sandbox starts is not
-//!   protected if created later.
+//!   protected if created later. Without `CAP_SYS_ADMIN` the namespace sits
+//!   in a user namespace mapping only our uid and gid (so `id` and git's
+//!   ownership checks see no change; files of other users show as
+//!   `nobody`). The sandboxed program cannot undo the binds: Landlock denies
+//!   every mount operation to a restricted process.
 //! - **Network** (off unless [`SandboxSpec::network`]): a seccomp filter makes
 //!   `socket` and `socketpair` fail with `EACCES` for every address family
 //!   except `AF_UNIX`, and `io_uring_setup` fail with `EACCES`; Landlock

@@ -186,3 +186,43 @@ fn a_missing_writable_root_is_reported_not_fatal() {
     run.success();
     assert_eq!(run.applied().missing_writable_roots, vec![missing]);
 }
+
+#[test]
+fn exec_sandboxed_confines_the_command() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let mut argv = vec![std::ffi::OsString::from("--exec-sandboxed")];
+    argv.push(
+        serde_json::to_string(&spec(&[root.path()], &[], false))
+            .unwrap()
+            .into(),
+    );
+    argv.extend(crate::util::ops_argv(&[
+        op("write", &root.path().join("in")),
+        op("write", &outside.path().join("out")),
+    ]));
+    let mut command = std::process::Command::new(crate::util::PROBE);
+    command.args(argv);
+    crate::util::Run::new(command)
+        .success()
+        .assert_stdout(&["ok", "EACCES"]);
+}
+
+#[test]
+fn apply_refuses_a_multi_threaded_process() {
+    // This test process has other threads (the harness, and this one
+    // for certain), so apply must refuse before changing anything.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || rx.recv());
+    let root = tempfile::tempdir().unwrap();
+    let error = sandbox::apply(&spec(&[root.path()], &[], false)).unwrap_err();
+    assert!(
+        matches!(error, sandbox::Error::MultiThreaded { threads } if threads >= 2),
+        "{error}"
+    );
+    drop(tx);
+    let _ = other.join();
+    // Not sandboxed: writing outside the root still works.
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("f"), "x").unwrap();
+}
