@@ -60,6 +60,36 @@ pub(crate) const STEPS: &[Step] = &[
         about: "cargo test --workspace",
         run: test,
     },
+    Step {
+        name: "dist",
+        about: "release binaries, Bash, smoke run, OCI image, npm tarball (cargo xtask dist)",
+        run: |sh| crate::dist::run(sh, &[]),
+    },
+    Step {
+        name: "reproducible",
+        about: "npm tarball and OCI image rebuild byte-identical",
+        run: crate::oci::ci_reproducible,
+    },
+    Step {
+        name: "npm",
+        about: "launcher tests and a real run from the tarball (cargo xtask npm --test)",
+        run: |sh| crate::npm::run_tests(sh, &util::project_root()),
+    },
+    Step {
+        name: "docker",
+        about: "docker load the image, MCP shell call into a mounted workspace (cargo xtask oci --docker-test)",
+        run: |sh| crate::oci::run(sh, &["--docker-test".to_owned()]),
+    },
+    Step {
+        name: "aarch64",
+        about: "aarch64 musl binaries and Bash via zig, qemu smoke, arm64 image (cargo xtask dist --target ..)",
+        run: |sh| crate::dist::run(sh, &["--target".to_owned(), crate::cross::AARCH64.to_owned()]),
+    },
+    Step {
+        name: "nix",
+        about: "nix-instantiate --parse of the flake, flake.lock pinned",
+        run: crate::nix::ci_check,
+    },
 ];
 
 pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {

@@ -10,6 +10,7 @@ mod bash_check;
 mod ci;
 mod cross;
 mod dist;
+mod nix;
 mod npm;
 mod oci;
 mod setup;

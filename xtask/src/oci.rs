@@ -361,6 +361,36 @@ pub(crate) fn ensure_dockerd(sh: &Shell) -> Result<()> {
     }
 }
 
+/// `cargo xtask ci` step `reproducible`: rebuilding the npm tarball and the
+/// amd64 image from the same inputs gives byte-identical files.
+pub(crate) fn ci_reproducible(sh: &Shell) -> Result<()> {
+    let root = archive::project_root();
+    let vendor = root.join("target/dist/vendor");
+    let npm_tgz = crate::npm::tarball_path(&root)?;
+    let image = tarball_path(&root, Arch::Amd64);
+    let before = [digest(&npm_tgz)?, digest(&image)?];
+    crate::npm::build(sh, &root, &vendor)?;
+    build(sh, &root, &vendor.join(Arch::Amd64.triple()), Arch::Amd64)?;
+    let after = [digest(&npm_tgz)?, digest(&image)?];
+    for ((path, a), b) in [&npm_tgz, &image].iter().zip(&before).zip(&after) {
+        if a != b {
+            bail!(
+                "{} is not reproducible: sha256 {a} then {b}",
+                path.display()
+            );
+        }
+        println!("reproducible: {} sha256 {a}", path.display());
+    }
+    Ok(())
+}
+
+fn digest(path: &Path) -> Result<String> {
+    if !path.is_file() {
+        bail!("missing {}: run `cargo xtask dist` first", path.display());
+    }
+    crate::util::sha256_file(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::rfc3339;

@@ -29,9 +29,15 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "valgrind",
     "python3",
     "python3-venv",
+    // Packaging (npm, oci, cross, nix steps): launcher tests, docker load and
+    // run of the image, aarch64 binaries under qemu, Nix parse checks.
+    "nodejs",
+    "docker.io",
+    "qemu-user-static",
+    "nix-bin",
 ];
 pub(crate) const RUSTUP_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
-pub(crate) const RUST_TARGETS: &[&str] = &["x86_64-unknown-linux-musl"];
+pub(crate) const RUST_TARGETS: &[&str] = &["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
 
 /// The apt source this task adds on Debian 12 when none lists `deb-src`.
 const DEB_SRC_FILE: &str = "/etc/apt/sources.list.d/codex-deb-src.sources";
