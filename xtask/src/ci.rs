@@ -61,6 +61,11 @@ pub(crate) const STEPS: &[Step] = &[
         run: test,
     },
     Step {
+        name: "python-e2e",
+        about: "MCP Python SDK end-to-end test over stdio (crates/mcp-server/tests/python)",
+        run: python_e2e,
+    },
+    Step {
         name: "dist",
         about: "release binaries, Bash, smoke run, OCI image, npm tarball (cargo xtask dist)",
         run: |sh| crate::dist::run(sh, &[]),
@@ -208,5 +213,25 @@ fn build(sh: &Shell) -> Result<()> {
 fn test(sh: &Shell) -> Result<()> {
     let cargo = util::cargo();
     cmd!(sh, "{cargo} test --workspace").run()?;
+    Ok(())
+}
+
+/// The MCP Python SDK, pinned, in a venv under target/ (kept between runs).
+const PYTHON_MCP: &str = "mcp==2.3.0";
+
+fn python_e2e(sh: &Shell) -> Result<()> {
+    let venv = util::project_root().join("target/mcp-e2e-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        cmd!(sh, "python3 -m venv {venv}")
+            .run()
+            .context("python3 -m venv failed (cargo xtask setup installs python3-venv)")?;
+    }
+    let pip_quiet = ["--quiet", "--disable-pip-version-check"];
+    cmd!(sh, "{python} -m pip install {pip_quiet...} {PYTHON_MCP}").run()?;
+    let test = "crates/mcp-server/tests/python/test_e2e.py";
+    let server = "target/debug/codex-exec-mcp-server";
+    let bash = format!("target/dist/vendor/{}/bash", bash::DEFAULT_TRIPLE);
+    cmd!(sh, "{python} {test} {server} {bash}").run()?;
     Ok(())
 }
