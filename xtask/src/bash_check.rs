@@ -258,6 +258,7 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
     )?;
     write_script(&work.join("shebang.sh"), "#!/bin/sh\necho sb:$1\n")?;
 
+    control(sh, &dir)?;
     let mut failures = Vec::new();
     for (mode, bash) in [(Mode::Valgrind, &check_bash), (Mode::Plain, &static_bash)] {
         for (i, case) in CASES.iter().enumerate() {
@@ -375,20 +376,7 @@ fn run_case(
     want.sort();
 
     let mut problems = Vec::new();
-    let mut vg_reports = String::new();
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        let is_ours = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(&vg_prefix));
-        if is_ours {
-            let text = fs::read_to_string(&path)?;
-            if !text.trim().is_empty() {
-                vg_reports.push_str(&format!("--- {}\n{text}", path.display()));
-            }
-        }
-    }
+    let vg_reports = valgrind_reports(dir, &vg_prefix)?;
     if !vg_reports.is_empty() {
         problems.push(format!("valgrind reported errors:\n{vg_reports}"));
     }
@@ -430,6 +418,51 @@ fn run_case(
         out.status,
         problems.join("\n")
     )
+}
+
+/// The non-empty valgrind logs in `dir` whose names start with `prefix`
+/// (one per process; `-q` leaves them empty unless something is reported).
+fn valgrind_reports(dir: &Path, prefix: &str) -> Result<String> {
+    let mut reports = String::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(prefix))
+        {
+            let text = fs::read_to_string(&path)?;
+            if !text.trim().is_empty() {
+                reports.push_str(&format!("--- {}\n{text}", path.display()));
+            }
+        }
+    }
+    Ok(reports)
+}
+
+/// Negative control: the same valgrind invocation and log scan must report
+/// a program that writes one slot past an argv-sized block, the bug a
+/// naive in-place shift of Bash's argv has.
+fn control(sh: &Shell, dir: &Path) -> Result<()> {
+    let src = dir.join("overflow.c");
+    let bin = dir.join("overflow");
+    let code = "#include <stdlib.h>\nint main(void) {\n  char **v = malloc(3 * sizeof *v);\n  \
+                v[3] = 0;\n  free(v);\n  return 0;\n}\n";
+    fs::write(&src, code)?;
+    cmd!(sh, "gcc -O0 -o {bin} {src}")
+        .run()
+        .context("cannot compile the valgrind control")?;
+    let log = dir.join("control.valgrind.%p");
+    cmd!(sh, "valgrind -q --trace-children=no --log-file={log} {bin}")
+        .quiet()
+        .ignore_status()
+        .output()?;
+    let reports = valgrind_reports(dir, "control.valgrind.")?;
+    if !reports.contains("Invalid write") {
+        bail!("valgrind did not report the control's invalid write (reports: {reports:?})");
+    }
+    println!("bash-check: ok   valgrind reports an out-of-bounds write (control)");
+    Ok(())
 }
 
 /// Long argv (the many-arguments case) shown as head … tail.

@@ -1,0 +1,3 @@
+//! xtask's integration tests: cheap checks over the whole repository.
+
+mod hygiene;
