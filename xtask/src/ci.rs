@@ -88,7 +88,12 @@ pub(crate) const STEPS: &[Step] = &[
     Step {
         name: "aarch64",
         about: "aarch64 musl binaries and Bash via zig, qemu smoke, arm64 image (cargo xtask dist --target ..)",
-        run: |sh| crate::dist::run(sh, &["--target".to_owned(), crate::cross::AARCH64.to_owned()]),
+        run: |sh| {
+            crate::dist::run(
+                sh,
+                &["--target".to_owned(), crate::cross::AARCH64.to_owned()],
+            )
+        },
     },
     Step {
         name: "nix",

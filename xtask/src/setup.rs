@@ -37,7 +37,8 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "nix-bin",
 ];
 pub(crate) const RUSTUP_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
-pub(crate) const RUST_TARGETS: &[&str] = &["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
+pub(crate) const RUST_TARGETS: &[&str] =
+    &["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
 
 /// The apt source this task adds on Debian 12 when none lists `deb-src`.
 const DEB_SRC_FILE: &str = "/etc/apt/sources.list.d/codex-deb-src.sources";
