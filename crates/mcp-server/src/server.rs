@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use escalate::{Control, EscalationConfig, Outcome, ShellConfig, ShellRequest, TimerPause};
+use escalate::{
+    Control, EscalationConfig, Outcome, ProgressFn, ShellConfig, ShellRequest, TimerPause,
+};
 use policy::{MatchOptions, Policy};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
@@ -387,7 +389,7 @@ fn tool_error(message: String) -> CallToolResult {
 
 /// Sends the latest output line as `notifications/progress` when the call
 /// carries a progress token.
-fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<Box<dyn FnMut(&str) + Send>> {
+fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<ProgressFn> {
     let token = context.meta.get_progress_token()?;
     let peer = context.peer.clone();
     let handle = tokio::runtime::Handle::current();

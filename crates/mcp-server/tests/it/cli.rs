@@ -59,6 +59,37 @@ fn check_takes_extra_rules_files() {
 }
 
 #[test]
+fn check_preserve_program_paths_matches_full_paths_only() {
+    let home = codex_home_with(&[(
+        "t.rules",
+        r#"prefix_rule(pattern = ["touch"], decision = "forbidden")"#,
+    )]);
+    for (args, expected) in [
+        (vec!["check", "--", "/usr/bin/touch", "x"], "forbidden"),
+        (
+            vec![
+                "check",
+                "--preserve-program-paths",
+                "--",
+                "/usr/bin/touch",
+                "x",
+            ],
+            "null",
+        ),
+    ] {
+        let out = run_server(&args, home.path());
+        assert!(out.status.success(), "{}", describe(&args, &out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            v["decision"].to_string().trim_matches('"'),
+            expected,
+            "{}",
+            describe(&args, &out)
+        );
+    }
+}
+
+#[test]
 fn broken_rules_stop_start_up_with_their_location() {
     let home = codex_home_with(&[(
         "bad.rules",

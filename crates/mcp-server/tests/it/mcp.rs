@@ -234,3 +234,38 @@ async fn output_limits_drop_the_middle() {
     assert!(r.output.ends_with("TAIL"), "{r:?}");
     assert_eq!(r.structured["dropped_bytes"], 1000, "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_token_gets_output_lines() {
+    let s = setup()
+        .arg("--sandbox")
+        .arg("danger-full-access")
+        .start()
+        .await;
+    // The output is read until the shell exits; the last line is reported.
+    let meta = json!({"progressToken": "p1"});
+    let fifo = s.work.join("fifo");
+    let command = format!(
+        "mkfifo {f}; echo first-line; read x < {f}",
+        f = fifo.display()
+    );
+    // If no progress ever comes, the command's timeout ends the call.
+    let args = json!({"command": command, "workdir": s.work, "timeout_ms": 20_000});
+    let call = s.call(args, Some(meta));
+    tokio::pin!(call);
+    // Wait for the progress notification, then let the command finish.
+    let done = loop {
+        tokio::select! {
+            r = &mut call => break Some(r),
+            () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+                if s.progress().iter().any(|m| m.contains("first-line")) {
+                    break None;
+                }
+            }
+        }
+    };
+    assert!(done.is_none(), "call ended before any progress: {done:?}");
+    std::fs::write(&fifo, "go\n").unwrap();
+    let r = decode(&call.await.unwrap());
+    assert_eq!(r.output, "first-line\n", "{r:?}");
+}

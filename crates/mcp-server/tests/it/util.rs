@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientRequest, CustomRequest,
     ElicitRequestParams, ElicitResult, ElicitationAction, Implementation, InitializeRequestParams,
-    ProtocolVersion, ServerResult,
+    ProgressNotificationParam, ProtocolVersion, ServerResult,
 };
-use rmcp::service::{RequestContext, RunningService};
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceError, ServiceExt};
 use serde_json::{Value, json};
@@ -62,6 +62,7 @@ pub enum Reply {
 pub struct TestClient {
     reply: Reply,
     asked: Arc<Mutex<Vec<String>>>,
+    progress: Arc<Mutex<Vec<String>>>,
 }
 
 impl ClientHandler for TestClient {
@@ -84,6 +85,17 @@ impl ClientHandler for TestClient {
             Reply::Never | Reply::Unsupported => std::future::pending().await,
         };
         Ok(ElicitResult::new(action))
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push(params.message.unwrap_or_default());
     }
 
     fn get_info(&self) -> InitializeRequestParams {
@@ -158,9 +170,11 @@ impl Setup {
             .spawn()
             .unwrap();
         let asked = Arc::new(Mutex::new(Vec::new()));
+        let progress = Arc::new(Mutex::new(Vec::new()));
         let client = TestClient {
             reply: self.reply,
             asked: asked.clone(),
+            progress: progress.clone(),
         };
         let service = match client.serve(transport).await {
             Ok(service) => service,
@@ -176,6 +190,7 @@ impl Setup {
             log,
             cmdline,
             asked,
+            progress,
         }
     }
 }
@@ -189,6 +204,7 @@ pub struct Session {
     log: PathBuf,
     cmdline: String,
     asked: Arc<Mutex<Vec<String>>>,
+    progress: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Session {
@@ -217,6 +233,11 @@ impl Session {
     /// Messages of the elicitations received so far.
     pub fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
+    }
+
+    /// Messages of the progress notifications received so far.
+    pub fn progress(&self) -> Vec<String> {
+        self.progress.lock().unwrap().clone()
     }
 
     /// Calls `shell` with raw arguments and `_meta`.
@@ -293,14 +314,13 @@ pub fn tool_error(result: &CallToolResult) -> String {
 
 /// Runs the server binary to completion (no MCP) with its own `CODEX_HOME`.
 pub fn run_server(args: &[&str], codex_home: &Path) -> std::process::Output {
-    let output = std::process::Command::new(server_bin())
+    std::process::Command::new(server_bin())
         .args(args)
         .env("CODEX_HOME", codex_home)
         .env("RUST_LOG", "off")
         .stdin(Stdio::null())
         .output()
-        .unwrap();
-    output
+        .unwrap()
 }
 
 /// Formats a process result for assertion messages.
