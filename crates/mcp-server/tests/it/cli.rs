@@ -146,3 +146,66 @@ fn config_file_errors_name_the_file() {
         describe(&args, &out)
     );
 }
+
+#[test]
+fn config_file_supplies_rules() {
+    let home = codex_home_with(&[]);
+    let rules = home.path().join("from-config.rules");
+    std::fs::write(
+        &rules,
+        r#"prefix_rule(pattern = ["ls"], decision = "forbidden")"#,
+    )
+    .unwrap();
+    let config = home.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules = [{:?}]\nsandbox = \"read-only\"\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let args = ["--config", &config, "check", "--", "ls"];
+    let out = run_server(&args, home.path());
+    assert!(out.status.success(), "{}", describe(&args, &out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "forbidden", "{}", describe(&args, &out));
+}
+
+#[test]
+fn sandbox_exec_confines_then_execs() {
+    let home = codex_home_with(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let spec =
+        serde_json::json!({"writable_roots": [], "read_only_subpaths": [], "network": false})
+            .to_string();
+    let script = format!("touch {}/x; echo status=$?", dir.path().display());
+    let args = [
+        "sandbox-exec",
+        "--spec",
+        &spec,
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ];
+    let out = run_server(&args, home.path());
+    let text = describe(&args, &out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "status=1\n", "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{text}"
+    );
+    assert!(!dir.path().join("x").exists(), "{text}");
+
+    let args = ["sandbox-exec", "--", "/bin/true"];
+    let out = run_server(&args, home.path());
+    assert_eq!(out.status.code(), Some(126), "{}", describe(&args, &out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("usage:"),
+        "{}",
+        describe(&args, &out)
+    );
+}
