@@ -269,3 +269,68 @@ async fn progress_token_gets_output_lines() {
     let r = decode(&call.await.unwrap());
     assert_eq!(r.output, "first-line\n", "{r:?}");
 }
+
+/// Polls `condition` until it holds or `secs` pass.
+async fn eventually(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie waiting for its reaper is dead too.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_call_stops_its_processes() {
+    use rmcp::model::{CallToolRequest, ClientRequest};
+    let s = setup()
+        .arg("--sandbox")
+        .arg("danger-full-access")
+        .start()
+        .await;
+    let pidfile = s.work.join("pid");
+    let command = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+    let params = serde_json::from_value(
+        json!({"name": "shell", "arguments": {"command": command, "workdir": s.work}}),
+    )
+    .unwrap();
+    let handle = s
+        .service
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(10, || std::fs::read_to_string(&pidfile)
+            .is_ok_and(|p| p.ends_with('\n')))
+        .await,
+        "the command never started"
+    );
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(!gone(&pid));
+    handle.cancel(Some("test".into())).await.unwrap();
+    assert!(
+        eventually(10, || gone(&pid)).await,
+        "sleep {pid} survived the cancellation"
+    );
+    // The server is still serving.
+    assert_eq!(s.shell("echo after").await.output, "after\n");
+}
