@@ -1,0 +1,69 @@
+//! Per-exec overhead of interception: `N` runs of `/bin/true` in one Bash,
+//! with the wrapper (every exec decided "run") and without it.
+//!
+//! `cargo run --release -p escalate --example exec_overhead -- BASH WRAPPER [N]`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use escalate::{
+    Control, Decider, EscalationConfig, ExecRequest, ShellConfig, ShellRequest, Verdict,
+};
+
+struct RunAll;
+
+impl Decider for RunAll {
+    fn decide(&self, _: &ExecRequest) -> Verdict {
+        Verdict::Run
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (bash, wrapper) = (args[1].clone(), args[2].clone());
+    let n: u32 = args.get(3).map_or(500, |s| s.parse().unwrap());
+    let command = format!("for ((i = 0; i < {n}; i++)); do /bin/true; done");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = ShellConfig {
+        bash: bash.clone().into(),
+        wrapper: wrapper.into(),
+        launcher: Vec::new(),
+        escalation: EscalationConfig::default(),
+        output_limits: Default::default(),
+        kill_grace: Duration::from_millis(100),
+    };
+    let request = ShellRequest {
+        command: command.clone(),
+        workdir: "/".into(),
+        login: false,
+        timeout: Duration::from_secs(600),
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+    };
+    let control = Control {
+        cancel: Default::default(),
+        timer: Default::default(),
+        progress: None,
+    };
+    let wrapped = rt
+        .block_on(escalate::run_shell(
+            &config,
+            request,
+            Arc::new(RunAll),
+            control,
+        ))
+        .unwrap();
+    let started = Instant::now();
+    let plain = std::process::Command::new(&bash)
+        .args(["-c", &command])
+        .status()
+        .unwrap();
+    let plain_time = started.elapsed();
+    assert!(plain.success() && wrapped.exit_code == 0, "{wrapped:?}");
+    let per = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
+    println!(
+        "plain {:.3} ms/exec, wrapped {:.3} ms/exec, overhead {:.3} ms/exec",
+        per(plain_time),
+        per(wrapped.duration),
+        per(wrapped.duration) - per(plain_time)
+    );
+}
