@@ -50,6 +50,11 @@ pub(crate) fn target(sh: &Shell, triple: &str) -> Result<Target> {
     Ok(target)
 }
 
+/// Bash 5.2's bundled termcap and readline are pre-C99 code (implicit
+/// declarations); GCC 12 warns about it, Zig's clang refuses by default.
+const OLD_C: &str = "-Wno-error=implicit-function-declaration -Wno-error=implicit-int -Wno-error=int-conversion \
+                     -Wno-error=incompatible-function-pointer-types";
+
 /// Installs Zig into `target/cross/venv` (once) and writes the cc wrapper.
 fn zig_cc(sh: &Shell) -> Result<String> {
     let dir = util::project_root().join("target/cross");
@@ -73,7 +78,7 @@ fn zig_cc(sh: &Shell) -> Result<String> {
     let zig = find_zig(&venv)?;
     let wrapper = dir.join("aarch64-linux-musl-cc");
     let script = format!(
-        "#!/bin/sh\n# Written by cargo xtask (cross.rs).\nexec '{}' cc -target aarch64-linux-musl \"$@\"\n",
+        "#!/bin/sh\n# Written by cargo xtask (cross.rs).\nexec '{}' cc -target aarch64-linux-musl {OLD_C} \"$@\"\n",
         zig.display()
     );
     write_executable(&wrapper, &script)?;
