@@ -7,6 +7,7 @@
 mod archive;
 mod bash;
 mod bash_check;
+mod bench;
 mod ci;
 mod cross;
 mod dist;
@@ -61,6 +62,11 @@ const TASKS: &[Task] = &[
         name: "oci",
         about: "container image tar (--arch, --docker-test)",
         run: oci::run,
+    },
+    Task {
+        name: "bench",
+        about: "ours vs the reference npm package, table in bench/RESULTS.md (--quick, --no-build)",
+        run: bench::run,
     },
 ];
 
