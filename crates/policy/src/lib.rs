@@ -8,8 +8,8 @@
 //! dialect, with f-strings) evaluated once at load. Each source is its own
 //! module; they are evaluated in the order given. Builtins:
 //!
-//! - `prefix_rule(pattern, decision="allow", justification=None, match=None,
-//!   not_match=None)`. `pattern` is a non-empty list; each element is a
+//! - `prefix_rule(pattern, decision="allow", match=None, not_match=None,
+//!   justification=None)` (positional order as Codex). `pattern` is a non-empty list; each element is a
 //!   string token or a non-empty list of strings (alternatives at that
 //!   position). `decision` is `"allow"`, `"prompt"` or `"forbidden"`.
 //!   `match`/`not_match` are lists of examples, each a string (split like a

@@ -319,14 +319,16 @@ fn parse_host_paths(name: &str, value: Value<'_>) -> anyhow::Result<Vec<PathBuf>
     Ok(paths)
 }
 
+/// Positional order as Codex: `prefix_rule(pattern, decision, match,
+/// not_match, justification)`; all but `pattern` are optional.
 #[starlark_module]
 fn rules_builtins(builder: &mut GlobalsBuilder) {
     fn prefix_rule<'v>(
         pattern: Value<'v>,
         decision: Option<Value<'v>>,
-        justification: Option<Value<'v>>,
         r#match: Option<Value<'v>>,
         not_match: Option<Value<'v>>,
+        justification: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let (heads, rest) = parse_pattern(pattern)?;

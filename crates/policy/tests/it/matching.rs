@@ -303,6 +303,17 @@ prefix_rule(["tuple"], match = ("tuple x",), not_match = None)
 }
 
 #[test]
+fn positional_arguments_follow_codex_order() {
+    let rules =
+        r#"prefix_rule(["git", "push"], "prompt", ["git push"], ["git pull"], "shared history")"#;
+    let evaluation = check(rules, &["/usr/bin/git", "push"], PROMPT);
+    assert_eq!(
+        evaluation.matched_rules[0].justification.as_deref(),
+        Some("shared history")
+    );
+}
+
+#[test]
 fn evaluation_serializes_as_json() {
     let rules = r#"prefix_rule(["rm"], decision = "forbidden", justification = "use trash")"#;
     let evaluation = check(rules, &["/bin/rm", "x"], FORBIDDEN);
