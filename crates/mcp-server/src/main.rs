@@ -84,7 +84,11 @@ fn serve(settings: Settings, policy: policy::Policy) -> anyhow::Result<()> {
         .build()
         .context("failed to start the async runtime")?;
     let server = server::ExecServer::new(settings, policy)?;
-    runtime.block_on(server.serve_stdio())
+    let served = runtime.block_on(server.serve_stdio());
+    // Every call has ended; what may remain is the blocking read of stdin
+    // (after SIGTERM), which dropping the runtime would wait for forever.
+    runtime.shutdown_background();
+    served
 }
 
 fn init_tracing() {

@@ -1,9 +1,21 @@
 //! The MCP face: `initialize`, the `shell` tool, `codex/sandbox-state/update`,
 //! and elicitation for `prompt` decisions. The only module that knows MCP.
+//!
+//! # Shutdown
+//!
+//! Every call runs under a token that is cancelled by the call's own
+//! `notifications/cancelled` and by server shutdown. The server shuts down
+//! when stdin reaches end-of-file (the client went away) or on SIGTERM or
+//! SIGINT: running calls are stopped as a timeout stops them (their process
+//! groups and escalated programs are killed, SIGTERM then SIGKILL), their
+//! results are still sent when the client listens, and the server waits
+//! for every call to end before it exits, with status 0.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,7 +34,10 @@ use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceError,
 use sandbox::SandboxSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{MAX_TIMEOUT_MS, Settings};
 use crate::decider::{Answer, Approver, RulesDecider};
@@ -34,6 +49,9 @@ const INSTRUCTIONS: &str =
     "This server provides a tool to execute shell commands and return their output.";
 /// Between SIGTERM and SIGKILL when a call is stopped.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long shutdown waits for stopped calls to end (the kill grace, plus
+/// the time `run_shell` gives output still in flight).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// The `shell` tool's arguments, as the reference names them.
 #[derive(Debug, Deserialize)]
@@ -152,6 +170,10 @@ pub struct ExecServer {
     state: Mutex<Option<SandboxState>>,
     /// This executable, the sandbox launcher.
     exe: PathBuf,
+    /// Cancelled when the server shuts down: stops every running call.
+    shutdown: CancellationToken,
+    /// The running calls, so shutdown can wait for them to end.
+    calls: TaskTracker,
 }
 
 impl ExecServer {
@@ -162,17 +184,61 @@ impl ExecServer {
             policy: Arc::new(policy),
             state: Mutex::new(None),
             exe,
+            shutdown: CancellationToken::new(),
+            calls: TaskTracker::new(),
         })
     }
 
-    /// Serves MCP on stdin/stdout until the client goes away.
+    /// Serves MCP on stdin/stdout until stdin ends or SIGTERM or SIGINT
+    /// arrives, then stops every running call and waits for them to end
+    /// (see the module docs).
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
-        let running = self
-            .serve(rmcp::transport::stdio())
+        let shutdown = self.shutdown.clone();
+        let calls = self.calls.clone();
+        let mut sigterm = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
+        let mut sigint = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
+        let (stdin, stdout) = rmcp::transport::stdio();
+        let stdin = CancelOnEof {
+            inner: stdin,
+            on_eof: shutdown.clone(),
+        };
+        let running = tokio::select! {
+            running = self.serve((stdin, stdout)) => running.context("MCP initialization failed")?,
+            _ = sigterm.recv() => return Ok(()),
+            _ = sigint.recv() => return Ok(()),
+        };
+        let service = running.cancellation_token();
+        let waiting = running.waiting();
+        tokio::pin!(waiting);
+        let signalled = tokio::select! {
+            reason = &mut waiting => {
+                tracing::info!(?reason, "MCP session ended");
+                None
+            }
+            _ = sigterm.recv() => Some("SIGTERM"),
+            _ = sigint.recv() => Some("SIGINT"),
+        };
+        shutdown.cancel();
+        calls.close();
+        if let Some(signal) = signalled {
+            tracing::info!(
+                signal,
+                running = calls.len(),
+                "shutting down: stopping every running call"
+            );
+        }
+        // Stopped calls still answer while the session lives.
+        if tokio::time::timeout(SHUTDOWN_WAIT, calls.wait())
             .await
-            .context("MCP initialization failed")?;
-        let reason = running.waiting().await.context("MCP service failed")?;
-        tracing::info!(?reason, "MCP session ended");
+            .is_err()
+        {
+            tracing::error!(running = calls.len(), "calls still running at exit");
+        }
+        if signalled.is_some() {
+            service.cancel();
+            let reason = waiting.await.context("MCP service failed")?;
+            tracing::info!(?reason, "MCP session ended");
+        }
         Ok(())
     }
 
@@ -226,6 +292,9 @@ impl ExecServer {
             Some(value) => Some(parse_state(value.clone())?),
             None => None,
         };
+        if self.shutdown.is_cancelled() {
+            return Ok(tool_error("the server is shutting down".into()));
+        }
         let workdir = PathBuf::from(&params.workdir);
         if let Err(message) = check_workdir(&workdir) {
             return Ok(tool_error(message));
@@ -247,13 +316,25 @@ impl ExecServer {
             timeout: Duration::from_millis(timeout_ms),
             env: std::env::vars_os().collect(),
         };
+        // Stopped by the client's `notifications/cancelled` or by shutdown.
+        let cancel = self.shutdown.child_token();
+        let _call_ended = cancel.clone().drop_guard();
+        tokio::spawn({
+            let (call, client) = (cancel.clone(), context.ct.clone());
+            async move {
+                tokio::select! {
+                    () = client.cancelled() => call.cancel(),
+                    () = call.cancelled() => {}
+                }
+            }
+        });
         let timer = TimerPause::default();
         let approver = McpApprover {
             handle: tokio::runtime::Handle::current(),
             peer: context.peer.clone(),
             protocol: context.protocol_version(),
             wait: self.settings.elicitation_wait,
-            cancel: context.ct.clone(),
+            cancel: cancel.clone(),
         };
         let decider = Arc::new(RulesDecider {
             policy: self.policy.clone(),
@@ -264,12 +345,13 @@ impl ExecServer {
             timer: timer.clone(),
         });
         let control = Control {
-            cancel: context.ct.clone(),
+            cancel,
             timer,
             progress: progress_reporter(&context),
         };
         tracing::info!(command = %request.command, workdir = %request.workdir.display(), sandboxed = spec.is_some(), "shell call");
-        match escalate::run_shell(&config, request, decider, control).await {
+        let call = escalate::run_shell(&config, request, decider, control);
+        match self.calls.track_future(call).await {
             Ok(outcome) => Ok(result(outcome.into())),
             Err(e) => {
                 tracing::error!(error = %e, "shell call failed");
@@ -385,6 +467,34 @@ fn result(r: ExecResult) -> CallToolResult {
 fn tool_error(message: String) -> CallToolResult {
     tracing::warn!(%message, "shell call rejected");
     CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+/// Stdin that cancels a token when it reaches end-of-file (or fails): the
+/// client is gone, so its running calls must stop.
+struct CancelOnEof<R> {
+    inner: R,
+    on_eof: CancellationToken,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for CancelOnEof<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let ended = match &poll {
+            Poll::Ready(Ok(())) => buf.filled().len() == before && buf.remaining() > 0,
+            Poll::Ready(Err(_)) => true,
+            Poll::Pending => false,
+        };
+        if ended {
+            tracing::info!("stdin closed: stopping every running call");
+            self.on_eof.cancel();
+        }
+        poll
+    }
 }
 
 /// Sends the latest output line as `notifications/progress` when the call

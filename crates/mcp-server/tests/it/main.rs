@@ -7,6 +7,7 @@
 
 mod cli;
 mod decisions;
+mod lifecycle;
 mod mcp;
 mod sandbox_state;
 mod util;

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::util::{decode, setup, tool_error};
+use crate::util::{decode, eventually, gone, setup, tool_error};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initialize_advertises_tools_and_sandbox_state() {
@@ -270,29 +270,6 @@ async fn progress_token_gets_output_lines() {
     assert_eq!(r.output, "first-line\n", "{r:?}");
 }
 
-/// Polls `condition` until it holds or `secs` pass.
-async fn eventually(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    condition()
-}
-
-fn gone(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // A zombie waiting for its reaper is dead too.
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_call_stops_its_processes() {
     use rmcp::model::{CallToolRequest, ClientRequest};
@@ -321,14 +298,15 @@ async fn cancelled_call_stops_its_processes() {
         .await,
         "the command never started"
     );
-    let pid = std::fs::read_to_string(&pidfile)
+    let pid: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
-        .to_string();
-    assert!(!gone(&pid));
+        .parse()
+        .unwrap();
+    assert!(!gone(pid));
     handle.cancel(Some("test".into())).await.unwrap();
     assert!(
-        eventually(10, || gone(&pid)).await,
+        eventually(10, || gone(pid)).await,
         "sleep {pid} survived the cancellation"
     );
     // The server is still serving.

@@ -12,7 +12,6 @@ use rmcp::model::{
     ProgressNotificationParam, ProtocolVersion, ServerResult,
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
-use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceError, ServiceExt};
 use serde_json::{Value, json};
 
@@ -144,7 +143,9 @@ impl Setup {
     }
 
     pub async fn start(self) -> Session {
-        let dir = tempfile::tempdir().unwrap();
+        // Not under /tmp: that is a writable root of the default sandbox, and
+        // the tests need directories outside every writable root.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let codex_home = dir.path().join("codex");
         let home = dir.path().join("home");
         let work = dir.path().join("work");
@@ -163,12 +164,17 @@ impl Setup {
             .current_dir(&work)
             .env("CODEX_HOME", &codex_home)
             .env("HOME", &home)
-            .env("RUST_LOG", "debug");
-        let cmdline = format!("{} {}", server_bin().display(), args.join(" "));
-        let (transport, _) = TokioChildProcess::builder(cmd)
+            .env_remove("TMPDIR")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
+            .kill_on_drop(true);
+        let cmdline = format!("{} {}", server_bin().display(), args.join(" "));
+        let mut child = cmd.spawn().unwrap();
+        // Our own pipes rather than rmcp's child-process transport, so a
+        // test can close the server's stdin and watch the server exit.
+        let transport = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
         let asked = Arc::new(Mutex::new(Vec::new()));
         let progress = Arc::new(Mutex::new(Vec::new()));
         let client = TestClient {
@@ -185,6 +191,7 @@ impl Setup {
         };
         Session {
             service,
+            child,
             _dir: dir,
             work,
             log,
@@ -198,6 +205,8 @@ impl Setup {
 /// A running server and its client.
 pub struct Session {
     pub service: RunningService<RoleClient, TestClient>,
+    /// The server process (killed when the session is dropped).
+    pub child: tokio::process::Child,
     pub _dir: tempfile::TempDir,
     /// The server's working directory and the default `workdir`.
     pub work: PathBuf,
@@ -230,6 +239,16 @@ pub struct Shell {
 }
 
 impl Session {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server has not been reaped")
+    }
+
+    /// The server's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Messages of the elicitations received so far.
     pub fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
@@ -258,6 +277,20 @@ impl Session {
     pub async fn shell(&self, command: &str) -> Shell {
         self.shell_with(json!({"command": command, "workdir": self.work}))
             .await
+    }
+
+    /// Starts a `shell` call on its own task.
+    pub fn spawn_shell(&self, arguments: Value) -> tokio::task::JoinHandle<Shell> {
+        let peer = self.service.peer().clone();
+        tokio::spawn(async move {
+            let params = json!({"name": "shell", "arguments": arguments});
+            let params: CallToolRequestParams = serde_json::from_value(params).unwrap();
+            let result = peer
+                .call_tool(params)
+                .await
+                .unwrap_or_else(|e| panic!("{arguments}: {e}"));
+            decode(&result)
+        })
     }
 
     pub async fn shell_with(&self, arguments: Value) -> Shell {
@@ -365,6 +398,81 @@ pub fn raw_exchange(requests: &[Value]) -> Vec<Value> {
                     String::from_utf8_lossy(&output.stderr)
                 )
             })
+        })
+        .collect()
+}
+
+/// A string no other process on the machine has in its command line.
+pub fn marker() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}{:09}{:03}",
+        std::process::id(),
+        nanos,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Live (not zombie) processes whose command line contains `marker`.
+pub fn pids_with(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline);
+        if text.contains(marker) && !gone(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether `pid` has exited (a zombie waiting for its reaper counts).
+pub fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `secs` pass.
+pub async fn eventually(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+/// Describes the processes in `pids`, for assertion messages.
+pub fn ps(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            format!(
+                "{pid}: {} [{}]\n",
+                String::from_utf8_lossy(&cmdline).replace('\0', " "),
+                stat.trim_end()
+            )
         })
         .collect()
 }
