@@ -52,7 +52,17 @@ impl Decider for RulesDecider {
                 None => Verdict::Run,
             },
         };
-        tracing::info!(program = %program.display(), ?args, ?verdict, "exec decided");
+        // The audit trail names the rule that decided, if any.
+        let rule = evaluation
+            .matched_rules
+            .iter()
+            .find(|m| Some(m.decision) == evaluation.decision)
+            .map(|m| {
+                let l = &m.location;
+                format!("{}:{}:{}", l.file, l.line, l.column)
+            });
+        tracing::info!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
+            rule = rule.as_deref().unwrap_or("none"), ?verdict, "exec decided");
         verdict
     }
 }

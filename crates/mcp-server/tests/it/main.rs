@@ -9,5 +9,6 @@ mod cli;
 mod decisions;
 mod lifecycle;
 mod mcp;
+mod sandbox;
 mod sandbox_state;
 mod util;

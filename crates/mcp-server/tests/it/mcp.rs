@@ -125,6 +125,9 @@ async fn death_by_signal_is_128_plus_n() {
     // The shell itself.
     let r = s.shell("kill -TERM $$").await;
     assert_eq!(r.exit_code, 128 + 15, "{r:?}");
+    let r = s.shell("echo before; kill -9 $$; echo after").await;
+    assert_eq!((r.exit_code, r.output.as_str()), (137, "before\n"), "{r:?}");
+    assert!(!r.timed_out, "{r:?}");
     // A program the shell started.
     let r = s.shell("sh -c 'kill -KILL $$'").await;
     assert_eq!(r.exit_code, 128 + 9, "{r:?}");

@@ -114,6 +114,7 @@ impl ClientHandler for TestClient {
 pub struct Setup {
     rules: Vec<(String, String)>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     reply: Reply,
 }
 
@@ -121,6 +122,7 @@ pub fn setup() -> Setup {
     Setup {
         rules: Vec::new(),
         args: Vec::new(),
+        env: Vec::new(),
         reply: Reply::Accept,
     }
 }
@@ -134,6 +136,13 @@ impl Setup {
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// An environment variable for the server (`TMPDIR` is unset unless
+    /// given here).
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -166,6 +175,7 @@ impl Setup {
             .env("HOME", &home)
             .env_remove("TMPDIR")
             .env("RUST_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
@@ -239,6 +249,19 @@ pub struct Shell {
 }
 
 impl Session {
+    /// A fresh directory outside every writable root (beside the workspace,
+    /// which is not under `/tmp`).
+    pub fn outside(&self) -> PathBuf {
+        let dir = self._dir.path().join("outside");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The server's `HOME`.
+    pub fn home(&self) -> PathBuf {
+        self._dir.path().join("home")
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the server has not been reaped")
