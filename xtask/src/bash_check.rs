@@ -191,6 +191,15 @@ const CASES: &[Case] = &[
         calls: |_| vec![],
     },
     Case {
+        name: "directory reported by bash",
+        wrapped: true,
+        script: "/usr; echo rc=$?",
+        stdout: "rc=126\n",
+        status: 0,
+        stderr_has: Some("/usr: Is a directory"),
+        calls: |_| vec![],
+    },
+    Case {
         name: "nested patched bash keeps wrapping",
         wrapped: true,
         script: "\"$BASH\" --norc -c '/usr/bin/true nested'",
