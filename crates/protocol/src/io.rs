@@ -1,14 +1,14 @@
 //! Blocking socket I/O with `SCM_RIGHTS`: the only module of this crate with
 //! `unsafe`, needed to take ownership of the fds the kernel installs.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use nix::cmsg_space;
 use nix::errno::Errno;
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
 use crate::{Error, HANDSHAKE, MAX_FDS, MAX_FRAME_LEN, Message, encode_frame};
 
@@ -132,35 +132,13 @@ impl AsFd for Conn {
 
 /// One `recvmsg`: fills part of `buf`, appends received fds to `fds`.
 fn recv_some(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<usize, Error> {
-    let mut cmsg = cmsg_space!([RawFd; MAX_FDS]);
     loop {
-        let mut iov = [IoSliceMut::new(buf)];
-        match recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(msg) => {
-                let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
-                for c in msg.cmsgs().map_err(|e| Error::Io {
-                    op: "recvmsg",
-                    source: e.into(),
-                })? {
-                    if let ControlMessageOwned::ScmRights(raw) = c {
-                        // SAFETY: the kernel has just installed these fds in our
-                        // table for this message; nothing else refers to them, so
-                        // we are their sole owner.
-                        fds.extend(
-                            raw.into_iter()
-                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                        );
-                    }
-                }
+        match recv_with_fds(sock, buf, 0, fds) {
+            Ok((bytes, truncated)) => {
                 if truncated || fds.len() > MAX_FDS {
                     return Err(Error::TooManyFds);
                 }
-                return Ok(msg.bytes);
+                return Ok(bytes);
             }
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return Err(Error::TimedOut),
@@ -173,6 +151,70 @@ fn recv_some(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Re
             }
         }
     }
+}
+
+/// The kernel's cap on fds per message (`SCM_MAX_FD`): a control buffer of
+/// this size is never truncated by a peer sending too many.
+const SCM_MAX_FD: usize = 253;
+
+/// `recvmsg(2)` with `MSG_CMSG_CLOEXEC | extra_flags`, taking ownership of
+/// every fd the kernel installed, even when the control data was truncated
+/// (`MSG_CTRUNC`: the receiver ran out of fds, or an unexpected control
+/// message). nix refuses to parse truncated control data, which would
+/// leave the fds that did arrive open and unowned: a hostile peer could
+/// leak the server's fds with every message. Returns the byte count and
+/// whether anything was truncated (`MSG_TRUNC` or `MSG_CTRUNC`).
+fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    extra_flags: nix::libc::c_int,
+    fds: &mut Vec<OwnedFd>,
+) -> Result<(usize, bool), Errno> {
+    use nix::libc;
+    let mut control = cmsg_space!([RawFd; SCM_MAX_FD]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid empty header.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.as_mut_ptr().cast();
+    hdr.msg_controllen = control.len() as _;
+    // SAFETY: `hdr` points at `iov` (our live `buf`) and `control`, both
+    // valid for the lengths given, for the duration of the call.
+    let n = unsafe {
+        libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut hdr,
+            libc::MSG_CMSG_CLOEXEC | extra_flags,
+        )
+    };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel filled `control` up to `msg_controllen` with
+    // well-formed control messages; CMSG_FIRSTHDR/CMSG_NXTHDR stay within
+    // it. SCM_RIGHTS data is an array of fds the kernel has just installed
+    // in our table for this message alone, so we are their sole owner.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&hdr);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            if c.cmsg_level == libc::SOL_SOCKET && c.cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg);
+                let len = c.cmsg_len as usize - (data as usize - cmsg as usize);
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push(OwnedFd::from_raw_fd(fd));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&hdr, cmsg);
+        }
+    }
+    let truncated = hdr.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+    Ok((n as usize, truncated))
 }
 
 /// Sends the handshake datagram carrying `conn` on the session socket.
@@ -206,42 +248,20 @@ pub fn send_handshake(session: BorrowedFd<'_>, conn: BorrowedFd<'_>) -> Result<(
 /// fd that came with it is closed. `Ok(None)` means the socket would block
 /// (when it is non-blocking) or was interrupted.
 pub fn recv_handshake(session: BorrowedFd<'_>) -> Result<Option<Conn>, Error> {
-    let mut cmsg = cmsg_space!([RawFd; MAX_FDS]);
     let mut buf = [0u8; 16];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = match recvmsg::<()>(
-        session.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
-    ) {
-        Ok(msg) => msg,
-        Err(Errno::EINTR | Errno::EAGAIN) => return Ok(None),
-        Err(e) => {
-            return Err(Error::Io {
-                op: "recvmsg",
-                source: e.into(),
-            });
-        }
-    };
     let mut fds = Vec::new();
-    for c in msg.cmsgs().map_err(|e| Error::Io {
-        op: "recvmsg",
-        source: e.into(),
-    })? {
-        if let ControlMessageOwned::ScmRights(raw) = c {
-            // SAFETY: as in `recv_some`: fresh fds installed for us alone.
-            fds.extend(
-                raw.into_iter()
-                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-            );
-        }
-    }
-    let bytes = msg.bytes;
-    if msg
-        .flags
-        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
-    {
+    let (bytes, truncated) =
+        match recv_with_fds(session, &mut buf, nix::libc::MSG_DONTWAIT, &mut fds) {
+            Ok(received) => received,
+            Err(Errno::EINTR | Errno::EAGAIN) => return Ok(None),
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "recvmsg",
+                    source: e.into(),
+                });
+            }
+        };
+    if truncated {
         return Err(Error::BadHandshake("oversized datagram"));
     }
     if bytes == 0 && fds.is_empty() {
