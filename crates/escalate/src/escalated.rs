@@ -8,7 +8,8 @@
 //!   code cannot have planted or changed it, nor renamed anything along its
 //!   resolved path. An ELF program is opened once and the opened file is
 //!   what runs (`/proc/self/fd/N`), so nothing can be swapped between the
-//!   check and the exec. A script (`#!`) runs by its resolved path, which is
+//!   check and the exec. `N` is above every fd number the wrapper asked
+//!   for, so its fds, moved into place in the child, cannot replace it. A script (`#!`) runs by its resolved path, which is
 //!   safe for the same reason: no sandboxed writer can change that path.
 //! - **Environment**: the request's variables minus [`ENV_DENYLIST`] (and
 //!   the configured extras); `PATH` comes from the server.
@@ -21,7 +22,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -110,10 +111,9 @@ pub struct Refusal(pub String);
 pub struct Prepared {
     /// The resolved program path (for logs and scripts).
     pub program: PathBuf,
-    /// What is handed to `execve`: `/proc/self/fd/N` or `program`.
-    exec_path: PathBuf,
-    /// Keeps the opened program alive until the spawn.
-    _file: Option<File>,
+    /// The opened ELF program, exec'd through `/proc/self/fd/N`; `None`
+    /// for a script, exec'd by `program`.
+    file: Option<File>,
     argv: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     cwd: PathBuf,
@@ -166,14 +166,7 @@ pub fn prepare(request: &ExecRequest, config: &EscalationConfig) -> Result<Prepa
     }
     let mut magic = [0u8; 4];
     let is_elf = opened.read_exact(&mut magic).is_ok() && &magic == b"\x7fELF";
-    let (exec_path, file) = if is_elf {
-        (
-            PathBuf::from(format!("/proc/self/fd/{}", opened.as_raw_fd())),
-            Some(opened),
-        )
-    } else {
-        (program.clone(), None)
-    };
+    let file = is_elf.then_some(opened);
 
     let mut argv = request.argv.clone();
     if argv.is_empty() {
@@ -181,8 +174,7 @@ pub fn prepare(request: &ExecRequest, config: &EscalationConfig) -> Result<Prepa
     }
     Ok(Prepared {
         program,
-        exec_path,
-        _file: file,
+        file,
         argv,
         env: filter_env(&request.env, config),
         cwd,
@@ -223,7 +215,22 @@ impl Prepared {
     /// Starts the program in its own process group with the wrapper's fds:
     /// `fds[i]` appears at `targets[i]`; stdio not passed is `/dev/null`.
     pub fn spawn(&self, targets: &[i32], fds: Vec<OwnedFd>) -> std::io::Result<Child> {
-        let mut cmd = Command::new(&self.exec_path);
+        // The checked file must still be at its fd number when the child
+        // execs it, after the wrapper's fds were moved to their targets: a
+        // forged target equal to that number would otherwise make the
+        // child exec whatever the wrapper sent (a file the sandbox wrote),
+        // outside the sandbox. So exec a duplicate placed above every
+        // target; `map_fds` only writes to target numbers.
+        let above_targets = targets.iter().map(|&t| t + 1).max().unwrap_or(3).max(3);
+        let exec_fd = match &self.file {
+            Some(file) => Some(sys::dup_at_least(file.as_fd(), above_targets)?),
+            None => None,
+        };
+        let exec_path = match &exec_fd {
+            Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            None => self.program.clone(),
+        };
+        let mut cmd = Command::new(&exec_path);
         cmd.arg0(&self.argv[0])
             .args(&self.argv[1..])
             .env_clear()
@@ -252,6 +259,7 @@ impl Prepared {
         }
         let child = cmd.spawn();
         drop(keep);
+        drop(exec_fd);
         child
     }
 }

@@ -3,7 +3,7 @@
 //! crate with `unsafe`.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
 use std::os::unix::process::CommandExt;
@@ -20,14 +20,19 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Fds above every target fd number, where sources are parked before being
-/// moved into place, so no source is clobbered by an earlier `dup2`.
-const PARK_AT: RawFd = 4096;
-
 /// Arranges for the child to see `src` at `dst` for each pair (targets must
 /// be 3 or above: std places stdio itself), and to leave `keep_open`
 /// inherited (its close-on-exec flag cleared in the child only).
+///
+/// Sources are first parked above every target (`F_DUPFD_CLOEXEC` with a
+/// minimum of the largest target plus one, which never replaces an open
+/// fd), so no source is clobbered by an earlier `dup2`. Parking just above
+/// the targets, rather than at a fixed high number, keeps this working
+/// under the usual soft `RLIMIT_NOFILE` of 1024 (`F_DUPFD` fails with
+/// `EINVAL` at or above the limit). Every fd of the parent above the
+/// largest target survives untouched.
 pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Option<RawFd>) {
+    let park_at = pairs.iter().map(|&(_, dst)| dst + 1).max().unwrap_or(3);
     let mut parked = vec![-1; pairs.len()];
     // SAFETY: the closure runs between fork and exec in the child. It only
     // calls fcntl and dup2, which are async-signal-safe, and writes into
@@ -40,7 +45,7 @@ pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Option<
                 return Err(io::Error::last_os_error());
             }
             for (slot, (src, _)) in parked.iter_mut().zip(&pairs) {
-                *slot = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, PARK_AT);
+                *slot = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, park_at);
                 if *slot < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -54,6 +59,19 @@ pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Option<
             Ok(())
         });
     }
+}
+
+/// Duplicates `fd` (close-on-exec) to the lowest free number at or above
+/// `min`.
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a borrowed (hence open) fd returns a new fd
+    // or -1; nothing else is touched.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Registers a pidfd with tokio's reactor: it becomes readable when the
