@@ -101,6 +101,33 @@ async fn timeout_ends_every_process_of_the_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_ends_every_process_of_the_call() {
+    use rmcp::model::{CallToolRequest, ClientRequest};
+    let m = marker();
+    let s = setup()
+        .rules("a.rules", &escalate_sleep_rule(&m))
+        .start()
+        .await;
+    let handle = s
+        .service
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(call_params(
+                &two_sleeps(&m),
+                &s.work,
+            ))),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    wait_for_two_sleeps(&s, &m).await;
+    // `notifications/cancelled`; the server sends no result for it.
+    handle.cancel(Some("test".into())).await.unwrap();
+    assert_nothing_left(&m, || s.log()).await;
+    // The server is still serving.
+    assert_eq!(s.shell("echo after").await.output, "after\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_stdin_stops_running_calls_and_the_server_exits() {
     let m = marker();
     let mut s = setup()

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::util::{decode, eventually, gone, setup, tool_error};
+use crate::util::{decode, setup, tool_error};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initialize_advertises_tools_and_sandbox_state() {
@@ -246,6 +246,11 @@ async fn progress_token_gets_output_lines() {
         .start()
         .await;
     // The output is read until the shell exits; the last line is reported.
+    // FIXME(escalate::shell::read_output): a line that arrives less than
+    // 250 ms after the previous report is reported only when more output
+    // follows, so a command that prints `a`, then `b`, then goes quiet keeps
+    // showing `a`. The fix (report the pending line when the interval
+    // elapses) is in the escalate crate; then also assert the second line.
     let meta = json!({"progressToken": "p1"});
     let fifo = s.work.join("fifo");
     let command = format!(
@@ -271,47 +276,4 @@ async fn progress_token_gets_output_lines() {
     std::fs::write(&fifo, "go\n").unwrap();
     let r = decode(&call.await.unwrap());
     assert_eq!(r.output, "first-line\n", "{r:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_call_stops_its_processes() {
-    use rmcp::model::{CallToolRequest, ClientRequest};
-    let s = setup()
-        .arg("--sandbox")
-        .arg("danger-full-access")
-        .start()
-        .await;
-    let pidfile = s.work.join("pid");
-    let command = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
-    let params = serde_json::from_value(
-        json!({"name": "shell", "arguments": {"command": command, "workdir": s.work}}),
-    )
-    .unwrap();
-    let handle = s
-        .service
-        .send_cancellable_request(
-            ClientRequest::CallToolRequest(CallToolRequest::new(params)),
-            rmcp::service::PeerRequestOptions::no_options(),
-        )
-        .await
-        .unwrap();
-    assert!(
-        eventually(10, || std::fs::read_to_string(&pidfile)
-            .is_ok_and(|p| p.ends_with('\n')))
-        .await,
-        "the command never started"
-    );
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(!gone(pid));
-    handle.cancel(Some("test".into())).await.unwrap();
-    assert!(
-        eventually(10, || gone(pid)).await,
-        "sleep {pid} survived the cancellation"
-    );
-    // The server is still serving.
-    assert_eq!(s.shell("echo after").await.output, "after\n");
 }

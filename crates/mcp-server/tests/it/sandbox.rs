@@ -301,3 +301,50 @@ prefix_rule(pattern = ["python3"], decision = "allow")
     assert_eq!(l.tcp_accepted(), 1, "{r:?}");
     assert_eq!(l.unix_received().as_deref(), Some("hi"), "{r:?}");
 }
+
+/// Installs a seccomp filter making `landlock_create_ruleset` (syscall 444
+/// on every architecture) fail with `ENOSYS`, as on a kernel built without
+/// Landlock, then execs `argv[1..]`.
+const NO_LANDLOCK: &str = r#"
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def insn(code, k, jt=0, jf=0):
+    return struct.pack("HBBI", code, jt, jf, k)
+# ld [nr]; jeq 444 ? errno(ENOSYS) : allow
+prog = insn(0x20, 0) + insn(0x15, 444, 0, 1) + insn(0x06, 0x00050000 | 38) + insn(0x06, 0x7FFF0000)
+buf = ctypes.create_string_buffer(prog, len(prog))
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Fprog(4, ctypes.addressof(buf))
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+assert libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, ctypes.get_errno()
+assert libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0, ctypes.get_errno()
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_landlock_a_sandboxed_call_fails_closed_naming_what_is_missing() {
+    let s = setup()
+        .launcher(&[python(), "-c", NO_LANDLOCK])
+        .start()
+        .await;
+    let r = s.shell("echo ran-unsandboxed").await;
+    assert_eq!(r.exit_code, 126, "{r:?}");
+    assert!(!r.output.contains("ran-unsandboxed"), "{r:?}");
+    assert!(
+        r.output
+            .contains("sandbox unavailable: this kernel has no landlock"),
+        "{r:?}"
+    );
+    assert!(r.output.contains("--sandbox danger-full-access"), "{r:?}");
+
+    // Choosing no sandbox knowingly still works on such a kernel.
+    let s = setup()
+        .launcher(&[python(), "-c", NO_LANDLOCK])
+        .arg("--sandbox")
+        .arg("danger-full-access")
+        .start()
+        .await;
+    let r = s.shell("echo ran-unsandboxed").await;
+    assert_eq!(r.output, "ran-unsandboxed\n", "{r:?}");
+}

@@ -115,6 +115,7 @@ pub struct Setup {
     rules: Vec<(String, String)>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    launcher: Vec<String>,
     reply: Reply,
 }
 
@@ -123,6 +124,7 @@ pub fn setup() -> Setup {
         rules: Vec::new(),
         args: Vec::new(),
         env: Vec::new(),
+        launcher: Vec::new(),
         reply: Reply::Accept,
     }
 }
@@ -146,6 +148,13 @@ impl Setup {
         self
     }
 
+    /// A program (and arguments) that starts the server: it gets the
+    /// server's path and arguments appended.
+    pub fn launcher(mut self, argv: &[&str]) -> Self {
+        self.launcher = argv.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
     pub fn reply(mut self, reply: Reply) -> Self {
         self.reply = reply;
         self
@@ -166,10 +175,12 @@ impl Setup {
         }
         let log = dir.path().join("server.log");
         let _ = wrapper();
-        let mut args = vec!["--bash".to_string(), bash().display().to_string()];
+        let mut args = self.launcher;
+        args.push(server_bin().display().to_string());
+        args.extend(["--bash".to_string(), bash().display().to_string()]);
         args.extend(self.args);
-        let mut cmd = tokio::process::Command::new(server_bin());
-        cmd.args(&args)
+        let mut cmd = tokio::process::Command::new(&args[0]);
+        cmd.args(&args[1..])
             .current_dir(&work)
             .env("CODEX_HOME", &codex_home)
             .env("HOME", &home)
@@ -180,7 +191,7 @@ impl Setup {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .kill_on_drop(true);
-        let cmdline = format!("{} {}", server_bin().display(), args.join(" "));
+        let cmdline = args.join(" ");
         let mut child = cmd.spawn().unwrap();
         // Our own pipes rather than rmcp's child-process transport, so a
         // test can close the server's stdin and watch the server exit.
