@@ -78,7 +78,10 @@ fn zig_cc(sh: &Shell) -> Result<String> {
     let zig = find_zig(&venv)?;
     let wrapper = dir.join("aarch64-linux-musl-cc");
     let script = format!(
-        "#!/bin/sh\n# Written by cargo xtask (cross.rs).\nexec '{}' cc -target aarch64-linux-musl {OLD_C} \"$@\"\n",
+        "#!/bin/sh\n# Written by cargo xtask (cross.rs).\n\
+         # cc-rs adds --target=<rust triple>, which Zig does not parse: drop it.\n\
+         for a do shift; case \"$a\" in --target=*) ;; *) set -- \"$@\" \"$a\" ;; esac; done\n\
+         exec '{}' cc -target aarch64-linux-musl {OLD_C} \"$@\"\n",
         zig.display()
     );
     write_executable(&wrapper, &script)?;
