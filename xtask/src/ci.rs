@@ -61,6 +61,11 @@ pub(crate) const STEPS: &[Step] = &[
         run: test,
     },
     Step {
+        name: "redteam",
+        about: "escalation red-team suite against the freshly built server (crates/redteam)",
+        run: redteam,
+    },
+    Step {
         name: "python-e2e",
         about: "MCP Python SDK end-to-end test over stdio (crates/mcp-server/tests/python)",
         run: python_e2e,
@@ -218,6 +223,15 @@ fn build(sh: &Shell) -> Result<()> {
 fn test(sh: &Shell) -> Result<()> {
     let cargo = util::cargo();
     cmd!(sh, "{cargo} test --workspace").run()?;
+    Ok(())
+}
+
+/// The red-team suite drives the server binary beside its test executable,
+/// so build the workspace first (it may run alone: `--only redteam`).
+fn redteam(sh: &Shell) -> Result<()> {
+    let cargo = util::cargo();
+    cmd!(sh, "{cargo} build --workspace").run()?;
+    cmd!(sh, "{cargo} test -p redteam").run()?;
     Ok(())
 }
 

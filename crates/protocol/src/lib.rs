@@ -397,6 +397,110 @@ mod tests {
         ));
     }
 
+    /// Deterministic xorshift, so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    fn seeds() -> Vec<Vec<u8>> {
+        let exec = WrapperMsg::Exec(ExecRequest {
+            file: "/bin/true".into(),
+            argv: vec!["true".into(), "x".into()],
+            env: vec!["A=1".into(), "PATH=/bin".into()],
+            cwd: "/".into(),
+        });
+        let msgs: Vec<Vec<u8>> = vec![
+            encode_frame(&exec),
+            encode_frame(&WrapperMsg::Fds {
+                targets: vec![0, 1, 2, 9],
+            }),
+            encode_frame(&WrapperMsg::Signal(15)),
+            encode_frame(&ServerMsg::Deny {
+                reason: "no".into(),
+            }),
+            encode_frame(&ServerMsg::Exited(3)),
+        ];
+        msgs
+    }
+
+    /// A libFuzzer-free smoke version of fuzz/fuzz_targets/decode_body.rs.
+    #[test]
+    fn mutated_frames_never_panic() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let seeds = seeds();
+        for _ in 0..50_000 {
+            let mut body = seeds[rng.below(seeds.len())][4..].to_vec();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(body.len() + 1);
+                match rng.below(4) {
+                    0 if i < body.len() => body[i] = rng.next() as u8,
+                    1 => body.insert(i, rng.next() as u8),
+                    2 => body.truncate(i),
+                    _ if i + 4 <= body.len() => {
+                        let v = [0, 1, 0xff, 0x7fff_ffff, u32::MAX][rng.below(5)];
+                        body[i..i + 4].copy_from_slice(&(v as u32).to_le_bytes());
+                    }
+                    _ => {}
+                }
+            }
+            if let Ok(msg) = WrapperMsg::decode_body(&body) {
+                let mut again = Vec::new();
+                msg.encode_body(&mut again);
+                assert_eq!(WrapperMsg::decode_body(&again).unwrap(), msg);
+            }
+            if let Ok(msg) = ServerMsg::decode_body(&body) {
+                let mut again = Vec::new();
+                msg.encode_body(&mut again);
+                assert_eq!(ServerMsg::decode_body(&again).unwrap(), msg);
+            }
+        }
+    }
+
+    /// A libFuzzer-free smoke version of fuzz/fuzz_targets/framing.rs:
+    /// valid frames, mutated ones and random bytes on a real socket pair.
+    #[test]
+    fn framing_survives_random_streams() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let seeds = seeds();
+        for _ in 0..300 {
+            let (server, wrapper) = Conn::pair().unwrap();
+            server
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut stream = Vec::new();
+            for _ in 0..rng.below(5) {
+                let mut frame = seeds[rng.below(seeds.len())].clone();
+                if rng.below(3) == 0 {
+                    let i = rng.below(frame.len());
+                    frame[i] = rng.next() as u8;
+                }
+                stream.extend_from_slice(&frame);
+            }
+            for _ in 0..rng.below(64) {
+                stream.push(rng.next() as u8);
+            }
+            let mut w = UnixStream::from(wrapper.into_fd());
+            w.write_all(&stream).unwrap();
+            drop(w);
+            let mut frames = 0;
+            while server.recv::<WrapperMsg>().is_ok() {
+                frames += 1;
+                assert!(frames <= stream.len());
+            }
+        }
+    }
+
     #[test]
     fn unknown_tags_and_trailing_bytes_are_rejected() {
         assert!(matches!(
