@@ -447,7 +447,7 @@ mod tests {
                     2 => body.truncate(i),
                     _ if i + 4 <= body.len() => {
                         let v = [0, 1, 0xff, 0x7fff_ffff, u32::MAX][rng.below(5)];
-                        body[i..i + 4].copy_from_slice(&(v as u32).to_le_bytes());
+                        body[i..i + 4].copy_from_slice(&v.to_le_bytes());
                     }
                     _ => {}
                 }
