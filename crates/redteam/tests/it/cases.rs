@@ -434,6 +434,17 @@ async fn ten_thousand_handshakes_in_a_burst() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_idle_connections_than_the_server_may_hold() {
+    // 1,100 idle connections: more than the per-session cap and than the
+    // server's soft fd limit (1024). The server must survive, other calls
+    // must keep working once the flood ends, and nothing may leak.
+    let (s, base) = server().await;
+    let r = s.rogue("flood 3000 1100").await;
+    assert_eq!(r.value("flood final"), Some("exited:0"), "{}", r.output);
+    s.assert_contained(base, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_wrapper_mid_escalation() {
     let (s, base) = server().await;
     // The rogue as the wrapper.
