@@ -177,3 +177,9 @@ fn a_broken_file_is_never_skipped() {
     let error = Policy::from_sources(&sources).unwrap_err().to_string();
     assert!(error.starts_with("bad.rules:"), "{error}");
 }
+
+#[test]
+fn recursion_is_an_error_not_a_crash() {
+    let error = load_error("def f():\n    return f()\nf()");
+    assert!(error.starts_with("test.rules:2:12: "), "{error}");
+}

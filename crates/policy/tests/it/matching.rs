@@ -336,3 +336,10 @@ fn evaluation_serializes_as_json() {
         serde_json::json!({"decision": null, "matched_rules": []})
     );
 }
+
+#[test]
+fn policy_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<Policy>();
+    assert_send_sync::<policy::Evaluation>();
+}
