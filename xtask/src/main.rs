@@ -14,6 +14,7 @@ mod dist;
 mod nix;
 mod npm;
 mod oci;
+mod run;
 mod setup;
 mod util;
 
@@ -28,6 +29,11 @@ struct Task {
 }
 
 const TASKS: &[Task] = &[
+    Task {
+        name: "run",
+        about: "set up, build this machine's vendor tree, start the server on stdio (-- ARGS for it)",
+        run: run::run,
+    },
     Task {
         name: "ci",
         about: "the whole test suite, as CI runs it (--only/--skip STEP,..; --list)",

@@ -115,6 +115,10 @@ pub(crate) fn bind_read_only(path: &Path) -> io::Result<()> {
     })
 }
 
+/// `ST_RELATIME` from Linux's `statfs.h`; the libc crate defines it for glibc
+/// only, not for musl, whose kernel ABI is the same.
+const ST_RELATIME: libc::c_ulong = 0x1000;
+
 /// The locked-in-a-user-namespace mount flags of the mount holding `path`.
 fn mount_flags(path: &CString) -> io::Result<libc::c_ulong> {
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -129,7 +133,7 @@ fn mount_flags(path: &CString) -> io::Result<libc::c_ulong> {
         (libc::ST_NOEXEC, libc::MS_NOEXEC),
         (libc::ST_NOATIME, libc::MS_NOATIME),
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
+        (ST_RELATIME, libc::MS_RELATIME),
     ];
     Ok(pairs
         .iter()
