@@ -16,7 +16,7 @@ use crate::{
     util::{self, Args},
 };
 
-const USAGE: &str = "cargo xtask dist [--target TRIPLE] [--bash-src DIR|TARBALL]";
+const USAGE: &str = "cargo xtask dist [--target TRIPLE] [--bash-src DIR|TARBALL] [--only STEP,..]";
 
 /// Binaries shipped beside Bash: (cargo package, binary name).
 pub(crate) const BINARIES: &[(&str, &str)] = &[
@@ -67,7 +67,17 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
         .value("--target")?
         .unwrap_or_else(|| bash::DEFAULT_TRIPLE.to_owned());
     let bash_src = args.value("--bash-src")?.map(PathBuf::from);
+    let only: Option<Vec<String>> = args
+        .value("--only")?
+        .map(|list| list.split(',').map(str::to_owned).collect());
     args.finish()?;
+    if let Some(unknown) = only
+        .iter()
+        .flatten()
+        .find(|name| !STEPS.iter().any(|s| s.name == name.as_str()))
+    {
+        anyhow::bail!("unknown dist step {unknown:?}; steps: {}", step_names());
+    }
     // Sets up a cross toolchain (Zig) for aarch64 on x86_64.
     let target = crate::cross::target(sh, &triple)?;
     let vendor = util::project_root()
@@ -79,6 +89,12 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
         bash_src,
     };
     for step in STEPS {
+        if only
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|n| n == step.name))
+        {
+            continue;
+        }
         let t = Instant::now();
         (step.run)(sh, &dist).with_context(|| format!("dist step {:?} failed", step.name))?;
         println!(
@@ -89,6 +105,10 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
     }
     println!("dist: {}", dist.vendor.display());
     Ok(())
+}
+
+fn step_names() -> String {
+    STEPS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
 }
 
 /// `cargo build --release --target <triple>` of the shipped binaries, copied

@@ -21,7 +21,16 @@ pub(crate) fn run(_sh: &Shell, args: &[String]) -> Result<()> {
         Some(_) => bail!("usage: cargo xtask run [-- SERVER-ARGS...]"),
     };
     let me = std::env::current_exe().context("cannot find the xtask binary")?;
-    for task in [&["setup"][..], &["dist", "--target", bash::DEFAULT_TRIPLE]] {
+    for task in [
+        &["setup"][..],
+        &[
+            "dist",
+            "--target",
+            bash::DEFAULT_TRIPLE,
+            "--only",
+            "binaries,bash,smoke",
+        ],
+    ] {
         let stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
         let status = Command::new(&me)
             .args(task)
