@@ -8,9 +8,9 @@
 //! | command | when |
 //! | --- | --- |
 //! | `rm` | `-r`, `-R`, `-f`, `--recursive` or `--force` |
-//! | `git reset` | `--hard` or `--merge` (discards uncommitted changes) |
+//! | `git reset` | always (as the reference); `--hard`/`--merge` named in the reason |
 //! | `git clean` | `-f` or `--force` (deletes untracked files) |
-//! | `git rm` | `-f` or `--force` (deletes files with uncommitted changes) |
+//! | `git rm` | always (as the reference); `-f`/`--force` named in the reason |
 //! | `git push` | `-f`, `--force`, `--force-with-lease[=…]`, `--mirror`, `-d`, `--delete`, or a refspec starting with `+` or `:` |
 //! | `dd` | an `of=` operand (writes to a file or device) |
 //! | `mkfs`, `mkfs.*`, `mke2fs`, `mkswap` | always |
@@ -112,18 +112,24 @@ fn git(args: &[String]) -> Option<String> {
     let (subcommand, sub_args) = rest.split_first()?;
     let opts = options(sub_args);
     match subcommand.as_str() {
-        "reset" => opts
-            .iter()
-            .find(|arg| *arg == "--hard" || *arg == "--merge")
-            .map(|flag| format!("git reset {flag} discards uncommitted changes")),
+        // Every `git reset` and `git rm` prompts, as in the reference; the
+        // destructive forms say why.
+        "reset" => Some(
+            opts.iter()
+                .find(|arg| *arg == "--hard" || *arg == "--merge")
+                .map(|flag| format!("git reset {flag} discards uncommitted changes"))
+                .unwrap_or_else(|| "git reset moves HEAD and can discard changes".into()),
+        ),
         "clean" => opts
             .iter()
             .find(|arg| *arg == "--force" || has_short(arg, 'f'))
             .map(|flag| format!("git clean {flag} deletes untracked files")),
-        "rm" => opts
-            .iter()
-            .find(|arg| *arg == "--force" || has_short(arg, 'f'))
-            .map(|flag| format!("git rm {flag} deletes files even with uncommitted changes")),
+        "rm" => Some(
+            opts.iter()
+                .find(|arg| *arg == "--force" || has_short(arg, 'f'))
+                .map(|flag| format!("git rm {flag} deletes files even with uncommitted changes"))
+                .unwrap_or_else(|| "git rm deletes tracked files".into()),
+        ),
         "push" => git_push(sub_args),
         _ => None,
     }

@@ -60,9 +60,15 @@ const CASES: &[(&[&str], Option<&str>)] = &[
         ],
         Some("--hard"),
     ),
-    (&["/usr/bin/git", "reset"], None),
-    (&["/usr/bin/git", "reset", "--soft", "HEAD~1"], None),
-    (&["/usr/bin/git", "reset", "--", "--hard"], None),
+    (&["/usr/bin/git", "reset"], Some("git reset moves HEAD")),
+    (
+        &["/usr/bin/git", "reset", "--soft", "HEAD~1"],
+        Some("git reset moves HEAD"),
+    ),
+    (
+        &["/usr/bin/git", "reset", "--", "--hard"],
+        Some("git reset moves HEAD"),
+    ),
     (&["/usr/bin/git", "-C", "reset", "status"], None),
     // git clean
     (
@@ -80,7 +86,10 @@ const CASES: &[(&[&str], Option<&str>)] = &[
     (&["/usr/bin/git", "clean", "-dn"], None),
     // git rm
     (&["/usr/bin/git", "rm", "-f", "x"], Some("git rm -f")),
-    (&["/usr/bin/git", "rm", "--cached", "x"], None),
+    (
+        &["/usr/bin/git", "rm", "--cached", "x"],
+        Some("git rm deletes tracked files"),
+    ),
     // git push
     (
         &["/usr/bin/git", "push", "--force"],
