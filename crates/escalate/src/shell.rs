@@ -291,14 +291,33 @@ fn read_output(
     let mut buf = vec![0u8; 64 * 1024];
     let mut last_progress: Option<Instant> = None;
     let mut last_line: Vec<u8> = Vec::new();
+    // A line seen but not yet reported (it came too soon after the last
+    // report); it is sent when the interval has passed, output or not.
+    let mut pending = false;
     loop {
+        let wait = match last_progress {
+            Some(t) if pending => {
+                let left = PROGRESS_INTERVAL.saturating_sub(t.elapsed()).as_millis();
+                PollTimeout::from(u16::try_from(left).unwrap_or(u16::MAX))
+            }
+            _ => PollTimeout::NONE,
+        };
         let mut fds = [
             PollFd::new(pipe.as_fd(), PollFlags::POLLIN),
             PollFd::new(stop.as_fd(), PollFlags::POLLIN),
         ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
+        let ready = match poll(&mut fds, wait) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
             Err(_) => break,
+        };
+        if ready == 0 {
+            if let Some(report) = progress.as_mut() {
+                last_progress = Some(Instant::now());
+                report(String::from_utf8_lossy(&last_line).trim_end());
+            }
+            pending = false;
+            continue;
         }
         if fds[1].any().unwrap_or(false) && !fds[0].any().unwrap_or(false) {
             break;
@@ -315,6 +334,9 @@ fn read_output(
             if last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_INTERVAL) {
                 last_progress = Some(Instant::now());
                 report(String::from_utf8_lossy(&last_line).trim_end());
+                pending = false;
+            } else {
+                pending = true;
             }
         }
     }

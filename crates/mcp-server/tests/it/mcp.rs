@@ -245,16 +245,13 @@ async fn progress_token_gets_output_lines() {
         .arg("danger-full-access")
         .start()
         .await;
-    // The output is read until the shell exits; the last line is reported.
-    // FIXME(escalate::shell::read_output): a line that arrives less than
-    // 250 ms after the previous report is reported only when more output
-    // follows, so a command that prints `a`, then `b`, then goes quiet keeps
-    // showing `a`. The fix (report the pending line when the interval
-    // elapses) is in the escalate crate; then also assert the second line.
+    // The latest line is reported, even when it came too soon after the
+    // previous report and nothing follows it (it is sent once the rate
+    // limit's interval has passed).
     let meta = json!({"progressToken": "p1"});
     let fifo = s.work.join("fifo");
     let command = format!(
-        "mkfifo {f}; echo first-line; read x < {f}",
+        "mkfifo {f}; echo first-line; /bin/sleep 0.05; echo second-line; read x < {f}",
         f = fifo.display()
     );
     // If no progress ever comes, the command's timeout ends the call.
@@ -266,7 +263,7 @@ async fn progress_token_gets_output_lines() {
         tokio::select! {
             r = &mut call => break Some(r),
             () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
-                if s.progress().iter().any(|m| m.contains("first-line")) {
+                if s.progress().iter().any(|m| m.contains("second-line")) {
                     break None;
                 }
             }
@@ -275,5 +272,5 @@ async fn progress_token_gets_output_lines() {
     assert!(done.is_none(), "call ended before any progress: {done:?}");
     std::fs::write(&fifo, "go\n").unwrap();
     let r = decode(&call.await.unwrap());
-    assert_eq!(r.output, "first-line\n", "{r:?}");
+    assert_eq!(r.output, "first-line\nsecond-line\n", "{r:?}");
 }
