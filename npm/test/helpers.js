@@ -11,9 +11,16 @@ const { targetTriple } = require("../bin/codex-shell-tool-mcp.js");
 const NPM_DIR = path.join(__dirname, "..");
 const LAUNCHER_REL = path.join("bin", "codex-shell-tool-mcp.js");
 
+// Temporary package dirs, removed when the test process exits.
+const created = [];
+process.on("exit", () => {
+  for (const dir of created) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** A fresh package dir holding a copy of the launcher (and nothing in vendor/). */
 function makePackage() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shell-tool-mcp-test-"));
+  created.push(dir);
   fs.mkdirSync(path.join(dir, "bin"));
   fs.copyFileSync(path.join(NPM_DIR, LAUNCHER_REL), path.join(dir, LAUNCHER_REL));
   return dir;

@@ -35,6 +35,7 @@ function pkgDir() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shell-tool-mcp-pkg-"));
   const r = spawnSync("tar", ["xzf", tgz, "-C", dir], { encoding: "utf8" });
   assert.equal(r.status, 0, `tar xzf ${tgz}: ${r.stderr}`);
+  process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
   unpacked = path.join(dir, "package");
   return unpacked;
 }
