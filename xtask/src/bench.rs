@@ -86,7 +86,7 @@ impl Plan {
         } else {
             Plan {
                 quick,
-                runs: 5,
+                runs: 7,
                 latency_calls: 200,
                 clients: 16,
                 calls_per_client: 50,
@@ -265,12 +265,18 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
     let (mut plain_ours, mut plain_ref) = (Vec::new(), Vec::new());
     for run in 0..plan.runs {
         println!("bench: exec loop, run {}/{}", run + 1, plan.runs);
-        let po = per_exec_plain(&s.ours.bash, &s.work)?;
-        let pr = per_exec_plain(&s.reference.bash, &s.work)?;
-        plain_ours.push(po);
-        plain_ref.push(pr);
+        // Each server's call right after its plain baseline, so that a change
+        // in the machine's load hits both sides of the difference alike.
         for (i, (kind, server)) in servers.iter().enumerate() {
-            let plain = if *kind == Kind::Reference { pr } else { po };
+            let plain = if *kind == Kind::Reference {
+                let p = per_exec_plain(&s.reference.bash, &s.work)?;
+                plain_ref.push(p);
+                p
+            } else {
+                let p = per_exec_plain(&s.ours.bash, &s.work)?;
+                plain_ours.push(p);
+                p
+            };
             overhead[i].push(per_exec_in_call(server, &s.work)? - plain);
         }
     }
@@ -557,7 +563,7 @@ fn sizes(s: &Subjects, rows: &mut Vec<Row>) -> Result<()> {
         let len = fs::metadata(p)
             .with_context(|| format!("cannot stat {}", p.display()))?
             .len();
-        Ok(Summary::one(len as f64, Unit::Bytes))
+        Ok(Summary::one(len as f64, Unit::FileSize))
     };
     rows.push(Row::new(
         "npm tarball",
@@ -688,7 +694,8 @@ fn report(
          minus the same call with 0 iterations, divided by {EXECS}, minus the same for that \
          implementation's Bash run directly without `BASH_EXEC_WRAPPER` (the first row).\n\
          - Latency: `true` calls with `login: true` (the reference's default) over one \
-         connection per server, interleaved across servers. Throughput: client threads sharing \
+         connection per server, interleaved across servers. The servers get `HOME` = \
+         `CODEX_HOME` = an empty directory, so a login shell reads `/etc/profile` only. Throughput: client threads sharing \
          one connection, each with one call in flight.\n\
          - Cold start: spawn to the `initialize` response; \"npm launcher\" is `node` running the \
          package's `bin` script, which spawns the binary.\n\

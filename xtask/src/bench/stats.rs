@@ -7,7 +7,10 @@ use std::time::Duration;
 pub(crate) enum Unit {
     /// Seconds, shown as ms or µs.
     Seconds,
+    /// Memory: KiB/MiB.
     Bytes,
+    /// File sizes: kB/MB (decimal, as the size targets are written).
+    FileSize,
     /// Calls per second.
     Rate,
 }
@@ -101,6 +104,14 @@ pub(crate) fn format(value: f64, unit: Unit) -> String {
                 format!("{:.0} KiB", value / 1024.0)
             }
         }
+        Unit::FileSize => {
+            let mb = value / 1e6;
+            if mb >= 1.0 {
+                format!("{mb:.2} MB")
+            } else {
+                format!("{:.0} kB", value / 1e3)
+            }
+        }
         Unit::Rate => format!("{value:.0}/s"),
     }
 }
@@ -125,6 +136,8 @@ mod tests {
         assert_eq!(format(0.0123, Unit::Seconds), "12.30 ms");
         assert_eq!(format(1.5, Unit::Seconds), "1500 ms");
         assert_eq!(format(32.0 * 1024.0 * 1024.0, Unit::Bytes), "32.0 MiB");
+        assert_eq!(format(47_512_630.0, Unit::FileSize), "47.51 MB");
+        assert_eq!(format(459_320.0, Unit::FileSize), "459 kB");
         assert_eq!(
             Summary::of(&[0.001, 0.002, 0.003], Unit::Seconds).display(),
             "2.00 ms (1.00 ms–3.00 ms)"

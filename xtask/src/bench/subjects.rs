@@ -81,6 +81,10 @@ impl Subjects {
                 };
                 vec![
                     self.ours.server.clone().into(),
+                    "--execve".into(),
+                    self.ours.wrapper.clone().into(),
+                    "--bash".into(),
+                    self.ours.bash.clone().into(),
                     "--sandbox".into(),
                     policy.into(),
                 ]
@@ -110,7 +114,13 @@ impl Subjects {
     fn with_env(&self, argv: Vec<OsString>, slug: &str, codex_home: &Path) -> Launch {
         Launch {
             argv,
-            env: vec![("CODEX_HOME".to_owned(), codex_home.into())],
+            // HOME too: a login shell (`login: true`) would otherwise run
+            // this machine's ~/.profile, whose cost has nothing to do with
+            // the servers (here it is 400 ms of pyenv set-up).
+            env: vec![
+                ("CODEX_HOME".to_owned(), codex_home.into()),
+                ("HOME".to_owned(), codex_home.into()),
+            ],
             cwd: self.work.clone(),
             stderr_log: self.dir.join(format!("logs/{slug}.stderr")),
         }
@@ -156,50 +166,69 @@ pub(crate) fn prepare(sh: &Shell, root: &Path, build: bool) -> Result<Subjects> 
             bail!("{} is missing: run `cargo xtask dist`", path.display());
         }
     }
-    let ours_pkg = unpack(sh, &npm_tarball, &dir.join("ours-npm"), true)?;
+    // A snapshot, so that a concurrent `cargo xtask dist` cannot swap or
+    // remove files under a running measurement.
+    let snapshot = dir.join("ours");
+    fs::create_dir_all(&snapshot)
+        .with_context(|| format!("cannot create {}", snapshot.display()))?;
+    let oci = root.join("target/dist/codex-shell-tool-mcp-oci-amd64.tar");
+    let mut copied = Vec::new();
+    for path in needed.iter().chain(oci.is_file().then_some(&oci)) {
+        let dest = snapshot.join(path.file_name().expect("a file name"));
+        fs::copy(path, &dest)
+            .with_context(|| format!("cannot copy {} to {}", path.display(), dest.display()))?;
+        copied.push(dest);
+    }
+    let ours_tarball = copied[3].clone();
+    let ours_pkg = unpack(sh, &ours_tarball, &dir.join("ours-npm"), true)?;
     let ours = Install {
-        server: vendor.join("codex-exec-mcp-server"),
-        wrapper: vendor.join("codex-execve-wrapper"),
-        bash: vendor.join("bash"),
+        server: copied[0].clone(),
+        wrapper: copied[1].clone(),
+        bash: copied[2].clone(),
         launcher: launcher(&ours_pkg)?,
-        npm_tarball,
+        npm_tarball: ours_tarball,
     };
     let reference = fetch_reference(sh, &dir.join("reference"))?;
-    let oci = root.join("target/dist/codex-shell-tool-mcp-oci-amd64.tar");
     Ok(Subjects {
         ours,
         reference,
-        oci_tarball: oci.is_file().then_some(oci),
+        oci_tarball: copied.get(4).cloned(),
         dir,
         work,
     })
 }
 
-/// Why the dist artifacts need rebuilding: missing, or older than a source file.
+/// Why the dist artifacts need rebuilding: missing, or older than what they
+/// are built from (the binaries and the npm tarball: the crates' sources,
+/// manifests and the npm launcher; Bash: the patch). Tests, examples and fuzz
+/// corpora do not count.
 fn stale_reason(root: &Path, artifacts: &[PathBuf]) -> Result<Option<String>> {
-    let mut oldest: Option<(SystemTime, &Path)> = None;
     for a in artifacts {
         let Ok(meta) = fs::metadata(a) else {
             return Ok(Some(format!("{} is missing", a.display())));
         };
-        let m = meta.modified()?;
-        if oldest.is_none_or(|(t, _)| m < t) {
-            oldest = Some((m, a));
+        let built = meta.modified()?;
+        let is_bash = a.file_name().is_some_and(|n| n == "bash");
+        let sources: &[&str] = if is_bash {
+            &["patches"]
+        } else {
+            &["crates", "npm", "Cargo.lock", "Cargo.toml"]
+        };
+        let mut newest: Option<(SystemTime, PathBuf)> = None;
+        for top in sources {
+            newest_file(&root.join(top), &mut newest)?;
+        }
+        if let Some((t, src)) = newest
+            && t > built
+        {
+            return Ok(Some(format!(
+                "{} is older than {}",
+                a.display(),
+                src.display()
+            )));
         }
     }
-    let (oldest, artifact) = oldest.context("no artifacts")?;
-    let mut newest: Option<(SystemTime, PathBuf)> = None;
-    for top in ["crates", "npm", "patches", "Cargo.lock", "Cargo.toml"] {
-        newest_file(&root.join(top), &mut newest)?;
-    }
-    Ok(match newest {
-        Some((t, src)) if t > oldest => Some(format!(
-            "{} is older than {}",
-            artifact.display(),
-            src.display()
-        )),
-        _ => None,
-    })
+    Ok(None)
 }
 
 fn newest_file(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) -> Result<()> {
@@ -207,10 +236,18 @@ fn newest_file(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) -> Resul
         return Ok(());
     };
     if meta.is_dir() {
-        if path
-            .file_name()
-            .is_some_and(|n| n == "target" || n == "node_modules")
-        {
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            [
+                "target",
+                "node_modules",
+                "tests",
+                "test",
+                "fuzz",
+                "examples",
+                "benches",
+            ]
+            .contains(&n)
+        }) {
             return Ok(());
         }
         for entry in
