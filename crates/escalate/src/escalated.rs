@@ -176,9 +176,17 @@ pub fn prepare(request: &ExecRequest, config: &EscalationConfig) -> Result<Prepa
         program,
         file,
         argv,
-        env: filter_env(&request.env, config),
+        env: with_pwd(filter_env(&request.env, config), &cwd),
         cwd,
     })
+}
+
+/// `PWD` set to the directory the program really starts in, not whatever the
+/// request claimed.
+fn with_pwd(mut env: Vec<(OsString, OsString)>, cwd: &Path) -> Vec<(OsString, OsString)> {
+    env.retain(|(k, _)| k != "PWD");
+    env.push(("PWD".into(), cwd.as_os_str().to_owned()));
+    env
 }
 
 /// The request's environment minus the denylist, with the server's `PATH`.

@@ -30,7 +30,12 @@ use crate::{Decider, EscalationConfig, ExecRequest, Verdict, sys};
 const READ_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections handled at once per session; more are closed unanswered
 /// (their wrappers fail closed).
-const MAX_LIVE_CONNECTIONS: usize = 1024;
+const MAX_LIVE_CONNECTIONS: usize = 256;
+/// The same across every session of the process, so that one flooding call
+/// cannot exhaust the server's fds (the usual soft limit is 1024); while a
+/// flood lasts, other calls' escalations fail closed rather than the server.
+const MAX_LIVE_CONNECTIONS_TOTAL: usize = 512;
+static LIVE_TOTAL: AtomicUsize = AtomicUsize::new(0);
 /// Signals a wrapper may forward to its escalated program.
 const FORWARDABLE: [Signal; 4] = [
     Signal::SIGINT,
@@ -201,8 +206,12 @@ fn accept_loop(session: OwnedFd, stop: UnixStream, shared: Arc<Shared>) {
 }
 
 fn accept(conn: Conn, shared: &Arc<Shared>) {
-    if shared.live.fetch_add(1, Ordering::AcqRel) >= MAX_LIVE_CONNECTIONS {
+    let total = LIVE_TOTAL.fetch_add(1, Ordering::AcqRel);
+    if shared.live.fetch_add(1, Ordering::AcqRel) >= MAX_LIVE_CONNECTIONS
+        || total >= MAX_LIVE_CONNECTIONS_TOTAL
+    {
         shared.live.fetch_sub(1, Ordering::AcqRel);
+        LIVE_TOTAL.fetch_sub(1, Ordering::AcqRel);
         tracing::warn!("too many escalation connections at once; closing one unanswered");
         return;
     }
@@ -213,9 +222,11 @@ fn accept(conn: Conn, shared: &Arc<Shared>) {
         .spawn(move || {
             serve(&conn, &worker);
             worker.live.fetch_sub(1, Ordering::AcqRel);
+            LIVE_TOTAL.fetch_sub(1, Ordering::AcqRel);
         });
     if let Err(e) = spawned {
         shared.live.fetch_sub(1, Ordering::AcqRel);
+        LIVE_TOTAL.fetch_sub(1, Ordering::AcqRel);
         tracing::error!(error = %e, "cannot start an escalation thread");
     }
 }
