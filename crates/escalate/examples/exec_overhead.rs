@@ -39,6 +39,7 @@ fn main() {
         timeout: Duration::from_secs(600),
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
     };
+    let cpu_before = cpu_time();
     let control = Control {
         cancel: Default::default(),
         timer: Default::default(),
@@ -52,12 +53,14 @@ fn main() {
             control,
         ))
         .unwrap();
+    let wrapped_cpu = cpu_time() - cpu_before;
     let started = Instant::now();
     let plain = std::process::Command::new(&bash)
         .args(["-c", &command])
         .status()
         .unwrap();
     let plain_time = started.elapsed();
+    let plain_cpu = cpu_time() - cpu_before - wrapped_cpu;
     assert!(plain.success() && wrapped.exit_code == 0, "{wrapped:?}");
     let per = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
     println!(
@@ -66,4 +69,21 @@ fn main() {
         per(wrapped.duration),
         per(wrapped.duration) - per(plain_time)
     );
+    println!(
+        "cpu: plain {:.3} ms/exec, wrapped {:.3} ms/exec, overhead {:.3} ms/exec (user+sys of every process)",
+        plain_cpu * 1e3 / n as f64,
+        wrapped_cpu * 1e3 / n as f64,
+        (wrapped_cpu - plain_cpu) * 1e3 / n as f64
+    );
+}
+
+/// User plus system time of this process and its reaped descendants, in seconds.
+fn cpu_time() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let secs = |who| {
+        let u = getrusage(who).unwrap();
+        let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+        t(u.user_time()) + t(u.system_time())
+    };
+    secs(UsageWho::RUSAGE_SELF) + secs(UsageWho::RUSAGE_CHILDREN)
 }

@@ -260,11 +260,11 @@ fn serve(conn: &Conn, shared: &Shared) {
     let audit = Audit(&request);
     match verdict {
         Verdict::Run => {
-            tracing::info!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
+            tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
             reply(ServerMsg::Run)
         }
         Verdict::Deny(reason) => {
-            tracing::info!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "deny", %reason, "exec");
+            tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "deny", %reason, "exec");
             reply(ServerMsg::Deny { reason })
         }
         Verdict::Escalate => match escalated::prepare(&request, &shared.config) {
