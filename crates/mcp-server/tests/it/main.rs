@@ -12,3 +12,4 @@ mod mcp;
 mod sandbox;
 mod sandbox_state;
 mod util;
+mod versions;
