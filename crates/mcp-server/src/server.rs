@@ -125,7 +125,10 @@ pub fn input_schema() -> JsonObject {
     o
 }
 
-/// The output schema matching [`ExecResult`].
+/// The output schema matching [`ExecResult`]. Only formats that JSON
+/// Schema validators know (not schemars' `uint64`): clients compile this
+/// schema to check `structuredContent`, and a strict validator (Ajv with
+/// `strict: true`) rejects a schema with an unknown format.
 pub fn output_schema() -> JsonObject {
     let Value::Object(o) = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -137,13 +140,13 @@ pub fn output_schema() -> JsonObject {
             "duration": {
                 "type": "object",
                 "properties": {
-                    "secs": {"type": "integer", "format": "uint64", "minimum": 0},
-                    "nanos": {"type": "integer", "format": "uint32", "minimum": 0}
+                    "secs": {"type": "integer", "minimum": 0},
+                    "nanos": {"type": "integer", "minimum": 0, "maximum": 999_999_999}
                 },
                 "required": ["secs", "nanos"]
             },
             "timed_out": {"description": "Whether the command was stopped by its timeout.", "type": "boolean"},
-            "dropped_bytes": {"description": "Bytes elided from the middle of the output.", "type": "integer", "format": "uint64", "minimum": 0}
+            "dropped_bytes": {"description": "Bytes elided from the middle of the output.", "type": "integer", "minimum": 0}
         },
         "required": ["exit_code", "output", "duration", "timed_out"]
     }) else {
@@ -622,6 +625,27 @@ mod tests {
                 .contains("/no/such/dir")
         );
         assert!(check_workdir(Path::new("/")).is_ok());
+    }
+
+    /// Clients compile the output schema (the TypeScript SDK with Ajv):
+    /// only formats Ajv's `ajv-formats` knows.
+    #[test]
+    fn output_schema_uses_only_known_formats() {
+        fn formats(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(o) => {
+                    if let Some(Value::String(f)) = o.get("format") {
+                        out.push(f.clone());
+                    }
+                    o.values().for_each(|v| formats(v, out));
+                }
+                Value::Array(a) => a.iter().for_each(|v| formats(v, out)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        formats(&Value::Object(output_schema()), &mut found);
+        assert_eq!(found, ["int32"]);
     }
 
     #[test]
