@@ -71,6 +71,11 @@ pub(crate) const STEPS: &[Step] = &[
         run: python_e2e,
     },
     Step {
+        name: "node-e2e",
+        about: "MCP TypeScript SDK end-to-end test over stdio (crates/mcp-server/tests/node)",
+        run: node_e2e,
+    },
+    Step {
         name: "dist",
         about: "release binaries, Bash, smoke run, OCI image, npm tarball (cargo xtask dist)",
         run: |sh| crate::dist::run(sh, &[]),
@@ -252,5 +257,27 @@ fn python_e2e(sh: &Shell) -> Result<()> {
     let server = "target/debug/codex-exec-mcp-server";
     let bash = format!("target/dist/vendor/{}/bash", bash::DEFAULT_TRIPLE);
     cmd!(sh, "{python} {test} {server} {bash}").run()?;
+    Ok(())
+}
+
+/// The TypeScript SDK as package-lock.json pins it, freshly installed by
+/// `npm ci` into node_modules under the test directory (gitignored).
+fn node_e2e(sh: &Shell) -> Result<()> {
+    if cmd!(sh, "npm --version").quiet().read().is_err() {
+        // Debian's nodejs (setup installs it) comes without npm; NodeSource's
+        // bundles it and conflicts with Debian's npm package.
+        if !util::is_root() {
+            bail!("npm not found: install it (apt-get install npm) or run as root");
+        }
+        cmd!(sh, "apt-get update -q").run()?;
+        cmd!(sh, "apt-get install -y -q --no-install-recommends npm")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()?;
+    }
+    let cargo = util::cargo();
+    cmd!(sh, "{cargo} build --workspace").run()?;
+    let _dir = sh.push_dir("crates/mcp-server/tests/node");
+    cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?;
+    cmd!(sh, "node --test e2e.test.mjs").run()?;
     Ok(())
 }
