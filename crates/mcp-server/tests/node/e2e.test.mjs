@@ -10,8 +10,8 @@
 // with a `prompt` rule for `touch`, so only an escalated (approved) `touch`
 // can create a file. Covered: the handshake (the SDK asks for its latest
 // revision), the tool's schemas, an `echo` whose structuredContent the SDK
-// validates against the outputSchema, elicitation accepted and declined,
-// and a client that declared no elicitation capability.
+// validates against the outputSchema, a tool error, elicitation accepted
+// and declined, and a client that declared no elicitation capability.
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -168,6 +168,12 @@ test('handshake, tool schemas, echo, prompt accepted and declined', async () => 
     assert.equal(echo.timed_out, false);
     assert.equal(typeof echo.duration.secs, 'number');
     assert.equal(typeof echo.duration.nanos, 'number');
+
+    // A tool error carries no structuredContent; the SDK accepts that even
+    // though the tool declares an outputSchema.
+    const bad = await client.callTool({ name: 'shell', arguments: { command: 'true', workdir: 'relative' } });
+    assert.equal(bad.isError, true, JSON.stringify(bad));
+    assert.match(bad.content[0].text, /workdir `relative` is not an absolute path/);
 
     const touch = (await shell(client, 'command -v touch', work)).output.trim();
     const accepted = join(work, 'accepted');
