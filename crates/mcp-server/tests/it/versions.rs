@@ -7,7 +7,14 @@
 //! A version the server does not know, or one without `initialize`
 //! (2026-07-28 opens with `server/discover`), is answered with the newest
 //! revision that has the handshake, as the spec asks ("the server MUST
-//! respond with another protocol version it supports").
+//! respond with another protocol version it supports"; "this SHOULD be the
+//! latest"). rmcp does the negotiation (`negotiate_protocol_version`); the
+//! server keeps its default set of versions.
+//!
+//! Every revision gets the same tool list and results, `outputSchema` and
+//! `structuredContent` included (added in 2025-06-18; older clients ignore
+//! unknown fields), and every elicitation carries `"mode": "form"` (added in
+//! 2025-11-25).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -333,5 +340,32 @@ async fn ancient_version_gets_a_supported_one() {
     let mut s = Raw::start().await;
     let init = s.initialize("2000-01-01", json!({})).await;
     assert_eq!(init["protocolVersion"], "2025-11-25", "{init}");
+    s.finish().await;
+}
+
+/// Some clients pipeline requests right after `initialize` without waiting
+/// for their own `notifications/initialized` to be sent first (the spec says
+/// SHOULD NOT, not MUST NOT): they are served, and so is `ping`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_before_initialized_are_served() {
+    let mut s = Raw::start().await;
+    let init = s
+        .call(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "raw-versions", "version": "0"}}),
+        )
+        .await;
+    assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
+    let list = s.call("tools/list", json!({})).await;
+    assert_eq!(list["result"]["tools"][0]["name"], "shell", "{list}");
+    let ping = s.call("ping", json!({})).await;
+    assert_eq!(ping["result"], json!({}), "{ping}");
+    s.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    let r = s
+        .shell("echo ok", &mut |r| panic!("unexpected server request: {r}"))
+        .await;
+    assert_eq!(r["output"], "ok\n", "{r}");
     s.finish().await;
 }
