@@ -95,7 +95,7 @@ async fn workspace_write_confines_bash_children_and_grandchildren() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temp_dirs_follow_the_exclude_flags() {
-    let tmpdir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let tmpdir = tempfile::tempdir_in(crate::util::scratch_base()).unwrap();
     let s = setup()
         .env("TMPDIR", tmpdir.path().display().to_string())
         .start()

@@ -13,13 +13,15 @@ async fn default_sandbox_is_workspace_write() {
         .await;
     assert_eq!(r.output, "status=0\n", "{r:?}");
     // Outside the workspace and temp dirs: denied.
+    let outside = s.outside().join("denied");
     let r = s
-        .shell("touch /var/tmp/codex-exec-mcp-server-it; echo status=$?")
+        .shell(&format!("touch {}; echo status=$?", outside.display()))
         .await;
     assert!(
         r.output.contains("Permission denied") && r.output.ends_with("status=1\n"),
         "{r:?}"
     );
+    assert!(!outside.exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

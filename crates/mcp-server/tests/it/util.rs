@@ -163,7 +163,7 @@ impl Setup {
     pub async fn start(self) -> Session {
         // Not under /tmp: that is a writable root of the default sandbox, and
         // the tests need directories outside every writable root.
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = tempfile::tempdir_in(scratch_base()).unwrap();
         let codex_home = dir.path().join("codex");
         let home = dir.path().join("home");
         let work = dir.path().join("work");
@@ -509,4 +509,18 @@ pub fn ps(pids: &[u32]) -> String {
             )
         })
         .collect()
+}
+
+/// Where tests make their directories: the target's scratch directory,
+/// unless the checkout is under `/tmp` (CI may clone there), which is a
+/// writable root of the default sandbox; then `/var/tmp`.
+pub fn scratch_base() -> PathBuf {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = if base.starts_with("/tmp") {
+        PathBuf::from("/var/tmp/codex-exec-mcp-scratch")
+    } else {
+        base.to_path_buf()
+    };
+    std::fs::create_dir_all(&base).unwrap();
+    base
 }

@@ -132,7 +132,14 @@ impl Shell {
 }
 
 pub async fn start(rules: &str) -> Server {
+    // `/tmp` is a writable root of the default sandbox: a checkout under it
+    // (CI may clone there) must not put the "outside" directories under it.
     let base = project_root().join("target/redteam-tmp");
+    let base = if base.starts_with("/tmp") {
+        std::path::PathBuf::from("/var/tmp/codex-redteam-tmp")
+    } else {
+        base
+    };
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::Builder::new()
         .prefix("rt")
