@@ -67,8 +67,37 @@ test("the real server runs through the launcher: --version", () => {
 
 test("MCP session through the launcher: initialize, tools/list, shell writes a file", async () => {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), "shell-tool-mcp-ws-"));
-  const child = spawn(process.execPath, [path.join(pkgDir(), LAUNCHER_REL)], {
-    cwd: workspace,
+  await mcpSession(process.execPath, [path.join(pkgDir(), LAUNCHER_REL)], workspace, workspace);
+});
+
+// What a user types, as the issue states it: npx of the tarball, offline
+// (a fresh npm cache, no registry needed: the package has no dependencies).
+function npx(args, options) {
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), "shell-tool-mcp-npx-cache-"));
+  process.on("exit", () => fs.rmSync(cache, { recursive: true, force: true }));
+  const root = path.join(NPM_DIR, "..");
+  const tgz = "./" + path.relative(root, findTarball());
+  return ["npx", ["--yes", "--offline", tgz, ...args], { cwd: root, env: { ...process.env, npm_config_cache: cache }, ...options }];
+}
+
+test("npx --yes ./target/dist/<tarball> --version, offline", () => {
+  const [cmd, args, options] = npx(["--version"], { encoding: "utf8" });
+  const r = spawnSync(cmd, args, options);
+  assert.equal(r.status, 0, `${cmd} ${args.join(" ")}: ${r.stderr}`);
+  assert.match(r.stdout, /^codex-exec-mcp-server \d+\.\d+\.\d+/);
+});
+
+test("MCP session through npx of the tarball: initialize, tools/list, shell writes a file", async () => {
+  const workspace = fs.mkdtempSync(path.join(os.tmpdir(), "shell-tool-mcp-ws-"));
+  const [cmd, args, options] = npx([]);
+  await mcpSession(cmd, args, options.cwd, workspace, options.env);
+});
+
+/** Drives one MCP session over the child's stdio; `workspace` is the shell's workdir. */
+async function mcpSession(command, args, cwd, workspace, env = process.env) {
+  const child = spawn(command, args, {
+    cwd,
+    env,
     stdio: ["pipe", "pipe", "pipe"],
   });
   let stderr = "";
@@ -122,4 +151,4 @@ test("MCP session through the launcher: initialize, tools/list, shell writes a f
     child.kill("SIGKILL");
     fs.rmSync(workspace, { recursive: true, force: true });
   }
-});
+}
