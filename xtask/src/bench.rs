@@ -149,6 +149,7 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
         &load_before,
         &load_after,
         started.elapsed(),
+        subjects.stale.as_deref(),
     )?;
     let out = if plan.quick {
         subjects.dir.join("RESULTS-quick.md")
@@ -611,7 +612,10 @@ fn render_table(rows: &[Row]) -> String {
     for row in rows {
         let cell = |s: &Option<Summary>| s.as_ref().map_or("–".to_owned(), Summary::display);
         let ratio = match (&row.ours, &row.reference) {
-            (Some(o), Some(r)) if r.median != 0.0 => format!("{:.2}×", o.median / r.median),
+            // A difference whose runs fall on both sides of zero is below
+            // the noise; a ratio of it would mean nothing.
+            (Some(o), Some(r)) if o.spans_zero() || r.spans_zero() => "noise".to_owned(),
+            (Some(o), Some(r)) if r.median > 0.0 => format!("{:.2}×", o.median / r.median),
             _ => "–".to_owned(),
         };
         lines.push(format!(
@@ -633,7 +637,12 @@ fn report(
     load_before: &str,
     load_after: &str,
     elapsed: Duration,
+    stale: Option<&str>,
 ) -> Result<String> {
+    let artifacts = match stale {
+        None => "`target/dist`, up to date with the sources".to_owned(),
+        Some(why) => format!("`target/dist` kept by `--no-build` although stale: {why}"),
+    };
     let date = cmd!(sh, "date -u +%Y-%m-%dT%H:%MZ").read()?;
     let commit = cmd!(sh, "git rev-parse --short=12 HEAD")
         .read()
@@ -682,6 +691,7 @@ fn report(
          - date: {date}\n\
          - commit: {commit}\n\
          - mode: {mode}; took {:.0} s\n\
+         - ours: {artifacts}\n\
          - reference: `{REFERENCE_PACKAGE}@{REFERENCE_VERSION}` (npm), its x86_64 musl binaries, \
            Bash for this distribution\n\
          - machine: {nproc} CPUs, {cpu}, Linux {kernel}, {mem} RAM\n\
@@ -689,7 +699,8 @@ fn report(
          {table}\n\n\
          ## How to read it\n\n\
          - `median (min–max)` over the runs; one value where there is one sample. \
-         The ratio column is ours ÷ reference of the medians (for throughput, higher is better).\n\
+         The ratio column is ours ÷ reference of the medians (for throughput, higher is better); \
+         \"noise\" where a difference's runs fall on both sides of zero.\n\
          - Per-exec overhead: one `shell` call (`login: false`) running `/bin/true` {EXECS} times \
          minus the same call with 0 iterations, divided by {EXECS}, minus the same for that \
          implementation's Bash run directly without `BASH_EXEC_WRAPPER` (the first row).\n\

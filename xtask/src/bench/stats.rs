@@ -42,6 +42,11 @@ impl Summary {
         Summary::of(&[value], unit)
     }
 
+    /// Whether the samples fall on both sides of zero (for differences).
+    pub(crate) fn spans_zero(&self) -> bool {
+        self.min < 0.0 && self.max > 0.0
+    }
+
     /// `median (min–max)`, or the bare value for one sample.
     pub(crate) fn display(&self) -> String {
         if self.n == 1 || self.min == self.max {

@@ -67,6 +67,8 @@ pub(crate) struct Subjects {
     pub(crate) dir: PathBuf,
     /// Working directory of the servers and of every call.
     pub(crate) work: PathBuf,
+    /// Set when `--no-build` kept artifacts older than their sources: why.
+    pub(crate) stale: Option<String>,
 }
 
 impl Subjects {
@@ -152,15 +154,18 @@ pub(crate) fn prepare(sh: &Shell, root: &Path, build: bool) -> Result<Subjects> 
         vendor.join("bash"),
         npm_tarball.clone(),
     ];
-    let stale = stale_reason(root, &needed)?;
-    match (stale, build) {
-        (None, _) => {}
+    let stale = match (stale_reason(root, &needed)?, build) {
+        (None, _) => None,
         (Some(why), true) => {
             println!("bench: {why}; running `cargo xtask dist`");
             crate::dist::run(sh, &[])?;
+            None
         }
-        (Some(why), false) => println!("bench: warning: {why} (--no-build given, using it as is)"),
-    }
+        (Some(why), false) => {
+            println!("bench: warning: {why} (--no-build given, using it as is)");
+            Some(why)
+        }
+    };
     for path in &needed {
         if !path.is_file() {
             bail!("{} is missing: run `cargo xtask dist`", path.display());
@@ -195,6 +200,7 @@ pub(crate) fn prepare(sh: &Shell, root: &Path, build: bool) -> Result<Subjects> 
         oci_tarball: copied.get(4).cloned(),
         dir,
         work,
+        stale,
     })
 }
 
