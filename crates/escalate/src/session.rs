@@ -8,11 +8,12 @@
 //! handshakes cannot exhaust the server.
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -130,10 +131,14 @@ impl Session {
             config,
             registry: registry.clone(),
             live: AtomicUsize::new(0),
+            workers: Workers::default(),
         });
         let acceptor = std::thread::Builder::new()
             .name("escalate-accept".into())
-            .spawn(move || accept_loop(ours, stop_rx, shared))?;
+            .spawn(move || {
+                accept_loop(ours, stop_rx, &shared);
+                shared.workers.close();
+            })?;
         Ok((
             Session {
                 registry,
@@ -177,9 +182,85 @@ struct Shared {
     config: EscalationConfig,
     registry: Arc<Registry>,
     live: AtomicUsize,
+    workers: Workers,
 }
 
-fn accept_loop(session: OwnedFd, stop: UnixStream, shared: Arc<Shared>) {
+/// The threads that serve connections. A connection may block for long (a
+/// human is asked, an escalated program runs), so each one has a thread of
+/// its own while it lasts; finished threads wait a little for the next
+/// connection instead of exiting, which saves a thread start per exec.
+#[derive(Default)]
+struct Workers {
+    state: Mutex<WorkersState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct WorkersState {
+    queue: VecDeque<Conn>,
+    idle: usize,
+    closed: bool,
+}
+
+/// How long an idle worker waits for another connection before it exits.
+const WORKER_IDLE: Duration = Duration::from_secs(2);
+
+impl Workers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WorkersState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `conn`; returns true when no idle worker will take it, so the
+    /// caller must start one.
+    fn push(&self, conn: Conn) -> bool {
+        let mut state = self.lock();
+        state.queue.push_back(conn);
+        let need_thread = state.queue.len() > state.idle;
+        drop(state);
+        self.wake.notify_one();
+        need_thread
+    }
+
+    /// The next connection, or `None` when the worker should exit.
+    fn next(&self) -> Option<Conn> {
+        let mut state = self.lock();
+        loop {
+            if let Some(conn) = state.queue.pop_front() {
+                return Some(conn);
+            }
+            if state.closed {
+                return None;
+            }
+            state.idle += 1;
+            let (next, timeout) = self
+                .wake
+                .wait_timeout(state, WORKER_IDLE)
+                .unwrap_or_else(|e| e.into_inner());
+            state = next;
+            state.idle -= 1;
+            if timeout.timed_out() && state.queue.is_empty() {
+                return None;
+            }
+        }
+    }
+
+    /// Idle workers exit; busy ones finish their connection first.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+}
+
+fn worker_loop(shared: &Shared) {
+    while let Some(conn) = shared.workers.next() {
+        serve(&conn, shared);
+        drop(conn);
+        shared.live.fetch_sub(1, Ordering::AcqRel);
+        LIVE_TOTAL.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn accept_loop(session: OwnedFd, stop: UnixStream, shared: &Arc<Shared>) {
     loop {
         let mut fds = [
             PollFd::new(session.as_fd(), PollFlags::POLLIN),
@@ -197,7 +278,7 @@ fn accept_loop(session: OwnedFd, stop: UnixStream, shared: Arc<Shared>) {
         }
         loop {
             match protocol::recv_handshake(session.as_fd()) {
-                Ok(Some(conn)) => accept(conn, &shared),
+                Ok(Some(conn)) => accept(conn, shared),
                 Ok(None) => break,
                 Err(e) => tracing::warn!(error = %e, "rejected an escalation handshake"),
             }
@@ -215,19 +296,25 @@ fn accept(conn: Conn, shared: &Arc<Shared>) {
         tracing::warn!("too many escalation connections at once; closing one unanswered");
         return;
     }
+    if !shared.workers.push(conn) {
+        return;
+    }
     let worker = shared.clone();
     let spawned = std::thread::Builder::new()
         .name("escalate-conn".into())
         .stack_size(256 * 1024)
-        .spawn(move || {
-            serve(&conn, &worker);
-            worker.live.fetch_sub(1, Ordering::AcqRel);
-            LIVE_TOTAL.fetch_sub(1, Ordering::AcqRel);
-        });
+        .spawn(move || worker_loop(&worker));
     if let Err(e) = spawned {
-        shared.live.fetch_sub(1, Ordering::AcqRel);
-        LIVE_TOTAL.fetch_sub(1, Ordering::AcqRel);
+        // The queued connection waits for a busy worker to finish; if none
+        // is running, it is closed unanswered and its wrapper fails closed.
         tracing::error!(error = %e, "cannot start an escalation thread");
+        let mut state = shared.workers.lock();
+        if state.idle == 0 && state.queue.len() == shared.live.load(Ordering::Acquire) {
+            for _ in state.queue.drain(..) {
+                shared.live.fetch_sub(1, Ordering::AcqRel);
+                LIVE_TOTAL.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
     }
 }
 
