@@ -13,6 +13,11 @@ use mcp_server::config::{Cli, Command, Settings};
 use mcp_server::{check, rules, sandbox_exec, server};
 use policy::MatchOptions;
 
+/// musl's allocator maps and unmaps pages for small allocations; the server
+/// allocates a lot at start (Starlark, rmcp, tokio) and per call.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for configuration errors, including invalid rules.
 const EXIT_CONFIG: u8 = 2;
 

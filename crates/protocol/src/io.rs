@@ -6,7 +6,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use nix::cmsg_space;
 use nix::errno::Errno;
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
@@ -156,6 +155,9 @@ fn recv_some(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Re
 /// The kernel's cap on fds per message (`SCM_MAX_FD`): a control buffer of
 /// this size is never truncated by a peer sending too many.
 const SCM_MAX_FD: usize = 253;
+/// `CMSG_SPACE(SCM_MAX_FD * 4)` in 8-byte words (aligned as `cmsghdr`):
+/// a 16-byte header plus 1012 bytes of fds, rounded up.
+const CONTROL_WORDS: usize = (16 + SCM_MAX_FD * 4).div_ceil(8);
 
 /// `recvmsg(2)` with `MSG_CMSG_CLOEXEC | extra_flags`, taking ownership of
 /// every fd the kernel installed, even when the control data was truncated
@@ -171,7 +173,9 @@ fn recv_with_fds(
     fds: &mut Vec<OwnedFd>,
 ) -> Result<(usize, bool), Errno> {
     use nix::libc;
-    let mut control = cmsg_space!([RawFd; SCM_MAX_FD]);
+    // On the stack: this runs for every frame, and the wrapper's allocator
+    // (musl) would map and unmap a page for a heap buffer each time.
+    let mut control = [0u64; CONTROL_WORDS];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -181,7 +185,7 @@ fn recv_with_fds(
     hdr.msg_iov = &mut iov;
     hdr.msg_iovlen = 1;
     hdr.msg_control = control.as_mut_ptr().cast();
-    hdr.msg_controllen = control.len() as _;
+    hdr.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: `hdr` points at `iov` (our live `buf`) and `control`, both
     // valid for the lengths given, for the duration of the call.
     let n = unsafe {
@@ -282,4 +286,14 @@ pub fn recv_handshake(session: BorrowedFd<'_>) -> Result<Option<Conn>, Error> {
         return Err(Error::BadHandshake("fd is not a stream socket"));
     }
     Ok(Some(Conn::new(fd)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_buffer_holds_the_kernel_maximum_of_fds() {
+        // SAFETY: CMSG_SPACE is pure arithmetic.
+        let space = unsafe { nix::libc::CMSG_SPACE((super::SCM_MAX_FD * 4) as u32) } as usize;
+        assert!(super::CONTROL_WORDS * 8 >= space, "{space}");
+    }
 }

@@ -357,3 +357,22 @@ fn is_wrapper(pid: u32) -> bool {
         .map(|p| p.file_name().is_some_and(|n| n == "codex-execve-wrapper"))
         .unwrap_or(false)
 }
+
+#[test]
+fn programs_run_in_place_keep_the_default_sigpipe() {
+    // Rust ignores SIGPIPE at start-up; the wrapper must not pass that on,
+    // or `yes | head` would never see `yes` die of SIGPIPE.
+    let dir = tmp();
+    let out = run(
+        "yes | head -n 1; echo ${PIPESTATUS[0]}",
+        dir.path(),
+        TestDecider::escalating(&[]),
+    );
+    assert_eq!(out.output, "y\n141\n", "{out:?}");
+    let out = run(
+        "yes | head -n 1; echo ${PIPESTATUS[0]}",
+        dir.path(),
+        TestDecider::escalating(&["yes"]),
+    );
+    assert_eq!(out.output, "y\n141\n", "{out:?}");
+}
