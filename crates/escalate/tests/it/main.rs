@@ -187,24 +187,13 @@ fn killing_the_wrapper_kills_the_escalated_program() {
     let mark = format!("1{}", marker());
     let command = format!("env sleep {mark}; echo wrapper-status=$?");
     let decider = TestDecider::escalating(&["env"]);
-    let handle = std::thread::spawn({
-        let dir = dir.path().to_path_buf();
-        move || run(&command, &dir, decider)
-    });
+    let handle = run_in_background(command, dir.path(), decider);
     // The marker is in Bash's, the wrapper's and the escalated sleep's
     // command lines; the escalated one is a child of this process.
     wait_until("the escalated sleep", || {
         pids_with(&mark).into_iter().any(is_ours)
     });
-    let wrapper = pids_with(&mark)
-        .into_iter()
-        .find(|pid| is_wrapper(*pid))
-        .expect("wrapper process");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(wrapper as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal_wrapper(&mark, nix::sys::signal::Signal::SIGKILL);
     let out = handle.join().unwrap();
     assert!(
         out.output.contains("Killed") && out.output.ends_with("\nwrapper-status=137\n"),
@@ -223,21 +212,10 @@ fn sigint_to_the_wrapper_reaches_the_escalated_program() {
     let command = format!(
         "env sh -c 'trap \"echo got INT; exit 7\" INT; : > ready; while :; do sleep 0.05; done' {mark}; echo status=$?"
     );
-    let handle = std::thread::spawn({
-        let dir = dir.path().to_path_buf();
-        move || run(&command, &dir, TestDecider::escalating(&["env"]))
-    });
+    let handle = run_in_background(command, dir.path(), TestDecider::escalating(&["env"]));
     let ready = dir.path().join("ready");
     wait_until("the escalated program to be ready", || ready.exists());
-    let wrapper = pids_with(&mark)
-        .into_iter()
-        .find(|pid| is_wrapper(*pid))
-        .expect("wrapper process");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(wrapper as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    signal_wrapper(&mark, nix::sys::signal::Signal::SIGINT);
     let out = handle.join().unwrap();
     assert_eq!(out.output, "got INT\nstatus=7\n", "{out:?}");
 }
@@ -339,6 +317,24 @@ fn verdicts_reach_the_decider_with_absolute_paths() {
     );
     assert_eq!(ls[0].cwd, dir.path().as_os_str());
     let _ = Verdict::Run;
+}
+
+fn run_in_background(
+    command: String,
+    dir: &std::path::Path,
+    decider: Arc<TestDecider>,
+) -> std::thread::JoinHandle<escalate::Outcome> {
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || run(&command, &dir, decider))
+}
+
+/// Sends `signal` to the wrapper whose command line carries `mark`.
+fn signal_wrapper(mark: &str, signal: nix::sys::signal::Signal) {
+    let wrapper = pids_with(mark)
+        .into_iter()
+        .find(|pid| is_wrapper(*pid))
+        .expect("wrapper process");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(wrapper as i32), signal).unwrap();
 }
 
 fn is_ours(pid: u32) -> bool {
