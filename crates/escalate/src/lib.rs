@@ -38,8 +38,18 @@ pub enum Verdict {
 
 /// Decides each exec of a shell session.
 pub trait Decider: Send + Sync + 'static {
-    /// Called on a plain thread (never a tokio worker), once per exec; it
-    /// may block, for instance to ask a human.
+    /// The verdict, if it can be given at once: from rules, not from a
+    /// human. Called first, on the thread that accepts every exec of the
+    /// session, so it must not block; `None` (the default) defers the
+    /// request to [`Decider::decide`] on a thread of its own.
+    fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {
+        let _ = request;
+        None
+    }
+
+    /// Called on a plain thread (never a tokio worker), once per exec that
+    /// [`Decider::decide_now`] left open (or that arrived without an inline
+    /// request); it may block, for instance to ask a human.
     fn decide(&self, request: &ExecRequest) -> Verdict;
 }
 

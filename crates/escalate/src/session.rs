@@ -1,6 +1,13 @@
 //! One escalation session: the datagram socket Bash inherits, the thread
-//! that accepts wrapper connections on it, one thread per connection, and
-//! the registry of escalated programs still running.
+//! that accepts wrapper connections on it, one thread per connection that
+//! needs one, and the registry of escalated programs still running.
+//!
+//! The common case, an exec the [`Decider`] lets run without asking anyone,
+//! is answered by the accepting thread itself from the handshake datagram
+//! (which carries the request inline): one wake-up, no hand-over. Everything
+//! that may take time (a request sent on the stream, a human to ask, an
+//! escalated program to supervise, a denial whose reason may not fit the
+//! socket buffer) goes to a worker thread.
 //!
 //! Every connection is untrusted (see the `protocol` crate): each read has a
 //! deadline, fds that arrive unasked are closed, a malformed frame ends only
@@ -22,12 +29,13 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::Pid;
-use protocol::{Conn, ServerMsg, WrapperMsg};
+use protocol::{Conn, Handshake, ServerMsg, WrapperMsg};
 
 use crate::escalated::{self, Prepared};
 use crate::{Decider, EscalationConfig, ExecRequest, Verdict, sys};
 
-/// How long a wrapper may take to send a frame it owes us.
+/// How long a wrapper may take to send a frame it owes us, or to make room
+/// for one we send.
 const READ_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections handled at once per session; more are closed unanswered
 /// (their wrappers fail closed).
@@ -197,7 +205,7 @@ struct Workers {
 
 #[derive(Default)]
 struct WorkersState {
-    queue: VecDeque<Conn>,
+    queue: VecDeque<Pending>,
     idle: usize,
     closed: bool,
 }
@@ -212,7 +220,7 @@ impl Workers {
 
     /// Queues `conn`; returns true when no idle worker will take it, so the
     /// caller must start one.
-    fn push(&self, conn: Conn) -> bool {
+    fn push(&self, conn: Pending) -> bool {
         let mut state = self.lock();
         state.queue.push_back(conn);
         let need_thread = state.queue.len() > state.idle;
@@ -222,7 +230,7 @@ impl Workers {
     }
 
     /// The next connection, or `None` when the worker should exit.
-    fn next(&self) -> Option<Conn> {
+    fn next(&self) -> Option<Pending> {
         let mut state = self.lock();
         loop {
             if let Some(conn) = state.queue.pop_front() {
@@ -251,9 +259,17 @@ impl Workers {
     }
 }
 
+/// A connection handed to a worker, with its request and verdict when the
+/// accepting thread already has them.
+struct Pending {
+    conn: Conn,
+    request: Option<(ExecRequest, Option<Verdict>)>,
+}
+
 fn worker_loop(shared: &Shared) {
-    while let Some(conn) = shared.workers.next() {
-        serve(&conn, shared);
+    while let Some(pending) = shared.workers.next() {
+        let Pending { conn, request } = pending;
+        serve(&conn, request, shared);
         drop(conn);
         shared.live.fetch_sub(1, Ordering::AcqRel);
         LIVE_TOTAL.fetch_sub(1, Ordering::AcqRel);
@@ -261,6 +277,7 @@ fn worker_loop(shared: &Shared) {
 }
 
 fn accept_loop(session: OwnedFd, stop: UnixStream, shared: &Arc<Shared>) {
+    let mut buf = vec![0u8; protocol::HANDSHAKE_BUF_LEN];
     loop {
         let mut fds = [
             PollFd::new(session.as_fd(), PollFlags::POLLIN),
@@ -277,8 +294,8 @@ fn accept_loop(session: OwnedFd, stop: UnixStream, shared: &Arc<Shared>) {
             return;
         }
         loop {
-            match protocol::recv_handshake(session.as_fd()) {
-                Ok(Some(conn)) => accept(conn, shared),
+            match protocol::recv_handshake(session.as_fd(), &mut buf) {
+                Ok(Some(handshake)) => accept(handshake, shared),
                 Ok(None) => break,
                 Err(e) => tracing::warn!(error = %e, "rejected an escalation handshake"),
             }
@@ -286,7 +303,48 @@ fn accept_loop(session: OwnedFd, stop: UnixStream, shared: &Arc<Shared>) {
     }
 }
 
-fn accept(conn: Conn, shared: &Arc<Shared>) {
+/// Answers a handshake at once when its inline request needs no more than
+/// a quick decision; queues it for a worker otherwise. Never blocks: this
+/// thread serves every wrapper of the session.
+fn accept(handshake: Handshake, shared: &Arc<Shared>) {
+    let Handshake { conn, first } = handshake;
+    let reply_now = |msg: ServerMsg| {
+        if let Err(e) = conn.send_now(&msg) {
+            tracing::debug!(error = %e, "wrapper did not take its answer");
+        }
+    };
+    let pending = match first {
+        None => Pending {
+            conn,
+            request: None,
+        },
+        Some(Ok(WrapperMsg::Exec(request))) => match shared.decider.decide_now(&request) {
+            Some(Verdict::Run) => {
+                reply_now(ServerMsg::Run);
+                let audit = Audit(&request);
+                tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
+                return;
+            }
+            verdict => Pending {
+                conn,
+                request: Some((request, verdict)),
+            },
+        },
+        Some(Ok(other)) => {
+            return reply_now(ServerMsg::Error(format!(
+                "expected an exec request, got {}",
+                kind(&other)
+            )));
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "bad inline exec request");
+            return reply_now(ServerMsg::Error(e.to_string()));
+        }
+    };
+    queue(pending, shared);
+}
+
+fn queue(pending: Pending, shared: &Arc<Shared>) {
     let total = LIVE_TOTAL.fetch_add(1, Ordering::AcqRel);
     if shared.live.fetch_add(1, Ordering::AcqRel) >= MAX_LIVE_CONNECTIONS
         || total >= MAX_LIVE_CONNECTIONS_TOTAL
@@ -296,7 +354,7 @@ fn accept(conn: Conn, shared: &Arc<Shared>) {
         tracing::warn!("too many escalation connections at once; closing one unanswered");
         return;
     }
-    if !shared.workers.push(conn) {
+    if !shared.workers.push(pending) {
         return;
     }
     let worker = shared.clone();
@@ -318,32 +376,32 @@ fn accept(conn: Conn, shared: &Arc<Shared>) {
     }
 }
 
-/// Serves one wrapper connection from its `Exec` to its end.
-fn serve(conn: &Conn, shared: &Shared) {
+/// Serves one wrapper connection from its `Exec` (read here unless it came
+/// inline) to its end.
+fn serve(conn: &Conn, request: Option<(ExecRequest, Option<Verdict>)>, shared: &Shared) {
     let reply = |msg: ServerMsg| {
         if let Err(e) = conn.send(&msg, &[]) {
             tracing::debug!(error = %e, "wrapper went away before the answer");
         }
     };
-    if let Err(e) = conn.set_read_timeout(Some(READ_DEADLINE)) {
+    // A peer that neither writes nor reads holds this thread no longer than
+    // the deadline.
+    if let Err(e) = conn
+        .set_read_timeout(Some(READ_DEADLINE))
+        .and_then(|()| conn.set_write_timeout(Some(READ_DEADLINE)))
+    {
         tracing::warn!(error = %e, "escalation connection unusable");
         return;
     }
-    let request = match conn.recv::<WrapperMsg>() {
-        Ok((WrapperMsg::Exec(request), _unexpected_fds)) => request,
-        Ok((other, _)) => {
-            return reply(ServerMsg::Error(format!(
-                "expected an exec request, got {}",
-                kind(&other)
-            )));
-        }
-        Err(protocol::Error::Closed) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "bad exec request");
-            return reply(ServerMsg::Error(e.to_string()));
-        }
+    let (request, verdict) = match request {
+        Some(decided) => decided,
+        None => match read_request(conn) {
+            Ok(request) => (request, None),
+            Err(Some(message)) => return reply(ServerMsg::Error(message)),
+            Err(None) => return,
+        },
     };
-    let verdict = shared.decider.decide(&request);
+    let verdict = verdict.unwrap_or_else(|| shared.decider.decide(&request));
     let audit = Audit(&request);
     match verdict {
         Verdict::Run => {
@@ -366,6 +424,23 @@ fn serve(conn: &Conn, shared: &Shared) {
                 escalate(conn, &prepared, &shared.registry)
             }
         },
+    }
+}
+
+/// The `Exec` frame a wrapper sends after a plain handshake. `Err(None)`:
+/// the wrapper went away; `Err(Some(message))`: answer with this error.
+fn read_request(conn: &Conn) -> Result<ExecRequest, Option<String>> {
+    match conn.recv::<WrapperMsg>() {
+        Ok((WrapperMsg::Exec(request), _unexpected_fds)) => Ok(request),
+        Ok((other, _)) => Err(Some(format!(
+            "expected an exec request, got {}",
+            kind(&other)
+        ))),
+        Err(protocol::Error::Closed) => Err(None),
+        Err(e) => {
+            tracing::warn!(error = %e, "bad exec request");
+            Err(Some(e.to_string()))
+        }
     }
 }
 

@@ -32,8 +32,39 @@ pub struct RulesDecider {
     pub timer: TimerPause,
 }
 
+/// What the rules and heuristics say, before anyone is asked.
+enum Judgement {
+    Final(Verdict),
+    /// A human must be asked; the program as resolved.
+    Ask(PathBuf),
+}
+
 impl Decider for RulesDecider {
+    fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {
+        match self.judge(request) {
+            Judgement::Final(verdict) => Some(verdict),
+            Judgement::Ask(_) => None,
+        }
+    }
+
     fn decide(&self, request: &ExecRequest) -> Verdict {
+        match self.judge(request) {
+            Judgement::Final(verdict) => verdict,
+            Judgement::Ask(program) => {
+                let args = request.argv.get(1..).unwrap_or_default();
+                let verdict = self.prompt(&program, args, &request.cwd);
+                tracing::info!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
+                    ?verdict, "exec decided by the user");
+                verdict
+            }
+        }
+    }
+}
+
+impl RulesDecider {
+    /// Rules first, then the dangerous-command heuristics; logs the
+    /// decisions it makes (with the deciding rule, if any).
+    fn judge(&self, request: &ExecRequest) -> Judgement {
         let program = program_path(request);
         let args = request.argv.get(1..).unwrap_or_default();
         let program_os = program.clone().into_os_string();
@@ -43,11 +74,11 @@ impl Decider for RulesDecider {
             Some(Decision::Forbidden) => {
                 Verdict::Deny(forbidden_reason(&program, args, &evaluation))
             }
-            Some(Decision::Prompt) => self.prompt(&program, args, &request.cwd),
+            Some(Decision::Prompt) => return Judgement::Ask(program),
             None => match policy::dangerous_reason(&program_os, args) {
                 Some(reason) => {
                     tracing::info!(program = %program.display(), %reason, "no rule matched a dangerous command");
-                    self.prompt(&program, args, &request.cwd)
+                    return Judgement::Ask(program);
                 }
                 None => Verdict::Run,
             },
@@ -61,13 +92,22 @@ impl Decider for RulesDecider {
                 let l = &m.location;
                 format!("{}:{}:{}", l.file, l.line, l.column)
             });
-        tracing::info!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
-            rule = rule.as_deref().unwrap_or("none"), ?verdict, "exec decided");
-        verdict
+        match (&verdict, &rule) {
+            // The common case, a program that runs in the sandbox as it
+            // would without us, is logged only on request: the log line
+            // would cost more than the decision.
+            (Verdict::Run, None) => {
+                tracing::debug!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
+                    rule = "none", ?verdict, "exec decided")
+            }
+            _ => {
+                tracing::info!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
+                    rule = rule.as_deref().unwrap_or("none"), ?verdict, "exec decided")
+            }
+        }
+        Judgement::Final(verdict)
     }
-}
 
-impl RulesDecider {
     fn prompt(&self, program: &Path, args: &[OsString], cwd: &OsStr) -> Verdict {
         let message = format!(
             "Allow agent to run `{}` in `{}`?",

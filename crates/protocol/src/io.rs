@@ -9,7 +9,10 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
-use crate::{Error, HANDSHAKE, MAX_FDS, MAX_FRAME_LEN, Message, encode_frame};
+use crate::{
+    Error, HANDSHAKE, MAX_FDS, MAX_FRAME_LEN, MAX_INLINE_FRAME, Message, WrapperMsg, decode_frame,
+    encode_frame,
+};
 
 /// One private escalation connection (a `SOCK_STREAM` Unix socket).
 #[derive(Debug)]
@@ -44,16 +47,57 @@ impl Conn {
             })
     }
 
+    /// Bounds every later blocking send; one that waits longer (a peer
+    /// that does not read) fails with [`Error::TimedOut`].
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.sock
+            .set_write_timeout(timeout)
+            .map_err(|source| Error::Io {
+                op: "setsockopt",
+                source,
+            })
+    }
+
     pub fn into_fd(self) -> OwnedFd {
         self.sock.into()
     }
 
     /// Sends one frame, with `fds` attached to its first byte.
     pub fn send<M: Message>(&self, msg: &M, fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
+        self.send_frame(&encode_frame(msg), fds)
+    }
+
+    /// Sends one frame without waiting: fails with [`Error::TimedOut`] if
+    /// the socket's buffer cannot take it whole right now. For a thread
+    /// that serves many peers and must not be held up by one of them.
+    pub fn send_now<M: Message>(&self, msg: &M) -> Result<(), Error> {
+        let frame = encode_frame(msg);
+        match sendmsg::<()>(
+            self.sock.as_raw_fd(),
+            &[IoSlice::new(&frame)],
+            &[],
+            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            None,
+        ) {
+            Ok(n) if n == frame.len() => Ok(()),
+            // A partial write leaves the stream mid-frame: the peer must
+            // not use it, so report it like a peer that went away.
+            Ok(_) => Err(Error::Malformed("frame only partly sent")),
+            Err(Errno::EAGAIN) => Err(Error::TimedOut),
+            Err(Errno::EPIPE | Errno::ECONNRESET) => Err(Error::Closed),
+            Err(e) => Err(Error::Io {
+                op: "sendmsg",
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// Sends an already encoded frame ([`encode_frame`]), with `fds`
+    /// attached to its first byte.
+    pub fn send_frame(&self, frame: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
         if fds.len() > MAX_FDS {
             return Err(Error::TooManyFds);
         }
-        let frame = encode_frame(msg);
         let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let mut sent = 0;
         while sent < frame.len() {
@@ -73,6 +117,7 @@ impl Conn {
             ) {
                 Ok(n) => sent += n,
                 Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Err(Error::TimedOut),
                 Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(Error::Closed),
                 Err(e) => {
                     return Err(Error::Io {
@@ -221,19 +266,34 @@ fn recv_with_fds(
     Ok((n as usize, truncated))
 }
 
-/// Sends the handshake datagram carrying `conn` on the session socket.
-pub fn send_handshake(session: BorrowedFd<'_>, conn: BorrowedFd<'_>) -> Result<(), Error> {
+/// Sends the handshake datagram carrying `conn` on the session socket,
+/// with `first` (an encoded frame, normally the `Exec`) inline when it is at
+/// most [`MAX_INLINE_FRAME`] bytes and the socket takes it. Returns whether
+/// it went inline; if not, the caller sends it on `conn`.
+pub fn send_handshake(
+    session: BorrowedFd<'_>,
+    conn: BorrowedFd<'_>,
+    first: Option<&[u8]>,
+) -> Result<bool, Error> {
     let raw = [conn.as_raw_fd()];
+    let mut inline = first.filter(|frame| frame.len() <= MAX_INLINE_FRAME);
     loop {
+        let payload = [
+            IoSlice::new(HANDSHAKE),
+            IoSlice::new(inline.unwrap_or_default()),
+        ];
         match sendmsg::<()>(
             session.as_raw_fd(),
-            &[IoSlice::new(HANDSHAKE)],
+            &payload,
             &[ControlMessage::ScmRights(&raw)],
             MsgFlags::MSG_NOSIGNAL,
             None,
         ) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(inline.is_some()),
             Err(Errno::EINTR) => continue,
+            // A send buffer smaller than the datagram (a low
+            // `net.core.wmem_default`): fall back to the stream.
+            Err(Errno::EMSGSIZE | Errno::ENOBUFS) if inline.is_some() => inline = None,
             Err(Errno::ECONNREFUSED | Errno::EPIPE | Errno::ECONNRESET) => {
                 return Err(Error::Closed);
             }
@@ -247,24 +307,35 @@ pub fn send_handshake(session: BorrowedFd<'_>, conn: BorrowedFd<'_>) -> Result<(
     }
 }
 
-/// Receives one handshake datagram and returns the connection it carries.
-/// Anything else (wrong payload, no fd, several fds) is an error, and every
-/// fd that came with it is closed. `Ok(None)` means the socket would block
-/// (when it is non-blocking) or was interrupted.
-pub fn recv_handshake(session: BorrowedFd<'_>) -> Result<Option<Conn>, Error> {
-    let mut buf = [0u8; 16];
+/// What one handshake datagram brought.
+#[derive(Debug)]
+pub struct Handshake {
+    /// The private connection.
+    pub conn: Conn,
+    /// The first frame, when it came inline; an error if it was malformed
+    /// (answer it on `conn`).
+    pub first: Option<Result<WrapperMsg, Error>>,
+}
+
+/// Receives one handshake datagram into `buf` (at least
+/// [`HANDSHAKE_BUF_LEN`](crate::HANDSHAKE_BUF_LEN) bytes, or larger
+/// handshakes are rejected) and returns the connection it carries, with the
+/// inline frame if any. A handshake without exactly one stream socket, with
+/// the wrong magic or oversized is an error, and every fd that came with it
+/// is closed. `Ok(None)` means the socket would block (when it is
+/// non-blocking) or was interrupted.
+pub fn recv_handshake(session: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Option<Handshake>, Error> {
     let mut fds = Vec::new();
-    let (bytes, truncated) =
-        match recv_with_fds(session, &mut buf, nix::libc::MSG_DONTWAIT, &mut fds) {
-            Ok(received) => received,
-            Err(Errno::EINTR | Errno::EAGAIN) => return Ok(None),
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "recvmsg",
-                    source: e.into(),
-                });
-            }
-        };
+    let (bytes, truncated) = match recv_with_fds(session, buf, nix::libc::MSG_DONTWAIT, &mut fds) {
+        Ok(received) => received,
+        Err(Errno::EINTR | Errno::EAGAIN) => return Ok(None),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "recvmsg",
+                source: e.into(),
+            });
+        }
+    };
     if truncated {
         return Err(Error::BadHandshake("oversized datagram"));
     }
@@ -273,9 +344,9 @@ pub fn recv_handshake(session: BorrowedFd<'_>) -> Result<Option<Conn>, Error> {
         // kernels; treat it as noise.
         return Err(Error::BadHandshake("empty datagram"));
     }
-    if &buf[..bytes] != HANDSHAKE {
+    let Some(rest) = buf[..bytes].strip_prefix(HANDSHAKE) else {
         return Err(Error::BadHandshake("wrong magic or version"));
-    }
+    };
     if fds.len() != 1 {
         return Err(Error::BadHandshake("expected exactly one fd"));
     }
@@ -285,11 +356,99 @@ pub fn recv_handshake(session: BorrowedFd<'_>) -> Result<Option<Conn>, Error> {
     if ty != nix::sys::socket::SockType::Stream {
         return Err(Error::BadHandshake("fd is not a stream socket"));
     }
-    Ok(Some(Conn::new(fd)))
+    Ok(Some(Handshake {
+        conn: Conn::new(fd),
+        first: (!rest.is_empty()).then(|| decode_frame(rest)),
+    }))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
+    use std::os::fd::AsFd;
+    use std::os::unix::ffi::OsStringExt;
+    use std::os::unix::net::UnixDatagram;
+
+    use super::*;
+    use crate::{ExecRequest, HANDSHAKE_BUF_LEN};
+
+    fn exec(env_bytes: usize) -> WrapperMsg {
+        WrapperMsg::Exec(ExecRequest {
+            file: "/bin/true".into(),
+            argv: vec!["true".into(), OsString::from_vec(b"\xff".to_vec())],
+            env: vec![format!("BIG={}", "x".repeat(env_bytes)).into()],
+            cwd: "/".into(),
+        })
+    }
+
+    /// Our end of the connection, whether the frame went inline, and what
+    /// the server side received.
+    fn handshake(first: Option<&[u8]>) -> (Conn, bool, Result<Option<Handshake>, Error>) {
+        let (wrapper, server) = UnixDatagram::pair().unwrap();
+        let (conn, theirs) = Conn::pair().unwrap();
+        let inline = send_handshake(wrapper.as_fd(), theirs.as_fd(), first).unwrap();
+        let mut buf = vec![0; HANDSHAKE_BUF_LEN];
+        (conn, inline, recv_handshake(server.as_fd(), &mut buf))
+    }
+
+    #[test]
+    fn a_small_request_rides_in_the_handshake() {
+        let msg = exec(10);
+        let (conn, inline, got) = handshake(Some(&encode_frame(&msg)));
+        assert!(inline);
+        let got = got.unwrap().unwrap();
+        assert_eq!(got.first.unwrap().unwrap(), msg);
+        // The connection it carried works.
+        got.conn.send_now(&crate::ServerMsg::Run).unwrap();
+        assert_eq!(
+            conn.recv::<crate::ServerMsg>().unwrap().0,
+            crate::ServerMsg::Run
+        );
+    }
+
+    #[test]
+    fn a_large_request_is_left_for_the_stream() {
+        let frame = encode_frame(&exec(MAX_INLINE_FRAME));
+        assert!(frame.len() > MAX_INLINE_FRAME);
+        let (_conn, inline, got) = handshake(Some(&frame));
+        assert!(!inline);
+        assert!(got.unwrap().unwrap().first.is_none());
+        let (_conn, inline, got) = handshake(None);
+        assert!(!inline);
+        assert!(got.unwrap().unwrap().first.is_none());
+    }
+
+    #[test]
+    fn a_malformed_inline_frame_is_an_error_for_that_connection_only() {
+        let mut frame = encode_frame(&exec(10));
+        frame.push(0);
+        let (_conn, _, got) = handshake(Some(&frame));
+        let got = got.unwrap().unwrap();
+        assert!(
+            matches!(got.first, Some(Err(Error::Malformed(_)))),
+            "{:?}",
+            got.first
+        );
+        let (_conn, _, got) = handshake(Some(&[1, 0, 0, 0, 0x7f]));
+        assert!(matches!(
+            got.unwrap().unwrap().first,
+            Some(Err(Error::UnknownTag(0x7f)))
+        ));
+    }
+
+    #[test]
+    fn a_handshake_larger_than_the_buffer_is_refused() {
+        let (wrapper, server) = UnixDatagram::pair().unwrap();
+        let (_conn, theirs) = Conn::pair().unwrap();
+        let frame = encode_frame(&exec(100));
+        assert!(send_handshake(wrapper.as_fd(), theirs.as_fd(), Some(&frame)).unwrap());
+        let mut small = [0u8; 16];
+        assert!(matches!(
+            recv_handshake(server.as_fd(), &mut small),
+            Err(Error::BadHandshake("oversized datagram"))
+        ));
+    }
+
     #[test]
     fn control_buffer_holds_the_kernel_maximum_of_fds() {
         // SAFETY: CMSG_SPACE is pure arithmetic.

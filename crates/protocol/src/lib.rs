@@ -15,6 +15,13 @@
 //! are atomic, so any number of wrappers (a pipeline, `&` jobs) can hand over
 //! their connections concurrently through the one inherited socket.
 //!
+//! The handshake datagram may carry the wrapper's first frame (its `Exec`)
+//! right after the magic, when the frame is at most [`MAX_INLINE_FRAME`]
+//! bytes: the server then decides from the one datagram and answers on the
+//! private connection, which saves a message and a thread hand-over on every
+//! exec. A larger request (a huge environment) follows on the connection
+//! instead; the server accepts both.
+//!
 //! On the private connection each message is a frame: a little-endian `u32`
 //! body length, then the body (one tag byte and the fields). Byte strings are
 //! a `u32` length and raw bytes: argv, environment and paths are arbitrary
@@ -23,8 +30,8 @@
 //! ```text
 //!  wrapper                                  server
 //!     | -- handshake datagram (fd) ----------> |  session socket
-//!     | -- Exec{file, argv, env, cwd} -------> |  private stream
-//!     | <------------- Run | Deny{reason} ---- |
+//!     |    + Exec{file, argv, env, cwd}        |  (inline, or next on the stream)
+//!     | <------------- Run | Deny{reason} ---- |  private stream
 //!     |    Run:  execve(file, argv) inside the sandbox
 //!     |    Deny: "Execution denied: <reason>", exit 1
 //!     | <------------------------- Escalate -- |
@@ -55,7 +62,7 @@ mod io;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-pub use io::{Conn, recv_handshake, send_handshake};
+pub use io::{Conn, Handshake, recv_handshake, send_handshake};
 
 /// Environment variable holding the fd number of the inherited session socket.
 pub const ENV_SOCKET: &str = "CODEX_ESCALATE_SOCKET";
@@ -67,6 +74,12 @@ pub const HANDSHAKE: &[u8; 4] = b"CXE1";
 /// Largest frame body accepted. Linux caps argv plus environment at a quarter
 /// of the stack limit (2 MiB by default, 6 MiB at most).
 pub const MAX_FRAME_LEN: usize = 16 << 20;
+/// Largest frame carried inline in a handshake datagram. An `Exec` is
+/// mostly the environment, a few kilobytes; a bigger one is sent on the
+/// connection after the handshake.
+pub const MAX_INLINE_FRAME: usize = 64 << 10;
+/// Size of the buffer [`recv_handshake`] needs for the largest handshake.
+pub const HANDSHAKE_BUF_LEN: usize = HANDSHAKE.len() + MAX_INLINE_FRAME;
 /// Most fds accepted in one frame: stdio plus the redirections a command may
 /// carry. The kernel's own cap (`SCM_MAX_FD`) is 253.
 pub const MAX_FDS: usize = 64;
@@ -138,6 +151,10 @@ pub trait Message: Sized {
     fn encode_body(&self, out: &mut Vec<u8>);
     /// Parses a body; the whole of `body` must be consumed.
     fn decode_body(body: &[u8]) -> Result<Self, Error>;
+    /// The body's size, or a guess: [`encode_frame`] allocates once.
+    fn body_len_hint(&self) -> usize {
+        64
+    }
 }
 
 impl Message for WrapperMsg {
@@ -190,6 +207,17 @@ impl Message for WrapperMsg {
         r.finish()?;
         Ok(msg)
     }
+
+    fn body_len_hint(&self) -> usize {
+        let list = |items: &[OsString]| 4 + items.iter().map(|i| 4 + i.len()).sum::<usize>();
+        match self {
+            WrapperMsg::Exec(req) => {
+                1 + 4 + req.file.len() + list(&req.argv) + list(&req.env) + 4 + req.cwd.len()
+            }
+            WrapperMsg::Fds { targets } => 1 + 4 + 4 * targets.len(),
+            WrapperMsg::Signal(_) => 5,
+        }
+    }
 }
 
 impl Message for ServerMsg {
@@ -236,11 +264,23 @@ impl Message for ServerMsg {
 
 /// Encodes a whole frame: length prefix and body.
 pub fn encode_frame<M: Message>(msg: &M) -> Vec<u8> {
-    let mut out = vec![0; 4];
+    let mut out = Vec::with_capacity(4 + msg.body_len_hint());
+    out.extend_from_slice(&[0; 4]);
     msg.encode_body(&mut out);
     let len = (out.len() - 4) as u32;
     out[..4].copy_from_slice(&len.to_le_bytes());
     out
+}
+
+/// Decodes one whole frame (length prefix and body, nothing after).
+pub fn decode_frame<M: Message>(frame: &[u8]) -> Result<M, Error> {
+    let Some((header, body)) = frame.split_first_chunk::<4>() else {
+        return Err(Error::Malformed("frame shorter than its length prefix"));
+    };
+    if u32::from_le_bytes(*header) as usize != body.len() {
+        return Err(Error::Malformed("frame length does not match its prefix"));
+    }
+    M::decode_body(body)
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {

@@ -109,7 +109,7 @@ fn session() -> Result<BorrowedFd<'static>> {
 /// Opens a private connection to the server.
 fn connect() -> Result<Conn> {
     let (conn, theirs) = Conn::pair().map_err(|e| e.to_string())?;
-    protocol::send_handshake(session()?, theirs.as_fd()).map_err(|e| e.to_string())?;
+    protocol::send_handshake(session()?, theirs.as_fd(), None).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     Ok(conn)
@@ -144,20 +144,25 @@ impl Handover<'_> {
 
 /// One request, answered as a wrapper would; returns a short verdict:
 /// `run`, `deny:..`, `error:..`, `exited:N`, `signaled:N`, `closed`.
+/// One request, sent as the real wrapper sends it: inline in the handshake
+/// when it fits (answered at once by the server's accepting thread), on the
+/// connection otherwise.
 fn ask(request: ExecRequest, handover: &Handover<'_>, push_after_run: bool) -> Result<String> {
-    let conn = connect()?;
-    exchange(&conn, request, handover, push_after_run)
-}
-
-fn exchange(
-    conn: &Conn,
-    request: ExecRequest,
-    handover: &Handover<'_>,
-    push_after_run: bool,
-) -> Result<String> {
-    if let Err(e) = conn.send(&WrapperMsg::Exec(request), &[]) {
+    let frame = protocol::encode_frame(&WrapperMsg::Exec(request));
+    let (conn, theirs) = Conn::pair().map_err(|e| e.to_string())?;
+    let inline = protocol::send_handshake(session()?, theirs.as_fd(), Some(&frame))
+        .map_err(|e| e.to_string())?;
+    drop(theirs);
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    if !inline && let Err(e) = conn.send_frame(&frame, &[]) {
         return Ok(format!("send-failed:{e}"));
     }
+    answer(&conn, handover, push_after_run)
+}
+
+/// The server's answer to a request, played out as a wrapper would.
+fn answer(conn: &Conn, handover: &Handover<'_>, push_after_run: bool) -> Result<String> {
     let answer = match conn.recv::<ServerMsg>() {
         Ok((answer, _)) => answer,
         Err(protocol::Error::Closed) => return Ok("closed".into()),
@@ -459,7 +464,7 @@ fn garbage() -> Result<()> {
         ("len-4gib", four_gib),
         ("truncated", truncated),
         ("unknown-tag", unknown),
-        ("fds-first", fds_first),
+        ("fds-first", fds_first.clone()),
         ("server-msg", server_msg),
         ("nothing", Vec::new()),
     ];
@@ -472,14 +477,80 @@ fn garbage() -> Result<()> {
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(|e| e.to_string())?;
         let _ = s.read_to_end(&mut reply);
-        let shown = match reply.get(4..) {
-            Some(body) => match ServerMsg::decode_body(body) {
-                Ok(m) => format!("{m:?}"),
-                Err(e) => format!("undecodable:{e}"),
-            },
-            None => format!("{} bytes", reply.len()),
-        };
-        report(name, shown);
+        report(name, show_reply(&reply));
+    }
+
+    // The same kinds of junk inline in the handshake.
+    let exec_true = protocol::encode_frame(&WrapperMsg::Exec(request(
+        &true_,
+        "/",
+        &["true"],
+        own_env(),
+    )));
+    let mut trailing = exec_true.clone();
+    trailing.push(0);
+    let mut unknown_inline = 1u32.to_le_bytes().to_vec();
+    unknown_inline.push(0x7f);
+    let inline_cases: Vec<(&str, Vec<u8>)> = vec![
+        ("inline-fds-first", fds_first.clone()),
+        ("inline-unknown-tag", unknown_inline),
+        ("inline-trailing-byte", trailing),
+        (
+            "inline-truncated",
+            exec_true[..exec_true.len() - 1].to_vec(),
+        ),
+    ];
+    for (name, frame) in inline_cases {
+        let (conn, theirs) = Conn::pair().map_err(|e| e.to_string())?;
+        let sent = protocol::send_handshake(session, theirs.as_fd(), Some(&frame));
+        drop(theirs);
+        let mut s = UnixStream::from(conn.into_fd());
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        report(name, format!("{sent:?}:{}", show_reply(&reply)));
+    }
+
+    // A connection whose send buffer we filled before handing it over: the
+    // server cannot write its answer, and must not wait for room (it would
+    // stall every other exec of the shell).
+    {
+        let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+        theirs.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut junk = 0;
+        while let Ok(n) = (&theirs).write(&[0u8; 4096]) {
+            junk += n;
+        }
+        // The flag belongs to the open file, which the server shares.
+        theirs.set_nonblocking(false).map_err(|e| e.to_string())?;
+        // No rule matches echo: decided (Run) and answered on the spot.
+        let run_echo = protocol::encode_frame(&WrapperMsg::Exec(request(
+            "/bin/echo",
+            "/",
+            &["echo"],
+            own_env(),
+        )));
+        let sent = protocol::send_handshake(session, theirs.as_fd(), Some(&run_echo));
+        drop(theirs);
+        // Another exec is answered while that one is stuck.
+        let other = ask(
+            request(&true_, "/", &["true"], own_env()),
+            &Handover::stdio(),
+            false,
+        )?;
+        let mut s = ours;
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        report(
+            "inline-stuffed",
+            format!(
+                "{sent:?}:other={other}:extra={}",
+                reply.len() as i64 - junk as i64
+            ),
+        );
     }
 
     // A 16 MiB frame (the limit) of junk: allocated, rejected, freed.
@@ -661,6 +732,17 @@ fn many_fds(total: usize) -> Result<()> {
     Ok(())
 }
 
+/// A reply read to the end of the connection, for the report.
+fn show_reply(reply: &[u8]) -> String {
+    match reply.get(4..) {
+        Some(body) => match ServerMsg::decode_body(body) {
+            Ok(m) => format!("{m:?}"),
+            Err(e) => format!("undecodable:{e}"),
+        },
+        None => format!("{} bytes", reply.len()),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // flood
 
@@ -674,7 +756,7 @@ fn flood(count: usize, hold: usize) -> Result<()> {
     let mut failed = 0;
     for i in 0..count {
         let (ours, theirs) = Conn::pair().map_err(|e| e.to_string())?;
-        if protocol::send_handshake(session, theirs.as_fd()).is_err() {
+        if protocol::send_handshake(session, theirs.as_fd(), None).is_err() {
             failed += 1;
         }
         if i < hold {

@@ -182,6 +182,37 @@ fn environment_of_run_is_preserved_and_escalation_filters_it() {
 }
 
 #[test]
+fn requests_too_big_for_the_handshake_follow_on_the_stream() {
+    let dir = tmp();
+    let decider = TestDecider::escalating(&["env"]);
+    // 100 kB of environment: over the inline limit (64 KiB), under ARG_MAX.
+    let out = run(
+        "/usr/bin/printenv PATH >/dev/null; export BIG=$(printf '%0100000d' 0); \
+         /usr/bin/printenv BIG | /usr/bin/wc -c; env printenv BIG | /usr/bin/wc -c",
+        dir.path(),
+        decider.clone(),
+    );
+    assert_eq!(out.output, "100001\n100001\n", "{out:?}");
+    // The small request was answered from the handshake; the big ones,
+    // run and escalated alike, were read from the stream and decided later.
+    let deferred = decider.deferred.lock().unwrap().clone();
+    let count = |name: &str| deferred.iter().filter(|d| *d == name).count();
+    assert_eq!(
+        (count("printenv"), count("wc"), count("env")),
+        (1, 2, 1),
+        "{deferred:?}"
+    );
+    let printenv = decider.requests_for("printenv");
+    assert_eq!(printenv.len(), 2, "{printenv:?}");
+    let big = |r: &escalate::ExecRequest| {
+        r.env
+            .iter()
+            .any(|kv| kv.len() == 100_004 && kv.as_encoded_bytes().starts_with(b"BIG=0"))
+    };
+    assert!(!big(&printenv[0]) && big(&printenv[1]));
+}
+
+#[test]
 fn killing_the_wrapper_kills_the_escalated_program() {
     let dir = tmp();
     let mark = format!("1{}", marker());

@@ -55,6 +55,9 @@ pub struct TestDecider {
     pub escalate: Vec<&'static str>,
     pub deny: Vec<(&'static str, &'static str)>,
     pub seen: Mutex<Vec<ExecRequest>>,
+    /// Basenames of the requests decided on a worker thread (`decide`)
+    /// rather than at once (`decide_now`, from the inline request).
+    pub deferred: Mutex<Vec<String>>,
 }
 
 impl TestDecider {
@@ -84,7 +87,19 @@ fn basename(file: &OsString) -> &[u8] {
 }
 
 impl Decider for TestDecider {
+    fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {
+        Some(self.verdict(request))
+    }
+
     fn decide(&self, request: &ExecRequest) -> Verdict {
+        let name = String::from_utf8_lossy(basename(&request.file)).into_owned();
+        self.deferred.lock().unwrap().push(name);
+        self.verdict(request)
+    }
+}
+
+impl TestDecider {
+    fn verdict(&self, request: &ExecRequest) -> Verdict {
         self.seen.lock().unwrap().push(request.clone());
         let name = basename(&request.file);
         if let Some((_, reason)) = self.deny.iter().find(|(n, _)| n.as_bytes() == name) {

@@ -396,6 +396,29 @@ async fn garbage_bytes_and_a_4_gib_length_prefix() {
         "{}",
         r.output
     );
+    // Inline in the handshake, the same junk gets the same answers.
+    assert_eq!(
+        v("inline-fds-first"),
+        "Ok(true):Error(\"expected an exec request, got fds\")",
+        "{}",
+        r.output
+    );
+    assert!(
+        v("inline-unknown-tag").contains("unknown frame tag"),
+        "{}",
+        r.output
+    );
+    for k in ["inline-trailing-byte", "inline-truncated"] {
+        assert!(v(k).starts_with("Ok(true):Error("), "{k}: {}", r.output);
+    }
+    // A connection the rogue stuffed is dropped unanswered (no bytes beyond
+    // the rogue's own), and other execs are served meanwhile.
+    assert_eq!(
+        v("inline-stuffed"),
+        "Ok(true):other=exited:0:extra=0",
+        "{}",
+        r.output
+    );
     assert_eq!(v("final"), "exited:0", "{}", r.output);
     s.assert_contained(base, &[]).await;
 }
