@@ -42,12 +42,15 @@ let
       "mcp-server"
       "-p"
       "execve-wrapper"
+      "-p"
+      "sandbox-exec"
     ];
     # The test suite drives real sandboxes (Landlock, seccomp, namespaces),
     # which the Nix build sandbox does not offer; `cargo xtask ci` runs it.
     doCheck = false;
     nativeBuildInputs = [ pkgs.makeWrapper ];
-    # The wrapper sits beside the server (its default); Bash comes from the
+    # The wrapper and the sandbox launcher sit beside the server (where it
+    # looks for them; wrapProgram keeps the real binary in $out/bin); Bash comes from the
     # store through CODEX_BASH_PATH, which a user can still override.
     postInstall = ''
       wrapProgram $out/bin/codex-exec-mcp-server \

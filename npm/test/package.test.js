@@ -50,9 +50,9 @@ test("package.json: name, templated version, bin, mcpName", () => {
   assert.equal(manifest.dependencies, undefined, "the launcher has no dependencies");
 });
 
-test("vendor dir for this machine holds the three executables", () => {
+test("vendor dir for this machine holds the four executables", () => {
   const vendor = path.join(pkgDir(), "vendor", targetTriple(process.platform, process.arch));
-  for (const name of ["codex-exec-mcp-server", "codex-execve-wrapper", "bash"]) {
+  for (const name of ["codex-exec-mcp-server", "codex-execve-wrapper", "codex-sandbox-exec", "bash"]) {
     const mode = fs.statSync(path.join(vendor, name)).mode;
     assert.equal(mode & 0o777, 0o755, `${name} mode ${(mode & 0o777).toString(8)}`);
   }

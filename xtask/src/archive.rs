@@ -189,8 +189,12 @@ pub(crate) fn write_artifact(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 /// The executables every `target/dist/vendor/<triple>/` holds.
-pub(crate) const VENDOR_BINARIES: [&str; 3] =
-    ["codex-exec-mcp-server", "codex-execve-wrapper", "bash"];
+pub(crate) const VENDOR_BINARIES: [&str; 4] = [
+    "codex-exec-mcp-server",
+    "codex-execve-wrapper",
+    "codex-sandbox-exec",
+    "bash",
+];
 
 pub(crate) use crate::util::project_root;
 

@@ -1,9 +1,10 @@
 //! `cargo xtask dist`: release artifacts in `target/dist/`.
 //!
-//! Builds the static musl binaries `codex-exec-mcp-server` and
-//! `codex-execve-wrapper` (release profile: LTO, stripped) and the patched
-//! Bash, and assembles `target/dist/vendor/<triple>/{codex-exec-mcp-server,
-//! codex-execve-wrapper,bash}`. Packaging steps (npm tarball, OCI image) are
+//! Builds the static musl binaries `codex-exec-mcp-server`,
+//! `codex-execve-wrapper` and `codex-sandbox-exec` (release profile: LTO,
+//! stripped) and the patched Bash, and assembles
+//! `target/dist/vendor/<triple>/{codex-exec-mcp-server,codex-execve-wrapper,
+//! codex-sandbox-exec,bash}`. Packaging steps (npm tarball, OCI image) are
 //! further entries in [`STEPS`]; each gets the same [`Dist`].
 
 use std::{fs, path::PathBuf, time::Instant};
@@ -22,6 +23,7 @@ const USAGE: &str = "cargo xtask dist [--target TRIPLE] [--bash-src DIR|TARBALL]
 pub(crate) const BINARIES: &[(&str, &str)] = &[
     ("mcp-server", "codex-exec-mcp-server"),
     ("execve-wrapper", "codex-execve-wrapper"),
+    ("sandbox-exec", "codex-sandbox-exec"),
 ];
 
 /// What the steps share.

@@ -9,7 +9,7 @@
 //! One uncompressed layer:
 //!
 //! ```text
-//! /usr/local/bin/{codex-exec-mcp-server,codex-execve-wrapper,bash}
+//! /usr/local/bin/{codex-exec-mcp-server,codex-execve-wrapper,codex-sandbox-exec,bash}
 //! /bin/bash, /bin/sh  -> /usr/local/bin/bash (shebang scripts and `sh -c`)
 //! /etc/passwd, /etc/group   root and mcp (65532), the user the image runs as
 //! /etc/codex/rules/         system rules layer (mount rules here)

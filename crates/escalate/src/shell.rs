@@ -36,7 +36,7 @@ pub struct ShellConfig {
     /// `codex-execve-wrapper`, put in `BASH_EXEC_WRAPPER`.
     pub wrapper: PathBuf,
     /// Program and arguments placed before Bash's own argv, for instance the
-    /// sandbox launcher (`[server, "sandbox-exec", "--spec", JSON, "--"]`).
+    /// sandbox launcher (`[codex-sandbox-exec, "--spec", JSON, "--"]`).
     /// Empty: Bash is started directly, unsandboxed.
     pub launcher: Vec<OsString>,
     pub escalation: EscalationConfig,

@@ -55,6 +55,7 @@
 //! sandbox.
 
 mod landlock_rules;
+pub mod launcher;
 mod mounts;
 mod policy;
 mod seccomp;

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::util::{describe, run_server};
+use std::path::Path;
+
+use crate::util::{describe, run_server, server_bin};
 
 fn codex_home_with(rules: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -173,39 +175,63 @@ fn config_file_supplies_rules() {
     assert_eq!(v["decision"], "forbidden", "{}", describe(&args, &out));
 }
 
+/// Both launchers: `codex-sandbox-exec` (beside the server, what it uses)
+/// and the server's own `sandbox-exec` mode (its fallback).
 #[test]
-fn sandbox_exec_confines_then_execs() {
-    let home = codex_home_with(&[]);
+fn sandbox_launchers_confine_then_exec() {
+    let small = crate::util::sandbox_exec();
+    let server = server_bin();
+    let launchers: [(&Path, &[&str], &str); 2] = [
+        (&small, &[], "codex-sandbox-exec: usage:"),
+        (
+            &server,
+            &["sandbox-exec"],
+            "codex-exec-mcp-server sandbox-exec: usage:",
+        ),
+    ];
     let dir = tempfile::tempdir().unwrap();
     let spec =
         serde_json::json!({"writable_roots": [], "read_only_subpaths": [], "network": false})
             .to_string();
     let script = format!("touch {}/x; echo status=$?", dir.path().display());
-    let args = [
-        "sandbox-exec",
-        "--spec",
-        &spec,
-        "--",
-        "/bin/sh",
-        "-c",
-        &script,
-    ];
-    let out = run_server(&args, home.path());
-    let text = describe(&args, &out);
-    assert!(out.status.success(), "{text}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "status=1\n", "{text}");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
-        "{text}"
-    );
-    assert!(!dir.path().join("x").exists(), "{text}");
+    for (program, mode, usage) in launchers {
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(program)
+                .args(mode)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let text = format!(
+                "{} {mode:?} {args:?}: {:?}\nstdout: {}\nstderr: {}",
+                program.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out, text)
+        };
+        let (out, text) = run(&["--spec", &spec, "--", "/bin/sh", "-c", &script]);
+        assert!(out.status.success(), "{text}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "status=1\n", "{text}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+            "{text}"
+        );
+        assert!(!dir.path().join("x").exists(), "{text}");
 
-    let args = ["sandbox-exec", "--", "/bin/true"];
-    let out = run_server(&args, home.path());
-    assert_eq!(out.status.code(), Some(126), "{}", describe(&args, &out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("usage:"),
-        "{}",
-        describe(&args, &out)
-    );
+        let (out, text) = run(&["--", "/bin/true"]);
+        assert_eq!(out.status.code(), Some(126), "{text}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with(usage),
+            "{text}"
+        );
+
+        let (out, text) = run(&["--spec", "{}", "--", "/bin/true"]);
+        assert_eq!(out.status.code(), Some(126), "{text}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("invalid --spec"),
+            "{text}"
+        );
+    }
 }

@@ -331,9 +331,10 @@ async fn without_landlock_a_sandboxed_call_fails_closed_naming_what_is_missing()
     let r = s.shell("echo ran-unsandboxed").await;
     assert_eq!(r.exit_code, 126, "{r:?}");
     assert!(!r.output.contains("ran-unsandboxed"), "{r:?}");
+    // Said by the small launcher beside the server, the one it uses.
     assert!(
         r.output
-            .contains("sandbox unavailable: this kernel has no landlock"),
+            .contains("codex-sandbox-exec: sandbox unavailable: this kernel has no landlock"),
         "{r:?}"
     );
     assert!(r.output.contains("--sandbox danger-full-access"), "{r:?}");

@@ -46,6 +46,17 @@ pub fn wrapper() -> PathBuf {
     path
 }
 
+/// `codex-sandbox-exec`, the sandbox launcher the server finds beside it.
+pub fn sandbox_exec() -> PathBuf {
+    let path = server_bin().with_file_name("codex-sandbox-exec");
+    assert!(
+        path.is_file(),
+        "{} missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
 /// How the scripted client answers `elicitation/create`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
