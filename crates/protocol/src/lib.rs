@@ -160,13 +160,13 @@ pub trait Message: Sized {
 impl Message for WrapperMsg {
     fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
-            WrapperMsg::Exec(req) => {
-                out.push(0x01);
-                put_bytes(out, req.file.as_bytes());
-                put_list(out, &req.argv);
-                put_list(out, &req.env);
-                put_bytes(out, req.cwd.as_bytes());
-            }
+            WrapperMsg::Exec(req) => put_exec(
+                out,
+                req.file.as_bytes(),
+                req.argv.iter().map(|a| a.as_bytes()),
+                req.env.iter().map(|e| e.as_bytes()),
+                req.cwd.as_bytes(),
+            ),
             WrapperMsg::Fds { targets } => {
                 out.push(0x02);
                 put_u32(out, targets.len() as u32);
@@ -209,11 +209,13 @@ impl Message for WrapperMsg {
     }
 
     fn body_len_hint(&self) -> usize {
-        let list = |items: &[OsString]| 4 + items.iter().map(|i| 4 + i.len()).sum::<usize>();
         match self {
-            WrapperMsg::Exec(req) => {
-                1 + 4 + req.file.len() + list(&req.argv) + list(&req.env) + 4 + req.cwd.len()
-            }
+            WrapperMsg::Exec(req) => exec_body_len(
+                req.file.len(),
+                req.argv.iter().map(|a| a.len()),
+                req.env.iter().map(|e| e.len()),
+                req.cwd.len(),
+            ),
             WrapperMsg::Fds { targets } => 1 + 4 + 4 * targets.len(),
             WrapperMsg::Signal(_) => 5,
         }
@@ -292,10 +294,55 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn put_list(out: &mut Vec<u8>, items: &[OsString]) {
+/// Encodes a whole `Exec` frame from borrowed bytes, exactly as
+/// [`encode_frame`] encodes [`WrapperMsg::Exec`]: for the wrapper, which
+/// has its argv and environment as C strings and need not copy them.
+pub fn encode_exec_frame<'a, A, E>(file: &[u8], argv: A, env: E, cwd: &[u8]) -> Vec<u8>
+where
+    A: ExactSizeIterator<Item = &'a [u8]> + Clone,
+    E: ExactSizeIterator<Item = &'a [u8]> + Clone,
+{
+    let len = exec_body_len(
+        file.len(),
+        argv.clone().map(<[u8]>::len),
+        env.clone().map(<[u8]>::len),
+        cwd.len(),
+    );
+    let mut out = Vec::with_capacity(4 + len);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    put_exec(&mut out, file, argv, env, cwd);
+    debug_assert_eq!(out.len(), 4 + len);
+    out
+}
+
+fn exec_body_len(
+    file: usize,
+    argv: impl Iterator<Item = usize>,
+    env: impl Iterator<Item = usize>,
+    cwd: usize,
+) -> usize {
+    let list = |items: &mut dyn Iterator<Item = usize>| 4 + items.map(|n| 4 + n).sum::<usize>();
+    1 + 4 + file + list(&mut { argv }) + list(&mut { env }) + 4 + cwd
+}
+
+fn put_exec<'a>(
+    out: &mut Vec<u8>,
+    file: &[u8],
+    argv: impl ExactSizeIterator<Item = &'a [u8]>,
+    env: impl ExactSizeIterator<Item = &'a [u8]>,
+    cwd: &[u8],
+) {
+    out.push(0x01);
+    put_bytes(out, file);
+    put_list(out, argv);
+    put_list(out, env);
+    put_bytes(out, cwd);
+}
+
+fn put_list<'a>(out: &mut Vec<u8>, items: impl ExactSizeIterator<Item = &'a [u8]>) {
     put_u32(out, items.len() as u32);
     for item in items {
-        put_bytes(out, item.as_bytes());
+        put_bytes(out, item);
     }
 }
 
@@ -406,6 +453,39 @@ mod tests {
         roundtrip(ServerMsg::Exited(42));
         roundtrip(ServerMsg::Signaled(9));
         roundtrip(ServerMsg::Error("bad".into()));
+    }
+
+    #[test]
+    fn borrowed_exec_encoding_matches_the_owned_one() {
+        let req = ExecRequest {
+            file: OsString::from_vec(b"/bin/\xffcat".to_vec()),
+            argv: vec!["cat".into(), "".into(), OsString::from_vec(vec![0x80])],
+            env: vec!["A=1".into(), "B=".into()],
+            cwd: "/tmp".into(),
+        };
+        fn bytes(v: &[OsString]) -> Vec<&[u8]> {
+            v.iter().map(|a| a.as_bytes()).collect()
+        }
+        let (argv, env) = (bytes(&req.argv), bytes(&req.env));
+        let borrowed = encode_exec_frame(
+            req.file.as_bytes(),
+            argv.iter().copied(),
+            env.iter().copied(),
+            req.cwd.as_bytes(),
+        );
+        let owned = encode_frame(&WrapperMsg::Exec(req));
+        assert_eq!(borrowed, owned);
+        assert_eq!(owned.capacity(), owned.len(), "one exact allocation");
+        let empty = encode_exec_frame(b"", [].into_iter(), [].into_iter(), b"");
+        assert_eq!(
+            decode_frame::<WrapperMsg>(&empty).unwrap(),
+            WrapperMsg::Exec(ExecRequest {
+                file: "".into(),
+                argv: vec![],
+                env: vec![],
+                cwd: "".into(),
+            })
+        );
     }
 
     #[test]

@@ -54,18 +54,20 @@ pub(crate) fn restrict_self(spec: &SandboxSpec, abi: u32) -> Result<Enforced, Er
     }
     let mut created = ruleset.create().map_err(landlock_error("create ruleset"))?;
 
-    created = add_rule(created, Path::new("/"), read)?;
+    created = add_rule(created, Path::new("/"), true, read)?;
     let mut missing_writable_roots = Vec::new();
+    // One stat per path: it runs on every sandboxed call.
     for root in &spec.writable_roots {
-        if root.exists() {
-            created = add_rule(created, root, all)?;
-        } else {
+        match std::fs::metadata(root) {
+            Ok(meta) => created = add_rule(created, root, meta.is_dir(), all)?,
             // Fewer writable paths is safe: report it rather than fail.
-            missing_writable_roots.push(root.clone());
+            Err(_) => missing_writable_roots.push(root.clone()),
         }
     }
-    for device in DEVICE_FILES.iter().map(Path::new).filter(|p| p.exists()) {
-        created = add_rule(created, device, all)?;
+    for device in DEVICE_FILES.iter().map(Path::new) {
+        if let Ok(meta) = std::fs::metadata(device) {
+            created = add_rule(created, device, meta.is_dir(), all)?;
+        }
     }
 
     let status = created
@@ -93,17 +95,19 @@ where
 }
 
 /// Allows `access` beneath `path`, narrowed to the rights that apply to
-/// non-directories when `path` is a file (Landlock rejects the others).
+/// non-directories when `path` is not a directory (Landlock rejects the
+/// others).
 fn add_rule(
     created: RulesetCreated,
     path: &Path,
+    is_dir: bool,
     access: BitFlags<AccessFs>,
 ) -> Result<RulesetCreated, Error> {
     let fd = PathFd::new(path).map_err(|source| Error::Path {
         path: path.to_path_buf(),
         source: io::Error::other(source),
     })?;
-    let access = if path.is_dir() {
+    let access = if is_dir {
         access
     } else {
         access & AccessFs::from_file(FS_ABI)
