@@ -41,7 +41,8 @@ fn main() {
         workdir: "/".into(),
         login: false,
         timeout: Duration::from_secs(600),
-        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        // This process's environment, as a server passes its own on.
+        env: std::env::vars_os().collect(),
     };
     let cpu_before = cpu_time();
     let control = Control {
