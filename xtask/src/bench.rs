@@ -599,6 +599,12 @@ fn sizes(s: &Subjects, rows: &mut Vec<Row>) -> Result<()> {
             "",
         ));
     }
+    rows.push(Row::new(
+        "binary codex-sandbox-exec (x86_64; the reference has none)",
+        o.sandbox_exec.as_deref().map(size).transpose()?,
+        None,
+        "",
+    ));
     Ok(())
 }
 

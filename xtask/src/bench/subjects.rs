@@ -52,6 +52,8 @@ impl Kind {
 pub(crate) struct Install {
     pub(crate) server: PathBuf,
     pub(crate) wrapper: PathBuf,
+    /// Ours only: the sandbox launcher the server finds beside itself.
+    pub(crate) sandbox_exec: Option<PathBuf>,
     pub(crate) bash: PathBuf,
     /// The launcher script (the `bin`) of the unpacked npm package.
     pub(crate) launcher: PathBuf,
@@ -148,9 +150,12 @@ pub(crate) fn prepare(sh: &Shell, root: &Path, build: bool) -> Result<Subjects> 
     }
     let vendor = root.join("target/dist/vendor").join(TRIPLE);
     let npm_tarball = crate::npm::tarball_path(root)?;
+    // Everything the server looks for beside itself: a snapshot without the
+    // sandbox launcher would measure the server's slower fallback.
     let needed = [
         vendor.join("codex-exec-mcp-server"),
         vendor.join("codex-execve-wrapper"),
+        vendor.join("codex-sandbox-exec"),
         vendor.join("bash"),
         npm_tarball.clone(),
     ];
@@ -184,12 +189,13 @@ pub(crate) fn prepare(sh: &Shell, root: &Path, build: bool) -> Result<Subjects> 
             .with_context(|| format!("cannot copy {} to {}", path.display(), dest.display()))?;
         copied.push(dest);
     }
-    let ours_tarball = copied[3].clone();
+    let ours_tarball = copied[4].clone();
     let ours_pkg = unpack(sh, &ours_tarball, &dir.join("ours-npm"), true)?;
     let ours = Install {
         server: copied[0].clone(),
         wrapper: copied[1].clone(),
-        bash: copied[2].clone(),
+        sandbox_exec: Some(copied[2].clone()),
+        bash: copied[3].clone(),
         launcher: launcher(&ours_pkg)?,
         npm_tarball: ours_tarball,
     };
@@ -197,7 +203,7 @@ pub(crate) fn prepare(sh: &Shell, root: &Path, build: bool) -> Result<Subjects> 
     Ok(Subjects {
         ours,
         reference,
-        oci_tarball: copied.get(4).cloned(),
+        oci_tarball: copied.get(5).cloned(),
         dir,
         work,
         stale,
@@ -324,6 +330,7 @@ fn fetch_reference(sh: &Shell, dir: &Path) -> Result<Install> {
     let install = Install {
         server: vendor.join("codex-exec-mcp-server"),
         wrapper: vendor.join("codex-execve-wrapper"),
+        sandbox_exec: None,
         bash: bash.join("bash"),
         launcher: launcher(&package)?,
         npm_tarball: tarball,
