@@ -290,7 +290,10 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
     let reference = Summary::of(&overhead[2], Unit::Seconds);
     for (i, kind) in [Kind::OursFull, Kind::OursWorkspace].iter().enumerate() {
         rows.push(Row::new(
-            format!("per-exec overhead, {}", policy_of(*kind)),
+            format!(
+                "per-exec overhead, no rule names the program, {}",
+                policy_of(*kind)
+            ),
             Some(Summary::of(&overhead[i], Unit::Seconds)),
             Some(reference.clone()),
             "≤ 0.15 ms",
@@ -509,6 +512,7 @@ fn rules(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>) -> Resul
     let mut check_load = Vec::new();
     let mut startup_load: Vec<Vec<f64>> = vec![Vec::new(), Vec::new()];
     let mut decision: Vec<Vec<f64>> = vec![Vec::new(), Vec::new()];
+    let mut asked: Vec<Vec<f64>> = vec![Vec::new(), Vec::new()];
     let kinds = [Kind::OursFull, Kind::Reference];
     for _ in 0..plan.runs {
         let one = check(false)?;
@@ -521,8 +525,15 @@ fn rules(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>) -> Resul
             for server in [&one_server, &many_server] {
                 server.shell("true", &s.work, false, CALL_TIMEOUT_MS)?; // warm-up
             }
+            let bash = if *kind == Kind::Reference {
+                &s.reference.bash
+            } else {
+                &s.ours.bash
+            };
+            let plain = per_exec_plain(bash, &s.work)?;
             let one_exec = per_exec_in_call(&one_server, &s.work)?;
             let many_exec = per_exec_in_call(&many_server, &s.work)?;
+            asked[i].push(one_exec - plain);
             decision[i].push(many_exec - one_exec);
             one_server.shutdown()?;
             many_server.shutdown()?;
@@ -538,6 +549,12 @@ fn rules(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>) -> Resul
         format!("rules load, {RULES} rules (start-up minus 1-rule start-up)"),
         Some(Summary::of(&startup_load[0], Unit::Seconds)),
         Some(Summary::of(&startup_load[1], Unit::Seconds)),
+        "",
+    ));
+    rows.push(Row::new(
+        "per-exec overhead, a rule names the program (asked), danger-full-access",
+        Some(Summary::of(&asked[0], Unit::Seconds)),
+        Some(Summary::of(&asked[1], Unit::Seconds)),
         "",
     ));
     rows.push(Row::new(
@@ -709,7 +726,10 @@ fn report(
          \"noise\" where a difference's runs fall on both sides of zero.\n\
          - Per-exec overhead: one `shell` call (`login: false`) running `/bin/true` {EXECS} times \
          minus the same call with 0 iterations, divided by {EXECS}, minus the same for that \
-         implementation's Bash run directly without `BASH_EXEC_WRAPPER` (the first row).\n\
+         implementation's Bash run directly without `BASH_EXEC_WRAPPER` (the first row). \
+         With no rules, no rule names `true`, so our wrapper runs it without asking the server \
+         (`CODEX_ESCALATE_ASK`); the \"a rule names the program\" row is the same loop on the \
+         1-rule server, where every exec is a round trip to the server.\n\
          - Latency: `true` calls with `login: true` (the reference's default) over one \
          connection per server, interleaved across servers. The servers get `HOME` = \
          `CODEX_HOME` = an empty directory, so a login shell reads `/etc/profile` only. Throughput: client threads sharing \

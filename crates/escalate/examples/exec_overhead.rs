@@ -1,7 +1,10 @@
 //! Per-exec overhead of interception: `N` runs of `/bin/true` in one Bash,
 //! with the wrapper (every exec decided "run") and without it.
 //!
-//! `cargo run --release -p escalate --example exec_overhead -- BASH WRAPPER [N]`
+//! `cargo run --release -p escalate --example exec_overhead -- BASH WRAPPER [N] [--unasked]`
+//!
+//! With `--unasked` the decider names no program (`asks_about` is empty),
+//! so the wrappers run `/bin/true` without asking; by default they ask.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,9 +13,15 @@ use escalate::{
     Control, Decider, EscalationConfig, ExecRequest, ShellConfig, ShellRequest, Verdict,
 };
 
-struct RunAll;
+struct RunAll {
+    unasked: bool,
+}
 
 impl Decider for RunAll {
+    fn asks_about(&self) -> Option<Vec<String>> {
+        self.unasked.then(Vec::new)
+    }
+
     fn decide_now(&self, _: &ExecRequest) -> Option<Verdict> {
         Some(Verdict::Run)
     }
@@ -26,6 +35,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (bash, wrapper) = (args[1].clone(), args[2].clone());
     let n: u32 = args.get(3).map_or(500, |s| s.parse().unwrap());
+    let unasked = args.iter().any(|a| a == "--unasked");
     let command = format!("for ((i = 0; i < {n}; i++)); do /bin/true; done");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = ShellConfig {
@@ -54,7 +64,7 @@ fn main() {
         .block_on(escalate::run_shell(
             &config,
             request,
-            Arc::new(RunAll),
+            Arc::new(RunAll { unasked }),
             control,
         ))
         .unwrap();

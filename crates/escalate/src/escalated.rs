@@ -96,7 +96,7 @@ pub const ENV_DENYLIST: &[&str] = &[
     "VISUAL",
     // Our own plumbing: the escalated program is not wrapped.
     "BASH_EXEC_WRAPPER",
-    "CODEX_ESCALATE_SOCKET",
+    "CODEX_ESCALATE_*",
     // Replaced by the server's.
     "PATH",
 ];

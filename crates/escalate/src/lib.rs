@@ -47,6 +47,17 @@ pub trait Decider: Send + Sync + 'static {
         None
     }
 
+    /// Every program this decider could decide anything but [`Verdict::Run`]
+    /// for, without looking at arguments: names matched against the
+    /// program's basename, absolute paths matched against its path, and
+    /// name prefixes ending in `*` (see `protocol::needs_asking`). The
+    /// wrappers of the shell run every other program in the sandbox without
+    /// asking, saving the round trip. `None` (the default): they ask about
+    /// every exec. A list too long for the environment is not passed.
+    fn asks_about(&self) -> Option<Vec<String>> {
+        None
+    }
+
     /// Called on a plain thread (never a tokio worker), once per exec that
     /// [`Decider::decide_now`] left open (or that arrived without an inline
     /// request); it may block, for instance to ask a human.

@@ -149,6 +149,11 @@ pub async fn run_shell(
     control: Control,
 ) -> std::io::Result<Outcome> {
     let start = Instant::now();
+    // Only the decider knows which programs it may decide anything but Run
+    // for; the wrappers ask about those alone.
+    let ask_list = decider
+        .asks_about()
+        .and_then(|names| protocol::encode_ask_list(names.iter().map(String::as_str)));
     let (mut session, bash_end) = Session::start(decider, config.escalation.clone())?;
     let (out_read, out_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
@@ -172,6 +177,9 @@ pub async fn run_shell(
         .stdin(Stdio::null())
         .stdout(Stdio::from(out_write.try_clone()?))
         .stderr(Stdio::from(out_write));
+    if let Some(list) = ask_list {
+        cmd.env(protocol::ENV_ASK, list);
+    }
     sys::map_fds(&mut cmd, Vec::new(), Some(bash_end.as_raw_fd()));
     let spawned = cmd.spawn();
     // The parent's copies of Bash's ends must close now, or the output pipe

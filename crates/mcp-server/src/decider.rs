@@ -8,6 +8,10 @@ use std::sync::Arc;
 use escalate::{Decider, ExecRequest, TimerPause, Verdict};
 use policy::{Decision, Evaluation, MatchOptions, Policy};
 
+/// Rule heads beyond which the wrappers are not given a list (it would not
+/// fit `protocol::MAX_ASK_LIST` anyway) and ask about every exec.
+const MAX_ASK_NAMES: usize = 1000;
+
 /// The user's answer to an approval request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -45,6 +49,17 @@ impl Decider for RulesDecider {
             Judgement::Final(verdict) => Some(verdict),
             Judgement::Ask(_) => None,
         }
+    }
+
+    /// Rule heads and the heuristics' programs: any other program is Run.
+    fn asks_about(&self) -> Option<Vec<String>> {
+        let tokens = self.policy.program_tokens();
+        if tokens.len() > MAX_ASK_NAMES {
+            return None;
+        }
+        let mut names: Vec<String> = tokens.map(str::to_owned).collect();
+        names.extend(policy::DANGEROUS_PROGRAMS.iter().map(|n| (*n).to_owned()));
+        Some(names)
     }
 
     fn decide(&self, request: &ExecRequest) -> Verdict {

@@ -25,6 +25,23 @@
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
+/// Every program (by basename) the heuristics can flag; an entry ending in
+/// `*` is a prefix. [`dangerous_reason`] is `None` for any other program,
+/// which lets the server tell the wrapper it need not ask about those.
+pub const DANGEROUS_PROGRAMS: &[&str] = &[
+    "rm", "git", "dd", "mkfs", "mkfs.*", "mke2fs", "mkswap", "chmod", "chown", "chgrp", "sudo",
+];
+
+/// Whether `name` (a basename) is in [`DANGEROUS_PROGRAMS`].
+pub fn is_inspected(name: &str) -> bool {
+    DANGEROUS_PROGRAMS
+        .iter()
+        .any(|entry| match entry.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => *entry == name,
+        })
+}
+
 /// The dangerous-command heuristics: `Some(reason)` when a command that
 /// matched no rule should prompt anyway. `program` is the program's path (or
 /// bare name), `args` is `argv[1..]`.
@@ -41,6 +58,10 @@ pub fn dangerous_reason(program: &OsString, args: &[OsString]) -> Option<String>
 }
 
 fn reason(name: &str, args: &[String]) -> Option<String> {
+    // The list is authoritative: nothing outside it is ever flagged.
+    if !is_inspected(name) {
+        return None;
+    }
     match name {
         "rm" => rm(args),
         "git" => git(args),

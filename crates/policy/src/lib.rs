@@ -57,7 +57,7 @@ pub mod dangerous;
 mod load;
 mod split;
 
-pub use dangerous::dangerous_reason;
+pub use dangerous::{DANGEROUS_PROGRAMS, dangerous_reason};
 
 /// A rule's decision. Ordered by strictness: `Allow < Prompt < Forbidden`;
 /// the strictest matching decision wins.
@@ -192,6 +192,13 @@ impl Policy {
     /// for its first token counts once).
     pub fn rule_count(&self) -> usize {
         self.rules.len()
+    }
+
+    /// Every first token of every rule: the program names (or paths) a rule
+    /// can match. A program whose path and basename are both absent matches
+    /// no rule.
+    pub fn program_tokens(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.by_program.keys().map(String::as_str)
     }
 
     /// Whether no rule was loaded.

@@ -68,6 +68,61 @@ pub use io::{Conn, Handshake, recv_handshake, send_handshake};
 pub const ENV_SOCKET: &str = "CODEX_ESCALATE_SOCKET";
 /// Environment variable naming the wrapper for the patched Bash.
 pub const ENV_WRAPPER: &str = "BASH_EXEC_WRAPPER";
+/// Environment variable with the programs the wrapper must ask about (see
+/// [`needs_asking`]). Unset: the wrapper asks about every exec.
+pub const ENV_ASK: &str = "CODEX_ESCALATE_ASK";
+/// Longest [`ENV_ASK`] value the server sets; a longer list (thousands of
+/// rules) is not passed, and every exec is asked about.
+pub const MAX_ASK_LIST: usize = 16 << 10;
+
+/// The [`ENV_ASK`] value for `names`: one entry per line, each a program
+/// name (compared with the basename of the program Bash resolved), an
+/// absolute path (compared with the whole path), or a name prefix ending in
+/// `*`. `None` when a name cannot be written so (empty, or containing a
+/// newline or NUL) or the list exceeds [`MAX_ASK_LIST`]: the server must
+/// then be asked about everything.
+pub fn encode_ask_list<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut out = String::new();
+    for name in names {
+        if name.is_empty() || name.contains(['\n', '\0']) {
+            return None;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(name);
+        if out.len() > MAX_ASK_LIST {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Whether the wrapper must ask the server about `file` (the path Bash
+/// resolved) given an [`ENV_ASK`] list ([`encode_ask_list`]). The list
+/// holds every program the server could decide anything but Run for, so a
+/// program it does not name runs in the sandbox without the round trip.
+/// A relative path, or one without a file name, is always asked about.
+///
+/// Anything in the sandbox can change the variable; that only changes which
+/// programs it runs in the sandbox without asking, which it could do anyway
+/// by calling `execve` itself. Escalation always asks.
+pub fn needs_asking(file: &[u8], ask: &[u8]) -> bool {
+    if !file.starts_with(b"/") {
+        return true;
+    }
+    // As the server names the program: `Path::file_name` (which skips a
+    // trailing `.` component), compared bytewise.
+    let Some(base) = std::path::Path::new(std::ffi::OsStr::from_bytes(file)).file_name() else {
+        return true;
+    };
+    let base = base.as_bytes();
+    ask.split(|&b| b == b'\n')
+        .any(|entry| match entry.strip_suffix(b"*") {
+            Some(prefix) => base.starts_with(prefix),
+            None => entry == base || entry == file,
+        })
+}
 
 /// Payload of the handshake datagram: magic and protocol version.
 pub const HANDSHAKE: &[u8; 4] = b"CXE1";
@@ -453,6 +508,53 @@ mod tests {
         roundtrip(ServerMsg::Exited(42));
         roundtrip(ServerMsg::Signaled(9));
         roundtrip(ServerMsg::Error("bad".into()));
+    }
+
+    #[test]
+    fn the_ask_list_names_programs_by_basename_path_or_prefix() {
+        let list = encode_ask_list(["rm", "git", "/opt/tool", "mkfs.*"]).unwrap();
+        assert_eq!(list, "rm\ngit\n/opt/tool\nmkfs.*");
+        let ask = |file: &str| needs_asking(file.as_bytes(), list.as_bytes());
+        for asked in [
+            "/usr/bin/rm",
+            "/bin/git",
+            "/usr/bin/./git",
+            "/usr/bin/git/.",
+            "/opt/tool",
+            "/sbin/mkfs.ext4",
+            // Relative paths: the server resolves them against the cwd.
+            "rm",
+            "./cat",
+            "bin/true",
+            // No file name.
+            "/",
+            "/usr/bin/..",
+        ] {
+            assert!(ask(asked), "{asked}");
+        }
+        for not_asked in [
+            "/bin/true",
+            "/usr/bin/rmdir",
+            "/usr/bin/xgit",
+            "/other/tool",
+            "/sbin/mkfs",
+        ] {
+            assert!(!ask(not_asked), "{not_asked}");
+        }
+        assert!(!needs_asking(b"/usr/bin/\xff", list.as_bytes()));
+        // An empty list asks about relative paths only.
+        assert!(!needs_asking(b"/usr/bin/rm", b""));
+        assert!(needs_asking(b"./rm", b""));
+    }
+
+    #[test]
+    fn unwritable_or_oversized_ask_lists_are_refused() {
+        assert_eq!(encode_ask_list([]).as_deref(), Some(""));
+        assert_eq!(encode_ask_list(["a", ""]), None);
+        assert_eq!(encode_ask_list(["a\nb"]), None);
+        assert_eq!(encode_ask_list(["a\0b"]), None);
+        let many: Vec<String> = (0..3000).map(|i| format!("program{i}")).collect();
+        assert_eq!(encode_ask_list(many.iter().map(String::as_str)), None);
     }
 
     #[test]

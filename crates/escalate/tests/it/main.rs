@@ -213,6 +213,45 @@ fn requests_too_big_for_the_handshake_follow_on_the_stream() {
 }
 
 #[test]
+fn programs_the_decider_never_names_run_without_asking() {
+    let dir = tmp();
+    let script = dir.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho from-script\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let decider = Arc::new(TestDecider {
+        escalate: vec!["env"],
+        deny: vec![("rm", "rm is not allowed here")],
+        ask: Some(vec!["env", "rm", "/usr/bin/printenv"]),
+        ..Default::default()
+    });
+    let out = run(
+        "/bin/echo unlisted; /usr/bin/printenv HOME >/dev/null; env sh -c 'echo ppid=$PPID'; \
+         rm -f nothing; echo rm=$?; ./script.sh",
+        dir.path(),
+        decider.clone(),
+    );
+    let me = std::process::id();
+    assert_eq!(
+        out.output,
+        format!(
+            "unlisted\nppid={me}\nExecution denied: rm is not allowed here\nrm=1\nfrom-script\n"
+        ),
+        "{out:?}"
+    );
+    // Listed names and paths were asked about, and so was the relative
+    // path; echo ran without a request.
+    for name in ["printenv", "env", "rm", "script.sh"] {
+        assert_eq!(decider.requests_for(name).len(), 1, "{name}");
+    }
+    assert!(decider.requests_for("echo").is_empty());
+
+    // Without a list, everything is asked about.
+    let decider = TestDecider::escalating(&[]);
+    run("/bin/echo asked", dir.path(), decider.clone());
+    assert_eq!(decider.requests_for("echo").len(), 1);
+}
+
+#[test]
 fn killing_the_wrapper_kills_the_escalated_program() {
     let dir = tmp();
     let mark = format!("1{}", marker());

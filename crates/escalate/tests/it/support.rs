@@ -58,6 +58,8 @@ pub struct TestDecider {
     /// Basenames of the requests decided on a worker thread (`decide`)
     /// rather than at once (`decide_now`, from the inline request).
     pub deferred: Mutex<Vec<String>>,
+    /// What `asks_about` returns: `None` asks about everything.
+    pub ask: Option<Vec<&'static str>>,
 }
 
 impl TestDecider {
@@ -87,6 +89,12 @@ fn basename(file: &OsString) -> &[u8] {
 }
 
 impl Decider for TestDecider {
+    fn asks_about(&self) -> Option<Vec<String>> {
+        self.ask
+            .as_ref()
+            .map(|names| names.iter().map(|n| n.to_string()).collect())
+    }
+
     fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {
         Some(self.verdict(request))
     }

@@ -154,6 +154,7 @@ const CASES: &[(&[&str], Option<&str>)] = &[
     (&["/sbin/mkfs.ext4", "/dev/sdb1"], Some("mkfs.ext4 formats")),
     (&["/sbin/mkfs.vfat"], Some("mkfs.vfat")),
     (&["/sbin/mke2fs", "/dev/sdb1"], Some("mke2fs")),
+    (&["/sbin/mkswap", "/dev/sdb2"], Some("mkswap formats")),
     (&["/usr/bin/mkfsx"], None),
     // chmod / chown / chgrp
     (&["/bin/chmod", "-R", "777", "/"], Some("chmod -R on `/`")),
@@ -238,6 +239,33 @@ fn heuristics_table() {
         CASES.len(),
         failures.join("\n")
     );
+}
+
+/// The server tells the wrapper to ask only about `DANGEROUS_PROGRAMS`
+/// (and rule heads): every flagged case must be a listed program, and each
+/// listed program must be flaggable.
+#[test]
+fn every_flagged_program_is_listed() {
+    let listed = |name: &str| policy::dangerous::is_inspected(name);
+    for (argv, expected) in CASES {
+        let name = std::path::Path::new(argv[0])
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        if expected.is_some() {
+            assert!(listed(name), "{argv:?} is flagged but {name} is not listed");
+        }
+    }
+    for entry in policy::DANGEROUS_PROGRAMS {
+        let name = entry.replace('*', "ext4");
+        let flagged = CASES.iter().any(|(argv, expected)| {
+            expected.is_some() && argv[0].rsplit('/').next() == Some(name.as_str())
+        });
+        assert!(flagged, "{entry} is listed but no case flags it");
+    }
+    assert!(listed("mkfs") && listed("mkfs.xfs"));
+    assert!(!listed("rmdir") && !listed("mkfsx") && !listed("true"));
 }
 
 #[test]

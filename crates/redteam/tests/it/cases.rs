@@ -86,6 +86,33 @@ async fn marker_is_writable_outside_only() {
     s.assert_contained(base, &[&marker]).await;
 }
 
+/// `CODEX_ESCALATE_ASK` is the sandbox's to change: a program it leaves out
+/// runs in the sandbox unasked, so tampering can only lose escalations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_ask_list_never_escalates_what_it_skips() {
+    let s = start(&format!(
+        "{RULES}\nprefix_rule(pattern = [\"mkdir\"], decision = \"allow\")\n"
+    ))
+    .await;
+    let base = s.baseline().await;
+    let dir = s.outside.join("made-by-mkdir");
+    let r = s
+        .shell(&format!("CODEX_ESCALATE_ASK= mkdir {}", dir.display()))
+        .await;
+    assert!(!dir.exists(), "{r:?}");
+    assert!(r.output.contains("Permission denied"), "{r:?}");
+    // Unset, or asking about everything: the rule escalates it again.
+    for tamper in [
+        "unset CODEX_ESCALATE_ASK;",
+        "export CODEX_ESCALATE_ASK='*';",
+    ] {
+        let r = s.shell(&format!("{tamper} mkdir {}", dir.display())).await;
+        assert!(dir.is_dir(), "{tamper} {r:?}");
+        std::fs::remove_dir(&dir).unwrap();
+    }
+    s.assert_contained(base, &[&dir]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn program_no_rule_allows_is_not_escalated() {
     let (s, base) = server().await;
