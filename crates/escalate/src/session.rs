@@ -34,8 +34,8 @@ use protocol::{Conn, Handshake, ServerMsg, WrapperMsg};
 use crate::escalated::{self, Prepared};
 use crate::{Decider, EscalationConfig, ExecRequest, Verdict, sys};
 
-/// How long a wrapper may take to send a frame it owes us, or to make room
-/// for one we send.
+/// How long a wrapper may take to send a whole frame it owes us (however it
+/// trickles it), or to make room for one we send.
 const READ_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections handled at once per session; more are closed unanswered
 /// (their wrappers fail closed).
@@ -430,7 +430,7 @@ fn serve(conn: &Conn, request: Option<(ExecRequest, Option<Verdict>)>, shared: &
 /// The `Exec` frame a wrapper sends after a plain handshake. `Err(None)`:
 /// the wrapper went away; `Err(Some(message))`: answer with this error.
 fn read_request(conn: &Conn) -> Result<ExecRequest, Option<String>> {
-    match conn.recv::<WrapperMsg>() {
+    match conn.recv_within::<WrapperMsg>(READ_DEADLINE) {
         Ok((WrapperMsg::Exec(request), _unexpected_fds)) => Ok(request),
         Ok((other, _)) => Err(Some(format!(
             "expected an exec request, got {}",
@@ -461,7 +461,7 @@ fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
     if conn.send(&ServerMsg::Escalate, &[]).is_err() {
         return;
     }
-    let (targets, fds) = match conn.recv::<WrapperMsg>() {
+    let (targets, fds) = match conn.recv_within::<WrapperMsg>(READ_DEADLINE) {
         Ok((WrapperMsg::Fds { targets }, fds)) => (targets, fds),
         Ok((other, _)) => return fail(format!("expected fds, got {}", kind(&other))),
         Err(e) => return fail(e.to_string()),
@@ -507,7 +507,8 @@ fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
             break;
         }
         if wrapper_alive && fds[1].any().unwrap_or(false) {
-            match conn.recv::<WrapperMsg>() {
+            // Readable: a whole frame is due now, not a byte at a time.
+            match conn.recv_within::<WrapperMsg>(READ_DEADLINE) {
                 Ok((WrapperMsg::Signal(signo), _)) => match Signal::try_from(signo) {
                     Ok(sig) if FORWARDABLE.contains(&sig) => {
                         let _ = killpg(pgid, sig);

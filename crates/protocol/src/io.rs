@@ -4,7 +4,7 @@
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
@@ -133,15 +133,29 @@ impl Conn {
     /// Receives one frame and the fds that came with it. Fds beyond what the
     /// caller expects are the caller's to drop (dropping closes them).
     pub fn recv<M: Message>(&self) -> Result<(M, Vec<OwnedFd>), Error> {
+        self.recv_frame(None)
+    }
+
+    /// [`Conn::recv`], but the whole frame must arrive within `limit`: a
+    /// peer that trickles a byte at a time cannot hold the reader longer.
+    /// Replaces the read timeout ([`Conn::set_read_timeout`]).
+    pub fn recv_within<M: Message>(&self, limit: Duration) -> Result<(M, Vec<OwnedFd>), Error> {
+        self.recv_frame(Some(Instant::now() + limit))
+    }
+
+    fn recv_frame<M: Message>(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<(M, Vec<OwnedFd>), Error> {
         let mut fds = Vec::new();
         let mut header = [0u8; 4];
-        self.read_exact(&mut header, &mut fds, true)?;
+        self.read_exact(&mut header, &mut fds, true, deadline)?;
         let len = u32::from_le_bytes(header) as usize;
         if len > MAX_FRAME_LEN {
             return Err(Error::FrameTooLarge { len });
         }
         let mut body = vec![0u8; len];
-        self.read_exact(&mut body, &mut fds, false)?;
+        self.read_exact(&mut body, &mut fds, false, deadline)?;
         let msg = M::decode_body(&body)?;
         Ok((msg, fds))
     }
@@ -151,9 +165,17 @@ impl Conn {
         buf: &mut [u8],
         fds: &mut Vec<OwnedFd>,
         frame_start: bool,
+        deadline: Option<Instant>,
     ) -> Result<(), Error> {
         let mut filled = 0;
         while filled < buf.len() {
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::TimedOut);
+                }
+                self.set_read_timeout(Some(left))?;
+            }
             let n = recv_some(self.sock.as_fd(), &mut buf[filled..], fds)?;
             if n == 0 {
                 return Err(if frame_start && filled == 0 {

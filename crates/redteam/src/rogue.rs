@@ -14,6 +14,8 @@
 //! - `garbage`: malformed handshakes and frames, then one valid request.
 //! - `fds TOTAL`: more than TOTAL fds sent in handshakes and frames.
 //! - `flood COUNT HOLD`: COUNT handshakes in a burst, HOLD of them kept open.
+//! - `trickle SECS`: an exec request on the connection, one byte a second,
+//!   never finished; reports how long the server listened and its answer.
 //! - `spawn-and-kill SECS -- ARGV..`: starts an escalation in a child
 //!   process, SIGKILLs the child once the program runs, and waits for the
 //!   escalated program to disappear.
@@ -72,6 +74,7 @@ fn run(args: &[OsString]) -> Result<()> {
         "garbage" => garbage(),
         "fds" => many_fds(number(0)?),
         "flood" => flood(number(0)?, number(1)?),
+        "trickle" => trickle(number(0)?),
         "spawn-and-kill" => spawn_and_kill(number(0)?, rest.get(2..).unwrap_or_default()),
         "wait-gone" => {
             let gone = wait_gone(&pattern(text(0)?), Duration::from_secs(number(1)? as u64));
@@ -741,6 +744,51 @@ fn show_reply(reply: &[u8]) -> String {
         },
         None => format!("{} bytes", reply.len()),
     }
+}
+
+// ---------------------------------------------------------------------------
+// trickle
+
+/// Sends an `Exec` frame one byte per second (waiting for the server's
+/// answer in between), stopping one byte short, for at most `secs`.
+fn trickle(secs: usize) -> Result<()> {
+    let conn = connect()?;
+    let frame = protocol::encode_frame(&WrapperMsg::Exec(request(
+        &which_true().display().to_string(),
+        "/",
+        &["true"],
+        own_env(),
+    )));
+    let mut s = UnixStream::from(conn.into_fd());
+    let started = Instant::now();
+    let mut sent = 0;
+    let answer = loop {
+        if started.elapsed() > Duration::from_secs(secs as u64) {
+            break "none".to_owned();
+        }
+        if sent + 1 < frame.len() {
+            if s.write_all(&frame[sent..sent + 1]).is_err() {
+                break "closed".to_owned();
+            }
+            sent += 1;
+        }
+        // The pace of the trickle: the next byte after a second without an
+        // answer.
+        let mut polled = [nix::poll::PollFd::new(
+            s.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut polled, nix::poll::PollTimeout::from(1000u16)).unwrap_or(0) > 0 {
+            let mut reply = Vec::new();
+            let _ = s.read_to_end(&mut reply);
+            break show_reply(&reply);
+        }
+    };
+    println!(
+        "trickle secs={} sent={sent} answer={answer}",
+        started.elapsed().as_secs()
+    );
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -495,6 +495,27 @@ async fn more_idle_connections_than_the_server_may_hold() {
     s.assert_contained(base, &[]).await;
 }
 
+/// A request trickled a byte at a time is cut off when the whole frame is
+/// overdue (10 s), not kept alive by every byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_request_is_cut_off() {
+    let (s, base) = server().await;
+    let r = s.rogue("trickle 40").await;
+    let line = r.value("trickle secs").unwrap_or_default();
+    let secs: u64 = line
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!((9..=20).contains(&secs), "{}", r.output);
+    assert!(
+        line.contains("answer=Error(") && line.contains("timed out"),
+        "{}",
+        r.output
+    );
+    s.assert_contained(base, &[]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_wrapper_mid_escalation() {
     let (s, base) = server().await;
