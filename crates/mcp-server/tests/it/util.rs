@@ -37,18 +37,17 @@ pub fn bash() -> PathBuf {
 
 /// The wrapper the server finds beside itself by default.
 pub fn wrapper() -> PathBuf {
-    let path = server_bin().with_file_name("codex-execve-wrapper");
-    assert!(
-        path.is_file(),
-        "{} missing: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
+    beside_server("codex-execve-wrapper")
 }
 
 /// `codex-sandbox-exec`, the sandbox launcher the server finds beside it.
 pub fn sandbox_exec() -> PathBuf {
-    let path = server_bin().with_file_name("codex-sandbox-exec");
+    beside_server("codex-sandbox-exec")
+}
+
+/// A binary of this workspace built beside the server.
+fn beside_server(name: &str) -> PathBuf {
+    let path = server_bin().with_file_name(name);
     assert!(
         path.is_file(),
         "{} missing: run `cargo build --workspace` first",

@@ -58,6 +58,14 @@ fn control_run(program: &Path, args: &[&str], env: &[(&str, &Path)], marker: &Pa
     std::fs::remove_file(marker).unwrap();
 }
 
+/// A server whose rules also escalate `mkdir`, which can write outside.
+async fn start_allowing_mkdir() -> Server {
+    start(&format!(
+        "{RULES}\nprefix_rule(pattern = [\"mkdir\"], decision = \"allow\")\n"
+    ))
+    .await
+}
+
 async fn server() -> (Server, harness::Counts) {
     let s = start(RULES).await;
     let base = s.baseline().await;
@@ -66,10 +74,7 @@ async fn server() -> (Server, harness::Counts) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marker_is_writable_outside_only() {
-    let s = start(&format!(
-        "{RULES}\nprefix_rule(pattern = [\"mkdir\"], decision = \"allow\")\n"
-    ))
-    .await;
+    let s = start_allowing_mkdir().await;
     let base = s.baseline().await;
     let marker = s.outside.join("m");
     assert_writable_outside(&marker);
@@ -90,10 +95,7 @@ async fn marker_is_writable_outside_only() {
 /// runs in the sandbox unasked, so tampering can only lose escalations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_ask_list_never_escalates_what_it_skips() {
-    let s = start(&format!(
-        "{RULES}\nprefix_rule(pattern = [\"mkdir\"], decision = \"allow\")\n"
-    ))
-    .await;
+    let s = start_allowing_mkdir().await;
     let base = s.baseline().await;
     let dir = s.outside.join("made-by-mkdir");
     let r = s
