@@ -45,6 +45,8 @@ const MAX_LIVE_CONNECTIONS: usize = 256;
 /// flood lasts, other calls' escalations fail closed rather than the server.
 const MAX_LIVE_CONNECTIONS_TOTAL: usize = 512;
 static LIVE_TOTAL: AtomicUsize = AtomicUsize::new(0);
+/// Handshakes taken per wake-up before `stop` is looked at again.
+const ACCEPT_BATCH: usize = 64;
 /// Signals a wrapper may forward to its escalated program.
 const FORWARDABLE: [Signal; 4] = [
     Signal::SIGINT,
@@ -293,7 +295,9 @@ fn accept_loop(session: OwnedFd, stop: UnixStream, shared: &Arc<Shared>) {
         if fds[1].any().unwrap_or(true) {
             return;
         }
-        loop {
+        // A bounded batch, then back to `poll`: a peer that floods the
+        // socket must not keep this thread from seeing `stop`.
+        for _ in 0..ACCEPT_BATCH {
             match protocol::recv_handshake(session.as_fd(), &mut buf) {
                 Ok(Some(handshake)) => accept(handshake, shared),
                 Ok(None) => break,
@@ -380,7 +384,7 @@ fn queue(pending: Pending, shared: &Arc<Shared>) {
 /// inline) to its end.
 fn serve(conn: &Conn, request: Option<(ExecRequest, Option<Verdict>)>, shared: &Shared) {
     let reply = |msg: ServerMsg| {
-        if let Err(e) = conn.send(&msg, &[]) {
+        if let Err(e) = conn.send_within(&msg, READ_DEADLINE) {
             tracing::debug!(error = %e, "wrapper went away before the answer");
         }
     };
@@ -456,9 +460,12 @@ fn kind(msg: &WrapperMsg) -> &'static str {
 fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
     let fail = |message: String| {
         tracing::warn!(program = %prepared.program.display(), %message, "escalation failed");
-        let _ = conn.send(&ServerMsg::Error(message), &[]);
+        let _ = conn.send_within(&ServerMsg::Error(message), READ_DEADLINE);
     };
-    if conn.send(&ServerMsg::Escalate, &[]).is_err() {
+    if conn
+        .send_within(&ServerMsg::Escalate, READ_DEADLINE)
+        .is_err()
+    {
         return;
     }
     let (targets, fds) = match conn.recv_within::<WrapperMsg>(READ_DEADLINE) {
@@ -547,7 +554,7 @@ fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
         Err(e) => ServerMsg::Error(format!("wait: {e}")),
     };
     if wrapper_alive {
-        let _ = conn.send(&msg, &[]);
+        let _ = conn.send_within(&msg, READ_DEADLINE);
     }
 }
 

@@ -177,9 +177,12 @@ pub async fn run_shell(
         .stdin(Stdio::null())
         .stdout(Stdio::from(out_write.try_clone()?))
         .stderr(Stdio::from(out_write));
-    if let Some(list) = ask_list {
-        cmd.env(protocol::ENV_ASK, list);
-    }
+    // Never one inherited from the server's own environment: without a
+    // list of ours, every exec is asked about.
+    match ask_list {
+        Some(list) => cmd.env(protocol::ENV_ASK, list),
+        None => cmd.env_remove(protocol::ENV_ASK),
+    };
     sys::map_fds(&mut cmd, Vec::new(), Some(bash_end.as_raw_fd()));
     let spawned = cmd.spawn();
     // The parent's copies of Bash's ends must close now, or the output pipe

@@ -39,15 +39,33 @@ pub struct RulesDecider {
 /// What the rules and heuristics say, before anyone is asked.
 enum Judgement {
     Final(Verdict),
-    /// A human must be asked; the program as resolved.
-    Ask(PathBuf),
+    /// A human must be asked; the heuristic's reason when no rule asked.
+    Ask {
+        dangerous: Option<String>,
+    },
+}
+
+/// A [`Judgement`] with what the audit log needs.
+struct Judged {
+    judgement: Judgement,
+    program: PathBuf,
+    /// `file:line:col` of the rule that decided, if any.
+    rule: Option<String>,
 }
 
 impl Decider for RulesDecider {
+    /// Run alone is given here, on the session's accepting thread: it logs
+    /// nothing at the default level, so a stalled stderr cannot stall the
+    /// shell's execs. Everything else is judged again, and logged, on a
+    /// worker.
     fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {
-        match self.judge(request) {
-            Judgement::Final(verdict) => Some(verdict),
-            Judgement::Ask(_) => None,
+        let judged = self.judge(request);
+        match judged.judgement {
+            Judgement::Final(Verdict::Run) => {
+                log_decision(request, &judged, &Verdict::Run);
+                Some(Verdict::Run)
+            }
+            _ => None,
         }
     }
 
@@ -63,42 +81,62 @@ impl Decider for RulesDecider {
     }
 
     fn decide(&self, request: &ExecRequest) -> Verdict {
-        match self.judge(request) {
-            Judgement::Final(verdict) => verdict,
-            Judgement::Ask(program) => {
+        let judged = self.judge(request);
+        match &judged.judgement {
+            Judgement::Final(verdict) => {
+                log_decision(request, &judged, verdict);
+                verdict.clone()
+            }
+            Judgement::Ask { dangerous } => {
+                let program = &judged.program;
+                if let Some(reason) = dangerous {
+                    tracing::info!(program = %program.display(), %reason, "no rule matched a dangerous command");
+                }
                 let args = request.argv.get(1..).unwrap_or_default();
-                let verdict = self.prompt(&program, args, &request.cwd);
+                let verdict = self.prompt(program, args, &request.cwd);
                 tracing::info!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
-                    ?verdict, "exec decided by the user");
+                    rule = judged.rule.as_deref().unwrap_or("none"), ?verdict, "exec decided by the user");
                 verdict
             }
         }
     }
 }
 
+/// The audit trail: every verdict at info, with the rule that decided;
+/// a plain Run (no rule, nothing dangerous) only at debug, as its log line
+/// would cost more than the decision.
+fn log_decision(request: &ExecRequest, judged: &Judged, verdict: &Verdict) {
+    let program = judged.program.display();
+    let args = request.argv.get(1..).unwrap_or_default();
+    let cwd = Path::new(&request.cwd).display();
+    let rule = judged.rule.as_deref().unwrap_or("none");
+    if *verdict == Verdict::Run && judged.rule.is_none() {
+        tracing::debug!(%program, ?args, %cwd, rule, ?verdict, "exec decided");
+    } else {
+        tracing::info!(%program, ?args, %cwd, rule, ?verdict, "exec decided");
+    }
+}
+
 impl RulesDecider {
-    /// Rules first, then the dangerous-command heuristics; logs the
-    /// decisions it makes (with the deciding rule, if any).
-    fn judge(&self, request: &ExecRequest) -> Judgement {
+    /// Rules first, then the dangerous-command heuristics. No side effects.
+    fn judge(&self, request: &ExecRequest) -> Judged {
         let program = program_path(request);
         let args = request.argv.get(1..).unwrap_or_default();
         let program_os = program.clone().into_os_string();
         let evaluation = self.policy.check(&program_os, args, self.options);
-        let verdict = match evaluation.decision {
-            Some(Decision::Allow) => Verdict::Escalate,
+        let judgement = match evaluation.decision {
+            Some(Decision::Allow) => Judgement::Final(Verdict::Escalate),
             Some(Decision::Forbidden) => {
-                Verdict::Deny(forbidden_reason(&program, args, &evaluation))
+                Judgement::Final(Verdict::Deny(forbidden_reason(&program, args, &evaluation)))
             }
-            Some(Decision::Prompt) => return Judgement::Ask(program),
+            Some(Decision::Prompt) => Judgement::Ask { dangerous: None },
             None => match policy::dangerous_reason(&program_os, args) {
-                Some(reason) => {
-                    tracing::info!(program = %program.display(), %reason, "no rule matched a dangerous command");
-                    return Judgement::Ask(program);
-                }
-                None => Verdict::Run,
+                Some(reason) => Judgement::Ask {
+                    dangerous: Some(reason),
+                },
+                None => Judgement::Final(Verdict::Run),
             },
         };
-        // The audit trail names the rule that decided, if any.
         let rule = evaluation
             .matched_rules
             .iter()
@@ -107,20 +145,11 @@ impl RulesDecider {
                 let l = &m.location;
                 format!("{}:{}:{}", l.file, l.line, l.column)
             });
-        match (&verdict, &rule) {
-            // The common case, a program that runs in the sandbox as it
-            // would without us, is logged only on request: the log line
-            // would cost more than the decision.
-            (Verdict::Run, None) => {
-                tracing::debug!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
-                    rule = "none", ?verdict, "exec decided")
-            }
-            _ => {
-                tracing::info!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
-                    rule = rule.as_deref().unwrap_or("none"), ?verdict, "exec decided")
-            }
+        Judged {
+            judgement,
+            program,
+            rule,
         }
-        Judgement::Final(verdict)
     }
 
     fn prompt(&self, program: &Path, args: &[OsString], cwd: &OsStr) -> Verdict {
@@ -150,12 +179,28 @@ pub fn program_path(request: &ExecRequest) -> PathBuf {
     }
 }
 
-/// `program arg1 arg2`, lossily decoded, for messages.
+/// Longest command line quoted in a prompt or a denial: argv may be
+/// megabytes, which no human reads and no wrapper should have to take.
+const MAX_COMMAND_LINE: usize = 4096;
+
+/// `program arg1 arg2`, lossily decoded, for messages; cut at
+/// [`MAX_COMMAND_LINE`] bytes with `…`.
 pub fn command_line(program: &Path, args: &[OsString]) -> String {
     let mut line = program.display().to_string();
     for arg in args {
         line.push(' ');
         line.push_str(&arg.to_string_lossy());
+        if line.len() > MAX_COMMAND_LINE {
+            break;
+        }
+    }
+    if line.len() > MAX_COMMAND_LINE {
+        let mut cut = MAX_COMMAND_LINE;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
     }
     line
 }
@@ -207,5 +252,15 @@ mod tests {
             "/usr/bin/rm -rf /x"
         );
         assert_eq!(command_line(Path::new("/bin/ls"), &[]), "/bin/ls");
+        let long = command_line(
+            Path::new("/bin/echo"),
+            &["é".repeat(5000).into(), "x".into()],
+        );
+        assert_eq!(long.chars().last(), Some('…'));
+        assert!(
+            long.len() <= MAX_COMMAND_LINE + '…'.len_utf8(),
+            "{}",
+            long.len()
+        );
     }
 }

@@ -41,6 +41,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{MAX_TIMEOUT_MS, Settings};
 use crate::decider::{Answer, Approver, RulesDecider};
+use crate::launcher::Launcher;
 use crate::sandbox_state::{self, SandboxState};
 
 /// The one tool.
@@ -165,28 +166,14 @@ pub fn shell_tool() -> Tool {
     .with_raw_output_schema(Arc::new(output_schema()))
 }
 
-/// `codex-sandbox-exec` beside the server, or else the server's own hidden
-/// `sandbox-exec` mode (same interface, slower to start).
-fn sandbox_launcher(exe: PathBuf) -> Vec<OsString> {
-    let small = exe.with_file_name(SANDBOX_EXEC);
-    if small.is_file() {
-        vec![small.into_os_string()]
-    } else {
-        vec![exe.into_os_string(), OsString::from("sandbox-exec")]
-    }
-}
-
-/// The launcher binary shipped beside the server.
-pub const SANDBOX_EXEC: &str = "codex-sandbox-exec";
-
 /// The server state shared by all calls.
 pub struct ExecServer {
     settings: Settings,
     policy: Arc<Policy>,
     /// Set by `codex/sandbox-state/update`.
     state: Mutex<Option<SandboxState>>,
-    /// The sandbox launcher's program and leading arguments.
-    launcher: Vec<OsString>,
+    /// The sandbox launcher (see [`crate::launcher`]).
+    launcher: Launcher,
     /// Cancelled when the server shuts down: stops every running call.
     shutdown: CancellationToken,
     /// The running calls, so shutdown can wait for them to end.
@@ -196,7 +183,7 @@ pub struct ExecServer {
 impl ExecServer {
     pub fn new(settings: Settings, policy: Policy) -> anyhow::Result<ExecServer> {
         let exe = std::env::current_exe().context("failed to locate the server executable")?;
-        let launcher = sandbox_launcher(exe);
+        let launcher = Launcher::find(&exe);
         tracing::debug!(?launcher, "sandbox launcher");
         Ok(ExecServer {
             settings,
@@ -276,7 +263,7 @@ impl ExecServer {
             let json = serde_json::to_string(spec).map_err(|e| {
                 McpError::internal_error(format!("failed to encode sandbox spec: {e}"), None)
             })?;
-            launcher = self.launcher.clone();
+            launcher = self.launcher.argv().to_vec();
             launcher.extend([
                 OsString::from("--spec"),
                 OsString::from(json),

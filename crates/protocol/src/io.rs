@@ -95,12 +95,35 @@ impl Conn {
     /// Sends an already encoded frame ([`encode_frame`]), with `fds`
     /// attached to its first byte.
     pub fn send_frame(&self, frame: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
+        self.send_frame_by(frame, fds, None)
+    }
+
+    /// [`Conn::send`], but the whole frame must be taken within `limit`: a
+    /// peer that reads a little at a time cannot hold the sender longer.
+    /// Replaces the write timeout ([`Conn::set_write_timeout`]).
+    pub fn send_within<M: Message>(&self, msg: &M, limit: Duration) -> Result<(), Error> {
+        self.send_frame_by(&encode_frame(msg), &[], Some(Instant::now() + limit))
+    }
+
+    fn send_frame_by(
+        &self,
+        frame: &[u8],
+        fds: &[BorrowedFd<'_>],
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
         if fds.len() > MAX_FDS {
             return Err(Error::TooManyFds);
         }
         let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let mut sent = 0;
         while sent < frame.len() {
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::TimedOut);
+                }
+                self.set_write_timeout(Some(left))?;
+            }
             // Rights travel with the first chunk only. MSG_NOSIGNAL: a peer
             // that went away is an error here, not a SIGPIPE.
             let cmsgs: &[ControlMessage<'_>] = if sent == 0 && !raw.is_empty() {

@@ -76,9 +76,9 @@ pub const ENV_ASK: &str = "CODEX_ESCALATE_ASK";
 pub const MAX_ASK_LIST: usize = 16 << 10;
 
 /// The [`ENV_ASK`] value for `names`: one entry per line, each a program
-/// name (compared with the basename of the program Bash resolved), an
-/// absolute path (compared with the whole path), or a name prefix ending in
-/// `*`. `None` when a name cannot be written so (empty, or containing a
+/// name (compared with the basename of the program Bash resolved), a name
+/// prefix ending in `*`, or a path (any entry with a `/`, compared with the
+/// whole path). `None` when a name cannot be written so (empty, or containing a
 /// newline or NUL) or the list exceeds [`MAX_ASK_LIST`]: the server must
 /// then be asked about everything.
 pub fn encode_ask_list<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<String> {
@@ -117,11 +117,16 @@ pub fn needs_asking(file: &[u8], ask: &[u8]) -> bool {
         return true;
     };
     let base = base.as_bytes();
-    ask.split(|&b| b == b'\n')
-        .any(|entry| match entry.strip_suffix(b"*") {
-            Some(prefix) => base.starts_with(prefix),
-            None => entry == base || entry == file,
-        })
+    ask.split(|&b| b == b'\n').any(|entry| {
+        if entry.contains(&b'/') {
+            // A path, compared whole (a rule head may end in a literal `*`).
+            entry == file
+        } else if let Some(prefix) = entry.strip_suffix(b"*") {
+            base.starts_with(prefix)
+        } else {
+            entry == base
+        }
+    })
 }
 
 /// Payload of the handshake datagram: magic and protocol version.
@@ -532,6 +537,10 @@ mod tests {
         ] {
             assert!(ask(asked), "{asked}");
         }
+        // A path entry is exact, even when it ends in `*`.
+        let star = encode_ask_list(["/opt/x*"]).unwrap();
+        assert!(needs_asking(b"/opt/x*", star.as_bytes()));
+        assert!(!needs_asking(b"/opt/xy", star.as_bytes()));
         for not_asked in [
             "/bin/true",
             "/usr/bin/rmdir",

@@ -70,7 +70,10 @@ pub use mounts::UnprotectedSubpath;
 pub use policy::{NetworkAccess, ParsePolicyError, SandboxPolicy};
 
 /// What a sandboxed process may do, already resolved to concrete paths.
+/// Unknown fields are refused: a launcher older than its server must not
+/// silently drop a restriction it does not know.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SandboxSpec {
     /// Directories (and everything below) that may be written. Empty means
     /// read-only everywhere but the device files a shell needs.

@@ -91,6 +91,42 @@ async fn marker_is_writable_outside_only() {
     s.assert_contained(base, &[&marker]).await;
 }
 
+/// A server installed under a writable root: one call overwrites the
+/// sandbox launcher beside it with a script that would run Bash unconfined;
+/// the next call still runs confined (the server runs the copy it sealed in
+/// memory at start, not the file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwriting_the_installed_launcher_does_not_unconfine_the_next_call() {
+    let s = harness::start_installed_in_work(RULES).await;
+    let base = s.baseline().await;
+    let launcher = s.work.join("bin/codex-sandbox-exec");
+    let marker = s.outside.join("escaped");
+    assert_writable_outside(&marker);
+    // The launcher gets `--spec JSON -- bash ...`.
+    let script = format!(
+        "#!/bin/sh\necho escaped > {}\nshift 3\nexec \"$@\"\n",
+        marker.display()
+    );
+    let r = s
+        .shell(&format!(
+            "printf '%s' '{script}' > {launcher}; echo rc=$?",
+            launcher = launcher.display()
+        ))
+        .await;
+    assert_eq!(
+        r.output, "rc=0\n",
+        "the launcher should be writable here: {r:?}"
+    );
+    assert!(
+        std::fs::read_to_string(&launcher)
+            .unwrap()
+            .contains("escaped")
+    );
+    let r = s.shell("echo next-call").await;
+    assert_eq!(r.output, "next-call\n", "{r:?}");
+    s.assert_contained(base, &[&marker]).await;
+}
+
 /// `CODEX_ESCALATE_ASK` is the sandbox's to change: a program it leaves out
 /// runs in the sandbox unasked, so tampering can only lose escalations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

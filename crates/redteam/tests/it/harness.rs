@@ -132,6 +132,16 @@ impl Shell {
 }
 
 pub async fn start(rules: &str) -> Server {
+    start_from(rules, false).await
+}
+
+/// A server whose binaries (server, wrapper, sandbox launcher) are copies
+/// installed in `work/bin`, under a writable root of the sandbox.
+pub async fn start_installed_in_work(rules: &str) -> Server {
+    start_from(rules, true).await
+}
+
+async fn start_from(rules: &str, installed_in_work: bool) -> Server {
     // `/tmp` is a writable root of the default sandbox: a checkout under it
     // (CI may clone there) must not put the "outside" directories under it.
     let base = project_root().join("target/redteam-tmp");
@@ -156,13 +166,27 @@ pub async fn start(rules: &str) -> Server {
     std::fs::write(codex_home.join("rules/redteam.rules"), rules).unwrap();
     let log = dir_path.join("server.log");
     let _ = sibling("codex-execve-wrapper");
+    let server = if installed_in_work {
+        let bin = work.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for name in [
+            "codex-exec-mcp-server",
+            "codex-execve-wrapper",
+            "codex-sandbox-exec",
+        ] {
+            std::fs::copy(sibling(name), bin.join(name)).unwrap();
+        }
+        bin.join("codex-exec-mcp-server")
+    } else {
+        server_bin()
+    };
     let args = vec![
         "--bash".to_string(),
         bash().display().to_string(),
         "--sandbox".into(),
         "workspace-write".into(),
     ];
-    let mut cmd = tokio::process::Command::new(server_bin());
+    let mut cmd = tokio::process::Command::new(&server);
     cmd.args(&args)
         .current_dir(&work)
         .env("CODEX_HOME", &codex_home)
@@ -184,7 +208,7 @@ pub async fn start(rules: &str) -> Server {
             Ok(())
         });
     }
-    let cmdline = format!("{} {}", server_bin().display(), args.join(" "));
+    let cmdline = format!("{} {}", server.display(), args.join(" "));
     let (transport, _) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
