@@ -33,8 +33,18 @@ impl SandboxState {
     /// The spec for commands run under this state; `None`: unsandboxed.
     pub fn resolve(&self, server_cwd: &Path) -> Option<SandboxSpec> {
         let cwd = self.sandbox_cwd.as_deref().unwrap_or(server_cwd);
-        self.sandbox_policy.resolve(cwd, tmpdir().as_deref())
+        resolve_warning(&self.sandbox_policy, cwd)
     }
+}
+
+/// Resolves `policy`, logging each writable root it refused.
+fn resolve_warning(policy: &SandboxPolicy, cwd: &Path) -> Option<SandboxSpec> {
+    let (spec, refused) = policy.resolve_refusing(cwd, tmpdir().as_deref());
+    for root in refused {
+        tracing::warn!(root = %root.display(),
+            "writable root refused: it is reached through a symlink inside a writable root, which the sandbox could have planted");
+    }
+    spec
 }
 
 fn tmpdir() -> Option<PathBuf> {
@@ -56,7 +66,7 @@ pub fn default_spec(settings: &Settings) -> Option<SandboxSpec> {
             exclude_slash_tmp: false,
         },
     };
-    let mut spec = policy.resolve(&settings.cwd, tmpdir().as_deref())?;
+    let mut spec = resolve_warning(&policy, &settings.cwd)?;
     spec.network = settings.network;
     Some(spec)
 }

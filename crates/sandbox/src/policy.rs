@@ -76,8 +76,25 @@ impl SandboxPolicy {
     /// `exclude_tmpdir_env_var`), canonicalised, without duplicates; roots
     /// that do not exist are dropped. `.git` and `.codex` directly under each
     /// root, when present, become read-only subpaths.
+    ///
+    /// A root reached through a symlink that sits inside a writable root is
+    /// refused (see [`SandboxPolicy::resolve_refusing`]).
     pub fn resolve(&self, cwd: &Path, tmpdir_env: Option<&Path>) -> Option<SandboxSpec> {
-        match self {
+        self.resolve_refusing(cwd, tmpdir_env).0
+    }
+
+    /// [`SandboxPolicy::resolve`], and the roots it refused, for the caller
+    /// to report: each reached through a symlink inside a writable root.
+    /// The sandboxed side can create such a link, for instance by swapping a
+    /// nested root (a `$TMPDIR` below `/tmp`, a workspace below another
+    /// root) for a link to the home directory; followed, it would make the
+    /// link's target writable in every later call.
+    pub fn resolve_refusing(
+        &self,
+        cwd: &Path,
+        tmpdir_env: Option<&Path>,
+    ) -> (Option<SandboxSpec>, Vec<PathBuf>) {
+        let spec = match self {
             SandboxPolicy::DangerFullAccess | SandboxPolicy::ExternalSandbox { .. } => None,
             SandboxPolicy::ReadOnly => Some(SandboxSpec {
                 writable_roots: Vec::new(),
@@ -99,18 +116,26 @@ impl SandboxPolicy {
                 if let Some(tmpdir) = tmpdir_env.filter(|_| !exclude_tmpdir_env_var) {
                     candidates.push(cwd.join(tmpdir));
                 }
-                let roots = canonical_unique(candidates);
+                let everything = canonical_unique(candidates.iter().cloned());
+                let (planted, trusted): (Vec<PathBuf>, Vec<PathBuf>) = candidates
+                    .into_iter()
+                    .partition(|c| through_writable_symlink(c, &everything));
+                let roots = canonical_unique(trusted);
                 let protected = roots
                     .iter()
                     .flat_map(|root| [root.join(".git"), root.join(".codex")])
                     .filter(|path| path.symlink_metadata().is_ok());
-                Some(SandboxSpec {
-                    read_only_subpaths: canonical_unique(protected),
-                    writable_roots: roots,
-                    network: *network_access,
-                })
+                return (
+                    Some(SandboxSpec {
+                        read_only_subpaths: canonical_unique(protected),
+                        writable_roots: roots,
+                        network: *network_access,
+                    }),
+                    planted,
+                );
             }
-        }
+        };
+        (spec, Vec::new())
     }
 
     /// Whether a command under this policy may use the network.
@@ -124,6 +149,27 @@ impl SandboxPolicy {
             }
         }
     }
+}
+
+/// Whether resolving `path` follows a symlink located below one of `roots`
+/// (or one whose location cannot be told), walking it component by
+/// component as the kernel does.
+fn through_writable_symlink(path: &Path, roots: &[PathBuf]) -> bool {
+    let mut prefix = PathBuf::new();
+    for component in path.components() {
+        prefix.push(component);
+        if !prefix
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            continue;
+        }
+        match prefix.parent().map(Path::canonicalize) {
+            Some(Ok(dir)) if !roots.iter().any(|root| dir.starts_with(root)) => {}
+            _ => return true,
+        }
+    }
+    false
 }
 
 /// Canonicalises each path (dropping those that do not exist), keeping the

@@ -139,6 +139,46 @@ fn read_only_resolves_to_no_writable_roots() {
     );
 }
 
+/// A nested root swapped by the sandbox for a link elsewhere (here a
+/// `$TMPDIR` inside the workspace, now pointing at a "home") is refused;
+/// links outside every writable root are followed as before.
+#[test]
+fn roots_reached_through_a_link_in_a_writable_root_are_refused() {
+    let base = tempfile::tempdir().unwrap();
+    let base = base.path().canonicalize().unwrap();
+    let (cwd, home, real) = (base.join("ws"), base.join("home"), base.join("real"));
+    for dir in [&cwd, &home, &real] {
+        fs::create_dir(dir).unwrap();
+    }
+    symlink(&home, cwd.join("tmp")).unwrap();
+    symlink(&real, base.join("real-link")).unwrap();
+    let policy = SandboxPolicy::WorkspaceWrite {
+        writable_roots: vec![base.join("real-link")],
+        network_access: false,
+        exclude_tmpdir_env_var: false,
+        exclude_slash_tmp: true,
+    };
+    let (spec, refused) = policy.resolve_refusing(&cwd, Some(&cwd.join("tmp")));
+    let spec = spec.unwrap();
+    assert_eq!(refused, vec![cwd.join("tmp")]);
+    assert!(!spec.writable_roots.contains(&home), "{spec:?}");
+    // `base` is no writable root here, so its link is followed.
+    assert_eq!(spec.writable_roots, vec![real.clone(), cwd.clone()]);
+    // The same link becomes suspect once its directory is writable.
+    let policy = SandboxPolicy::WorkspaceWrite {
+        writable_roots: vec![base.clone(), base.join("real-link")],
+        network_access: false,
+        exclude_tmpdir_env_var: true,
+        exclude_slash_tmp: true,
+    };
+    let (spec, refused) = policy.resolve_refusing(&cwd, None);
+    assert_eq!(refused, vec![base.join("real-link")]);
+    assert_eq!(
+        spec.unwrap().writable_roots,
+        vec![base.clone(), cwd.clone()]
+    );
+}
+
 #[test]
 fn workspace_write_resolves_roots() {
     let base = tempfile::tempdir().unwrap();
@@ -155,8 +195,9 @@ fn workspace_write_resolves_roots() {
 
     let policy = SandboxPolicy::WorkspaceWrite {
         writable_roots: vec![
-            base.join("extra-link"),   // canonicalised to `extra`
-            PathBuf::from("../extra"), // relative to cwd, a duplicate
+            base.join("extra-link"), // a link in a writable root (`/tmp`, where
+            // tempdirs live, or none): refused, or canonicalised to `extra`
+            PathBuf::from("../extra"), // relative to cwd
             base.join("missing"),      // dropped
         ],
         network_access: true,
