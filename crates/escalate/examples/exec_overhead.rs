@@ -18,7 +18,7 @@ struct RunAll {
 }
 
 impl Decider for RunAll {
-    fn asks_about(&self) -> Option<Vec<String>> {
+    fn asks_about(&self) -> Option<Vec<&str>> {
         self.unasked.then(Vec::new)
     }
 

@@ -54,7 +54,8 @@ pub trait Decider: Send + Sync + 'static {
     /// wrappers of the shell run every other program in the sandbox without
     /// asking, saving the round trip. `None` (the default): they ask about
     /// every exec. A list too long for the environment is not passed.
-    fn asks_about(&self) -> Option<Vec<String>> {
+    /// Called once per shell call: have the list ready.
+    fn asks_about(&self) -> Option<Vec<&str>> {
         None
     }
 

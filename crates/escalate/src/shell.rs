@@ -151,9 +151,7 @@ pub async fn run_shell(
     let start = Instant::now();
     // Only the decider knows which programs it may decide anything but Run
     // for; the wrappers ask about those alone.
-    let ask_list = decider
-        .asks_about()
-        .and_then(|names| protocol::encode_ask_list(names.iter().map(String::as_str)));
+    let ask_list = decider.asks_about().and_then(protocol::encode_ask_list);
     let (mut session, bash_end) = Session::start(decider, config.escalation.clone())?;
     let (out_read, out_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;

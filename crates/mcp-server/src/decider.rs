@@ -34,6 +34,21 @@ pub struct RulesDecider {
     pub approver: Box<dyn Approver>,
     /// Paused while a human is asked, so the call's timeout does not run.
     pub timer: TimerPause,
+    /// [`ask_list`] of `policy`, made once for every call.
+    pub ask: Option<Arc<[String]>>,
+}
+
+/// Every program the rules and heuristics can decide anything but Run for:
+/// the rule heads and the heuristics' programs (see
+/// `escalate::Decider::asks_about`). `None` for a policy with so many heads
+/// that the wrappers are better off asking about everything.
+pub fn ask_list(policy: &Policy) -> Option<Arc<[String]>> {
+    let tokens = policy.program_tokens();
+    if tokens.len() > MAX_ASK_NAMES {
+        return None;
+    }
+    let names = tokens.chain(policy::DANGEROUS_PROGRAMS.iter().copied());
+    Some(names.map(str::to_owned).collect())
 }
 
 /// What the rules and heuristics say, before anyone is asked.
@@ -69,15 +84,10 @@ impl Decider for RulesDecider {
         }
     }
 
-    /// Rule heads and the heuristics' programs: any other program is Run.
-    fn asks_about(&self) -> Option<Vec<String>> {
-        let tokens = self.policy.program_tokens();
-        if tokens.len() > MAX_ASK_NAMES {
-            return None;
-        }
-        let mut names: Vec<String> = tokens.map(str::to_owned).collect();
-        names.extend(policy::DANGEROUS_PROGRAMS.iter().map(|n| (*n).to_owned()));
-        Some(names)
+    fn asks_about(&self) -> Option<Vec<&str>> {
+        self.ask
+            .as_deref()
+            .map(|names| names.iter().map(String::as_str).collect())
     }
 
     fn decide(&self, request: &ExecRequest) -> Verdict {

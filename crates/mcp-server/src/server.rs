@@ -170,6 +170,8 @@ pub fn shell_tool() -> Tool {
 pub struct ExecServer {
     settings: Settings,
     policy: Arc<Policy>,
+    /// The programs wrappers must ask about (`decider::ask_list`), made once.
+    ask: Option<Arc<[String]>>,
     /// Set by `codex/sandbox-state/update`.
     state: Mutex<Option<SandboxState>>,
     /// The sandbox launcher (see [`crate::launcher`]).
@@ -187,6 +189,7 @@ impl ExecServer {
         tracing::debug!(?launcher, "sandbox launcher");
         Ok(ExecServer {
             settings,
+            ask: crate::decider::ask_list(&policy),
             policy: Arc::new(policy),
             state: Mutex::new(None),
             launcher,
@@ -348,6 +351,7 @@ impl ExecServer {
             },
             approver: Box::new(approver),
             timer: timer.clone(),
+            ask: self.ask.clone(),
         });
         let control = Control {
             cancel,

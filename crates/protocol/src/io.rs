@@ -70,59 +70,38 @@ impl Conn {
     /// Sends one frame without waiting: fails with [`Error::TimedOut`] if
     /// the socket's buffer cannot take it whole right now. For a thread
     /// that serves many peers and must not be held up by one of them.
+    /// (A frame only partly taken leaves the stream mid-frame; the caller
+    /// must drop the connection, as on any error.)
     pub fn send_now<M: Message>(&self, msg: &M) -> Result<(), Error> {
-        let frame = encode_frame(msg);
-        match sendmsg::<()>(
-            self.sock.as_raw_fd(),
-            &[IoSlice::new(&frame)],
-            &[],
-            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-            None,
-        ) {
-            Ok(n) if n == frame.len() => Ok(()),
-            // A partial write leaves the stream mid-frame: the peer must
-            // not use it, so report it like a peer that went away.
-            Ok(_) => Err(Error::Malformed("frame only partly sent")),
-            Err(Errno::EAGAIN) => Err(Error::TimedOut),
-            Err(Errno::EPIPE | Errno::ECONNRESET) => Err(Error::Closed),
-            Err(e) => Err(Error::Io {
-                op: "sendmsg",
-                source: e.into(),
-            }),
-        }
+        self.send_frame_by(&encode_frame(msg), &[], Wait::Never)
     }
 
     /// Sends an already encoded frame ([`encode_frame`]), with `fds`
     /// attached to its first byte.
     pub fn send_frame(&self, frame: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
-        self.send_frame_by(frame, fds, None)
+        self.send_frame_by(frame, fds, Wait::AsConfigured)
     }
 
     /// [`Conn::send`], but the whole frame must be taken within `limit`: a
     /// peer that reads a little at a time cannot hold the sender longer.
     /// Replaces the write timeout ([`Conn::set_write_timeout`]).
     pub fn send_within<M: Message>(&self, msg: &M, limit: Duration) -> Result<(), Error> {
-        self.send_frame_by(&encode_frame(msg), &[], Some(Instant::now() + limit))
+        self.send_frame_by(&encode_frame(msg), &[], Wait::Until(Instant::now() + limit))
     }
 
-    fn send_frame_by(
-        &self,
-        frame: &[u8],
-        fds: &[BorrowedFd<'_>],
-        deadline: Option<Instant>,
-    ) -> Result<(), Error> {
+    fn send_frame_by(&self, frame: &[u8], fds: &[BorrowedFd<'_>], wait: Wait) -> Result<(), Error> {
         if fds.len() > MAX_FDS {
             return Err(Error::TooManyFds);
         }
         let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let mut sent = 0;
+        let flags = match wait {
+            Wait::Never => MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            Wait::AsConfigured | Wait::Until(_) => MsgFlags::MSG_NOSIGNAL,
+        };
         while sent < frame.len() {
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::TimedOut);
-                }
-                self.set_write_timeout(Some(left))?;
+            if let Wait::Until(deadline) = wait {
+                self.set_write_timeout(Some(time_left(deadline)?))?;
             }
             // Rights travel with the first chunk only. MSG_NOSIGNAL: a peer
             // that went away is an error here, not a SIGPIPE.
@@ -135,7 +114,7 @@ impl Conn {
                 self.sock.as_raw_fd(),
                 &[IoSlice::new(&frame[sent..])],
                 cmsgs,
-                MsgFlags::MSG_NOSIGNAL,
+                flags,
                 None,
             ) {
                 Ok(n) => sent += n,
@@ -193,11 +172,7 @@ impl Conn {
         let mut filled = 0;
         while filled < buf.len() {
             if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::TimedOut);
-                }
-                self.set_read_timeout(Some(left))?;
+                self.set_read_timeout(Some(time_left(deadline)?))?;
             }
             let n = recv_some(self.sock.as_fd(), &mut buf[filled..], fds)?;
             if n == 0 {
@@ -210,6 +185,27 @@ impl Conn {
             filled += n;
         }
         Ok(())
+    }
+}
+
+/// How long a send may wait for room in the socket buffer.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// As long as the write timeout allows ([`Conn::set_write_timeout`]).
+    AsConfigured,
+    /// Not at all (`MSG_DONTWAIT`).
+    Never,
+    /// Until the deadline, for the whole frame.
+    Until(Instant),
+}
+
+/// What is left until `deadline`; an error once it has passed.
+fn time_left(deadline: Instant) -> Result<Duration, Error> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(Error::TimedOut)
+    } else {
+        Ok(left)
     }
 }
 

@@ -89,10 +89,8 @@ fn basename(file: &OsString) -> &[u8] {
 }
 
 impl Decider for TestDecider {
-    fn asks_about(&self) -> Option<Vec<String>> {
-        self.ask
-            .as_ref()
-            .map(|names| names.iter().map(|n| n.to_string()).collect())
+    fn asks_about(&self) -> Option<Vec<&str>> {
+        self.ask.clone()
     }
 
     fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {

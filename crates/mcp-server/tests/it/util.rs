@@ -247,16 +247,21 @@ pub struct Session {
     progress: Arc<Mutex<Vec<String>>>,
 }
 
+/// When a test is failing, prints how its server was started and what it
+/// logged.
+pub fn report_server_on_panic(cmdline: &str, work: &Path, log: &Path) {
+    if std::thread::panicking() {
+        eprintln!(
+            "--- server command: {cmdline}\n--- cwd: {}\n--- server stderr:\n{}",
+            work.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- server command: {}\n--- cwd: {}\n--- server stderr:\n{}",
-                self.cmdline,
-                self.work.display(),
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
+        report_server_on_panic(&self.cmdline, &self.work, &self.log);
     }
 }
 

@@ -196,14 +196,7 @@ impl Raw {
 
 impl Drop for Raw {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- server command: {}\n--- cwd: {}\n--- server stderr:\n{}",
-                self.cmdline,
-                self.work.display(),
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
+        crate::util::report_server_on_panic(&self.cmdline, &self.work, &self.log);
     }
 }
 
