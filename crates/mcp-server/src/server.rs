@@ -44,6 +44,12 @@ use crate::decider::{Answer, Approver, RulesDecider};
 use crate::launcher::Launcher;
 use crate::sandbox_state::{self, SandboxState};
 
+/// The sandbox one call runs under, and what its result must say about it.
+struct CallSandbox {
+    spec: Option<SandboxSpec>,
+    warnings: Vec<String>,
+}
+
 /// The one tool.
 pub const TOOL_NAME: &str = "shell";
 const INSTRUCTIONS: &str =
@@ -74,6 +80,10 @@ pub struct ExecResult {
     pub timed_out: bool,
     /// Bytes elided from the middle of `output`.
     pub dropped_bytes: u64,
+    /// What the model should know about how the call ran (a sandbox state
+    /// the server could not read, a writable root it refused).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `std::time::Duration` as serde writes it, as the reference does.
@@ -94,6 +104,7 @@ impl From<Outcome> for ExecResult {
             },
             timed_out: o.timed_out,
             dropped_bytes: o.dropped_bytes,
+            warnings: Vec::new(),
         }
     }
 }
@@ -147,7 +158,8 @@ pub fn output_schema() -> JsonObject {
                 "required": ["secs", "nanos"]
             },
             "timed_out": {"description": "Whether the command was stopped by its timeout.", "type": "boolean"},
-            "dropped_bytes": {"description": "Bytes elided from the middle of the output.", "type": "integer", "minimum": 0}
+            "dropped_bytes": {"description": "Bytes elided from the middle of the output.", "type": "integer", "minimum": 0},
+            "warnings": {"description": "How the call ran differently from what was asked (a sandbox state the server could not read).", "type": "array", "items": {"type": "string"}}
         },
         "required": ["exit_code", "output", "duration", "timed_out"]
     }) else {
@@ -174,6 +186,8 @@ pub struct ExecServer {
     ask: Option<Arc<[String]>>,
     /// Set by `codex/sandbox-state/update`.
     state: Mutex<Option<SandboxState>>,
+    /// Sandbox warnings already logged at warn level (each is logged once).
+    warned: Mutex<std::collections::HashSet<String>>,
     /// The sandbox launcher (see [`crate::launcher`]).
     launcher: Launcher,
     /// Cancelled when the server shuts down: stops every running call.
@@ -192,6 +206,7 @@ impl ExecServer {
             ask: crate::decider::ask_list(&policy),
             policy: Arc::new(policy),
             state: Mutex::new(None),
+            warned: Mutex::default(),
             launcher,
             shutdown: CancellationToken::new(),
             calls: TaskTracker::new(),
@@ -251,11 +266,61 @@ impl ExecServer {
         Ok(())
     }
 
-    fn sandbox_spec(&self, meta_state: Option<SandboxState>) -> Option<SandboxSpec> {
-        let stored = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match meta_state.as_ref().or(stored.as_ref()) {
-            Some(state) => state.resolve(&self.settings.cwd),
+    /// The sandbox for a call: the state in its `_meta` if readable, else
+    /// the one set by the update request, else the server's default. A
+    /// state that asks for what cannot be enforced is an error (the tool
+    /// error's message).
+    fn call_sandbox(&self, meta: &rmcp::model::RequestMetaObject) -> Result<CallSandbox, String> {
+        let mut warnings = Vec::new();
+        let from_meta = meta
+            .get(sandbox_state::META_KEY)
+            .or_else(|| meta.get(sandbox_state::META_KEY_ALIAS))
+            .and_then(|value| match SandboxState::parse(value) {
+                Ok(state) => Some(state),
+                Err(e) => {
+                    warnings.push(format!(
+                        "{e}; the {} sandbox applies instead",
+                        self.fallback_name()
+                    ));
+                    None
+                }
+            });
+        let stored = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let spec = match from_meta.or(stored) {
+            Some(state) => {
+                let resolution = state
+                    .resolve(&self.settings.cwd)
+                    .map_err(|e| format!("cannot run under the client's sandbox: {e}"))?;
+                warnings.extend(sandbox_state::resolution_warnings(&resolution));
+                resolution.spec
+            }
             None => sandbox_state::default_spec(&self.settings),
+        };
+        for warning in &warnings {
+            let first = self
+                .warned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(warning.clone());
+            if first {
+                tracing::warn!(%warning, "sandbox state");
+            } else {
+                tracing::debug!(%warning, "sandbox state");
+            }
+        }
+        Ok(CallSandbox { spec, warnings })
+    }
+
+    fn fallback_name(&self) -> &'static str {
+        if self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            "last state the client set"
+        } else {
+            "server's default"
         }
     }
 
@@ -296,10 +361,6 @@ impl ExecServer {
             serde_json::from_value(Value::Object(arguments.unwrap_or_default())).map_err(|e| {
                 McpError::invalid_params(format!("failed to deserialize parameters: {e}"), None)
             })?;
-        let meta_state = match context.meta.get(sandbox_state::META_KEY) {
-            Some(value) => Some(parse_state(value.clone())?),
-            None => None,
-        };
         if self.shutdown.is_cancelled() {
             return Ok(tool_error("the server is shutting down".into()));
         }
@@ -315,7 +376,10 @@ impl ExecServer {
                 "timeout_ms {timeout_ms} is out of range 1..={MAX_TIMEOUT_MS}"
             )));
         }
-        let spec = self.sandbox_spec(meta_state);
+        let CallSandbox { spec, warnings } = match self.call_sandbox(&context.meta) {
+            Ok(sandbox) => sandbox,
+            Err(message) => return Ok(tool_error(message)),
+        };
         let config = self.shell_config(spec.as_ref())?;
         let request = ShellRequest {
             command: params.command,
@@ -361,7 +425,11 @@ impl ExecServer {
         tracing::info!(command = %request.command, workdir = %request.workdir.display(), sandboxed = spec.is_some(), "shell call");
         let call = escalate::run_shell(&config, request, decider, control);
         match self.calls.track_future(call).await {
-            Ok(outcome) => Ok(result(outcome.into())),
+            Ok(outcome) => {
+                let mut r = ExecResult::from(outcome);
+                r.warnings = warnings;
+                Ok(result(r))
+            }
             Err(e) => {
                 tracing::error!(error = %e, "shell call failed");
                 Ok(tool_error(format!("failed to run the command: {e}")))
@@ -376,7 +444,9 @@ impl ServerHandler for ExecServer {
         let Value::Object(version) = json!({"version": "1.0.0"}) else {
             unreachable!("a JSON object literal")
         };
-        experimental.insert(sandbox_state::CAPABILITY.to_string(), version);
+        for capability in sandbox_state::CAPABILITIES {
+            experimental.insert(capability.to_string(), version.clone());
+        }
         let capabilities = ServerCapabilities::builder()
             .enable_experimental_with(experimental)
             .enable_tools()
@@ -429,18 +499,20 @@ impl ServerHandler for ExecServer {
                 None,
             ));
         };
-        let state = parse_state(params)?;
+        let state = SandboxState::parse(&params).map_err(|e| {
+            tracing::warn!(error = %e, "bad sandbox state");
+            McpError::invalid_params("failed to deserialize sandbox state", Some(params.clone()))
+        })?;
+        if let Err(e) = state.resolve(&self.settings.cwd) {
+            return Err(McpError::invalid_params(
+                format!("cannot run under this sandbox state: {e}"),
+                Some(params),
+            ));
+        }
         tracing::info!(?state, "sandbox state updated");
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         Ok(CustomResult::new(json!({})))
     }
-}
-
-fn parse_state(value: Value) -> Result<SandboxState, McpError> {
-    serde_json::from_value(value.clone()).map_err(|e| {
-        tracing::warn!(error = %e, "bad sandbox state");
-        McpError::invalid_params("failed to deserialize sandbox state", Some(value))
-    })
 }
 
 fn check_workdir(workdir: &Path) -> Result<(), String> {
@@ -610,6 +682,7 @@ mod tests {
             duration: DurationJson { secs: 1, nanos: 2 },
             timed_out: false,
             dropped_bytes: 0,
+            warnings: Vec::new(),
         };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(
