@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod decider;
 pub mod launcher;
+pub mod mrtr;
 pub mod rules;
 pub mod sandbox_exec;
 pub mod sandbox_state;

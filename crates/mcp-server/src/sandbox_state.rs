@@ -1,50 +1,124 @@
-//! Codex's sandbox state (`codex/sandbox-state/update` params, or the same
-//! object per call in `_meta["codex/sandbox-state-meta"]`) and its
-//! resolution to the concrete [`SandboxSpec`] the launcher applies.
+//! Codex's sandbox state and its resolution to the [`SandboxSpec`] a call
+//! runs under.
+//!
+//! Two shapes reach the server:
+//! - Codex 0.97-era: `{"sandboxPolicy": {...}, "sandboxCwd": "/abs", ...}`,
+//!   in the `codex/sandbox-state/update` request (stored for later calls) or
+//!   per call in `_meta`;
+//! - Codex 0.171 and later: `{"permissionProfile": {...}, "sandboxCwd":
+//!   "file:///abs", "useLegacyLandlock": ..., ...}` per call in `_meta`
+//!   under both [`META_KEY`] and [`META_KEY_ALIAS`].
+//!
+//! A state that cannot be read never fails the call and never weakens the
+//! sandbox: the last state the client set correctly (by the update
+//! request) or else the server's default applies, with a warning in the
+//! log and in the call's result. A state read correctly that asks for what
+//! this sandbox cannot enforce (restricted reads, `deny` entries) fails the
+//! call with a message saying so: running it anyway would give the command
+//! more than the client allowed.
 
 use std::path::{Path, PathBuf};
 
-use sandbox::{SandboxPolicy, SandboxSpec};
-use serde::Deserialize;
+use sandbox::{PermissionProfile, Resolution, SandboxPolicy, SandboxSpec, Unenforceable};
+use serde_json::Value;
 
 use crate::config::{SandboxMode, Settings};
 
 /// The custom request that sets the sandbox for later calls.
 pub const UPDATE_METHOD: &str = "codex/sandbox-state/update";
-/// The `_meta` key carrying the same state for one call.
+/// The `_meta` key carrying the state for one call.
 pub const META_KEY: &str = "codex/sandbox-state-meta";
-/// The experimental capability advertising both.
-pub const CAPABILITY: &str = "codex/sandbox-state";
+/// The second `_meta` key newer Codex puts the same object under.
+pub const META_KEY_ALIAS: &str = "codex/sandbox-state";
+/// The experimental capabilities advertising the request and the `_meta`
+/// state.
+pub const CAPABILITIES: [&str; 2] = ["codex/sandbox-state", "codex/sandbox-state-meta"];
 
-/// What Codex sends. Unknown fields are ignored (newer Codex adds some).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What the client asked for, in either shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    Policy(SandboxPolicy),
+    Profile(PermissionProfile),
+}
+
+/// A sandbox state read from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxState {
-    pub sandbox_policy: SandboxPolicy,
+    pub requested: Requested,
     /// Required by Codex; the server's working directory when absent.
-    #[serde(default)]
     pub sandbox_cwd: Option<PathBuf>,
-    /// Codex's own Linux sandbox helper; unused, the server has its own.
-    #[serde(default)]
-    pub codex_linux_sandbox_exe: Option<PathBuf>,
+}
+
+/// A state that could not be read, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read `{field}` of the client's sandbox state: {reason}")]
+pub struct BadState {
+    pub field: &'static str,
+    pub reason: String,
 }
 
 impl SandboxState {
-    /// The spec for commands run under this state; `None`: unsandboxed.
-    pub fn resolve(&self, server_cwd: &Path) -> Option<SandboxSpec> {
+    /// Reads either shape; `permissionProfile` wins when both are present
+    /// (newer Codex treats the profile as the canonical form). Unknown
+    /// fields are ignored.
+    pub fn parse(value: &Value) -> Result<SandboxState, BadState> {
+        let bad = |field, reason: String| BadState { field, reason };
+        let Value::Object(object) = value else {
+            return Err(bad("(state)", format!("expected an object, got {value}")));
+        };
+        let requested = match (object.get("permissionProfile"), object.get("sandboxPolicy")) {
+            (Some(profile), _) if !profile.is_null() => Requested::Profile(
+                serde_json::from_value(profile.clone())
+                    .map_err(|e| bad("permissionProfile", e.to_string()))?,
+            ),
+            (_, Some(policy)) if !policy.is_null() => Requested::Policy(
+                serde_json::from_value(policy.clone())
+                    .map_err(|e| bad("sandboxPolicy", e.to_string()))?,
+            ),
+            _ => {
+                return Err(bad(
+                    "permissionProfile",
+                    "neither `permissionProfile` nor `sandboxPolicy` is present".into(),
+                ));
+            }
+        };
+        let sandbox_cwd = match object.get("sandboxCwd") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => {
+                Some(sandbox::plain_path(text).map_err(|e| bad("sandboxCwd", e))?)
+            }
+            Some(other) => {
+                return Err(bad("sandboxCwd", format!("expected a string, got {other}")));
+            }
+        };
+        Ok(SandboxState {
+            requested,
+            sandbox_cwd,
+        })
+    }
+
+    /// The sandbox for commands run under this state.
+    pub fn resolve(&self, server_cwd: &Path) -> Result<Resolution, Unenforceable> {
         let cwd = self.sandbox_cwd.as_deref().unwrap_or(server_cwd);
-        resolve_warning(&self.sandbox_policy, cwd)
+        let tmpdir = tmpdir();
+        match &self.requested {
+            Requested::Policy(policy) => policy.resolve(cwd, tmpdir.as_deref()),
+            Requested::Profile(profile) => profile.resolve(cwd, tmpdir.as_deref()),
+        }
     }
 }
 
-/// Resolves `policy`, logging each writable root it refused.
-fn resolve_warning(policy: &SandboxPolicy, cwd: &Path) -> Option<SandboxSpec> {
-    let (spec, refused) = policy.resolve_refusing(cwd, tmpdir().as_deref());
-    for root in refused {
-        tracing::warn!(root = %root.display(),
-            "writable root refused: it is reached through a symlink inside a writable root, which the sandbox could have planted");
-    }
-    spec
+/// One line per part of a resolution a user should know about: refused
+/// writable roots and entries left out.
+pub fn resolution_warnings(resolution: &Resolution) -> Vec<String> {
+    let refused = resolution.refused.iter().map(|root| {
+        format!(
+            "writable root {} refused: it is reached through a symlink inside a writable root, \
+             which the sandbox could have planted",
+            root.display()
+        )
+    });
+    refused.chain(resolution.ignored.iter().cloned()).collect()
 }
 
 fn tmpdir() -> Option<PathBuf> {
@@ -58,15 +132,24 @@ fn tmpdir() -> Option<PathBuf> {
 pub fn default_spec(settings: &Settings) -> Option<SandboxSpec> {
     let policy = match settings.sandbox {
         SandboxMode::DangerFullAccess => SandboxPolicy::DangerFullAccess,
-        SandboxMode::ReadOnly => SandboxPolicy::ReadOnly,
+        SandboxMode::ReadOnly => SandboxPolicy::read_only(),
         SandboxMode::WorkspaceWrite => SandboxPolicy::WorkspaceWrite {
             writable_roots: settings.writable_roots.clone(),
+            read_only_access: sandbox::ReadAccess::FullAccess,
             network_access: settings.network,
             exclude_tmpdir_env_var: false,
             exclude_slash_tmp: false,
         },
     };
-    let mut spec = resolve_warning(&policy, &settings.cwd)?;
+    let resolution = match policy.resolve(&settings.cwd, tmpdir().as_deref()) {
+        Ok(resolution) => resolution,
+        // Only a client's read restrictions are unenforceable.
+        Err(e) => unreachable!("the server's own policy is enforceable: {e}"),
+    };
+    for warning in resolution_warnings(&resolution) {
+        tracing::warn!(%warning, "default sandbox");
+    }
+    let mut spec = resolution.spec?;
     spec.network = settings.network;
     Some(spec)
 }
@@ -76,43 +159,79 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(v: serde_json::Value) -> Result<SandboxState, serde_json::Error> {
-        serde_json::from_value(v)
+    fn resolve(v: Value, cwd: &Path) -> Result<Resolution, Unenforceable> {
+        SandboxState::parse(&v).unwrap().resolve(cwd)
     }
 
     #[test]
-    fn parses_codex_policies() {
-        let s = parse(json!({"sandboxPolicy": {"type": "danger-full-access"}})).unwrap();
-        assert_eq!(s.sandbox_policy, SandboxPolicy::DangerFullAccess);
+    fn parses_legacy_policies() {
+        let s =
+            SandboxState::parse(&json!({"sandboxPolicy": {"type": "danger-full-access"}})).unwrap();
+        assert_eq!(
+            s.requested,
+            Requested::Policy(SandboxPolicy::DangerFullAccess)
+        );
         assert_eq!(s.sandbox_cwd, None);
-        let s = parse(json!({
-            "sandboxPolicy": {"type": "workspace-write", "writable_roots": ["/proc"], "network_access": true,
-                              "exclude_slash_tmp": true, "newer_field": 1},
-            "sandboxCwd": "/usr", "codexLinuxSandboxExe": null, "extra": true
-        }))
+        let r = resolve(
+            json!({
+                "sandboxPolicy": {"type": "workspace-write", "writable_roots": ["/proc"], "network_access": true,
+                                  "exclude_slash_tmp": true, "newer_field": 1},
+                "sandboxCwd": "/usr", "codexLinuxSandboxExe": null, "extra": true
+            }),
+            Path::new("/elsewhere"),
+        )
         .unwrap();
-        let spec = s.resolve(Path::new("/elsewhere")).unwrap();
+        let spec = r.spec.unwrap();
         assert!(spec.network);
         assert!(
             spec.writable_roots
                 .starts_with(&[PathBuf::from("/proc"), PathBuf::from("/usr")])
         );
         assert!(!spec.writable_roots.contains(&PathBuf::from("/tmp")));
-        let s = parse(
+        let r = resolve(
             json!({"sandboxPolicy": {"type": "external-sandbox", "network_access": "enabled"}}),
-        )
-        .unwrap();
-        assert_eq!(s.resolve(Path::new("/")), None);
-        let s = parse(json!({"sandboxPolicy": {"type": "read-only", "newer_field": 1}})).unwrap();
+            Path::new("/"),
+        );
+        assert_eq!(r.unwrap().spec, None);
+        let r = resolve(
+            json!({"sandboxPolicy": {"type": "read-only", "newer_field": 1}}),
+            Path::new("/"),
+        );
         assert_eq!(
-            s.resolve(Path::new("/")).unwrap().writable_roots,
+            r.unwrap().spec.unwrap().writable_roots,
             Vec::<PathBuf>::new()
         );
     }
 
     #[test]
-    fn rejects_unknown_type() {
-        assert!(parse(json!({"sandboxPolicy": {"type": "bogus"}})).is_err());
-        assert!(parse(json!({"sandboxCwd": "/"})).is_err());
+    fn bad_states_name_the_field() {
+        let field = |v: Value| SandboxState::parse(&v).unwrap_err().field;
+        assert_eq!(
+            field(json!({"sandboxPolicy": {"type": "bogus"}})),
+            "sandboxPolicy"
+        );
+        assert_eq!(field(json!({"sandboxCwd": "/"})), "permissionProfile");
+        assert_eq!(
+            field(json!({"permissionProfile": {"type": "sandboxed"}})),
+            "permissionProfile"
+        );
+        assert_eq!(
+            field(json!({"permissionProfile": {"type": "disabled"}, "sandboxCwd": "rel"})),
+            "sandboxCwd"
+        );
+        assert_eq!(
+            field(json!({"permissionProfile": {"type": "disabled"}, "sandboxCwd": 3})),
+            "sandboxCwd"
+        );
+        assert_eq!(field(json!("read-only")), "(state)");
+    }
+
+    #[test]
+    fn sandbox_cwd_may_be_a_file_uri() {
+        let s = SandboxState::parse(
+            &json!({"permissionProfile": {"type": "disabled"}, "sandboxCwd": "file:///a%20b"}),
+        )
+        .unwrap();
+        assert_eq!(s.sandbox_cwd, Some(PathBuf::from("/a b")));
     }
 }

@@ -25,9 +25,9 @@ use escalate::{
 use policy::{MatchOptions, Policy};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-    CustomResult, ElicitRequestParams, ElicitationAction, ElicitationSchema, Implementation,
-    InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ProtocolVersion, ServerCapabilities, Tool,
+    CustomResult, ElicitRequestParams, ElicitationAction, Implementation, InitializeResult,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ProtocolVersion, ServerCapabilities, Tool,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceError, ServiceExt};
@@ -42,7 +42,14 @@ use tokio_util::task::TaskTracker;
 use crate::config::{MAX_TIMEOUT_MS, Settings};
 use crate::decider::{Answer, Approver, RulesDecider};
 use crate::launcher::Launcher;
+use crate::mrtr::{self, Asker, Driving, Event, PausedCalls};
 use crate::sandbox_state::{self, SandboxState};
+
+/// The sandbox one call runs under, and what its result must say about it.
+struct CallSandbox {
+    spec: Option<SandboxSpec>,
+    warnings: Vec<String>,
+}
 
 /// The one tool.
 pub const TOOL_NAME: &str = "shell";
@@ -50,6 +57,8 @@ const INSTRUCTIONS: &str =
     "This server provides a tool to execute shell commands and return their output.";
 /// Between SIGTERM and SIGKILL when a call is stopped.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How much longer than the approval wait a `requestState` stays valid.
+const STATE_TTL_MARGIN: Duration = Duration::from_secs(60);
 /// How long shutdown waits for stopped calls to end (the kill grace, plus
 /// the time `run_shell` gives output still in flight).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -74,6 +83,10 @@ pub struct ExecResult {
     pub timed_out: bool,
     /// Bytes elided from the middle of `output`.
     pub dropped_bytes: u64,
+    /// What the model should know about how the call ran (a sandbox state
+    /// the server could not read, a writable root it refused).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `std::time::Duration` as serde writes it, as the reference does.
@@ -94,6 +107,7 @@ impl From<Outcome> for ExecResult {
             },
             timed_out: o.timed_out,
             dropped_bytes: o.dropped_bytes,
+            warnings: Vec::new(),
         }
     }
 }
@@ -147,7 +161,8 @@ pub fn output_schema() -> JsonObject {
                 "required": ["secs", "nanos"]
             },
             "timed_out": {"description": "Whether the command was stopped by its timeout.", "type": "boolean"},
-            "dropped_bytes": {"description": "Bytes elided from the middle of the output.", "type": "integer", "minimum": 0}
+            "dropped_bytes": {"description": "Bytes elided from the middle of the output.", "type": "integer", "minimum": 0},
+            "warnings": {"description": "How the call ran differently from what was asked (a sandbox state the server could not read).", "type": "array", "items": {"type": "string"}}
         },
         "required": ["exit_code", "output", "duration", "timed_out"]
     }) else {
@@ -174,27 +189,40 @@ pub struct ExecServer {
     ask: Option<Arc<[String]>>,
     /// Set by `codex/sandbox-state/update`.
     state: Mutex<Option<SandboxState>>,
+    /// Sandbox warnings already logged at warn level (each is logged once).
+    warned: Mutex<std::collections::HashSet<String>>,
     /// The sandbox launcher (see [`crate::launcher`]).
     launcher: Launcher,
     /// Cancelled when the server shuts down: stops every running call.
     shutdown: CancellationToken,
     /// The running calls, so shutdown can wait for them to end.
     calls: TaskTracker,
+    /// Calls waiting for a client's retry (MCP 2026-07-28 prompts).
+    paused: Arc<PausedCalls>,
+    /// Who the client is, for binding `requestState`s to it.
+    principal: Vec<u8>,
 }
 
 impl ExecServer {
     pub fn new(settings: Settings, policy: Policy) -> anyhow::Result<ExecServer> {
         let exe = std::env::current_exe().context("failed to locate the server executable")?;
         let launcher = Launcher::find(&exe);
+        let settings_wait = settings.elicitation_wait;
         tracing::debug!(?launcher, "sandbox launcher");
         Ok(ExecServer {
             settings,
             ask: crate::decider::ask_list(&policy),
             policy: Arc::new(policy),
             state: Mutex::new(None),
+            warned: Mutex::default(),
             launcher,
             shutdown: CancellationToken::new(),
             calls: TaskTracker::new(),
+            paused: Arc::new(
+                PausedCalls::new(settings_wait + STATE_TTL_MARGIN)
+                    .context("cannot make the request-state key")?,
+            ),
+            principal: b"stdio".to_vec(),
         })
     }
 
@@ -251,11 +279,61 @@ impl ExecServer {
         Ok(())
     }
 
-    fn sandbox_spec(&self, meta_state: Option<SandboxState>) -> Option<SandboxSpec> {
-        let stored = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match meta_state.as_ref().or(stored.as_ref()) {
-            Some(state) => state.resolve(&self.settings.cwd),
+    /// The sandbox for a call: the state in its `_meta` if readable, else
+    /// the one set by the update request, else the server's default. A
+    /// state that asks for what cannot be enforced is an error (the tool
+    /// error's message).
+    fn call_sandbox(&self, meta: &rmcp::model::RequestMetaObject) -> Result<CallSandbox, String> {
+        let mut warnings = Vec::new();
+        let from_meta = meta
+            .get(sandbox_state::META_KEY)
+            .or_else(|| meta.get(sandbox_state::META_KEY_ALIAS))
+            .and_then(|value| match SandboxState::parse(value) {
+                Ok(state) => Some(state),
+                Err(e) => {
+                    warnings.push(format!(
+                        "{e}; the {} sandbox applies instead",
+                        self.fallback_name()
+                    ));
+                    None
+                }
+            });
+        let stored = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let spec = match from_meta.or(stored) {
+            Some(state) => {
+                let resolution = state
+                    .resolve(&self.settings.cwd)
+                    .map_err(|e| format!("cannot run under the client's sandbox: {e}"))?;
+                warnings.extend(sandbox_state::resolution_warnings(&resolution));
+                resolution.spec
+            }
             None => sandbox_state::default_spec(&self.settings),
+        };
+        for warning in &warnings {
+            let first = self
+                .warned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(warning.clone());
+            if first {
+                tracing::warn!(%warning, "sandbox state");
+            } else {
+                tracing::debug!(%warning, "sandbox state");
+            }
+        }
+        Ok(CallSandbox { spec, warnings })
+    }
+
+    fn fallback_name(&self) -> &'static str {
+        if self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            "last state the client set"
+        } else {
+            "server's default"
         }
     }
 
@@ -287,25 +365,37 @@ impl ExecServer {
         })
     }
 
+    /// A `tools/call` of `shell`: a new call, or (with `requestState`) the
+    /// retry that resumes a call paused on a question (see [`crate::mrtr`]).
     async fn shell(
         &self,
-        arguments: Option<JsonObject>,
+        request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, McpError> {
-        let params: ExecParams =
-            serde_json::from_value(Value::Object(arguments.unwrap_or_default())).map_err(|e| {
-                McpError::invalid_params(format!("failed to deserialize parameters: {e}"), None)
-            })?;
-        let meta_state = match context.meta.get(sandbox_state::META_KEY) {
-            Some(value) => Some(parse_state(value.clone())?),
-            None => None,
-        };
+    ) -> Result<CallToolResponse, McpError> {
+        let binding = mrtr::binding(&self.principal, &request.name, request.arguments.as_ref());
+        if let Some(state) = &request.request_state {
+            return self
+                .resume(state, binding, request.input_responses.as_ref(), &context)
+                .await;
+        }
+        if request.input_responses.is_some() {
+            return Err(McpError::invalid_params(
+                "inputResponses without requestState: nothing to resume",
+                None,
+            ));
+        }
+        let params: ExecParams = serde_json::from_value(Value::Object(
+            request.arguments.unwrap_or_default(),
+        ))
+        .map_err(|e| {
+            McpError::invalid_params(format!("failed to deserialize parameters: {e}"), None)
+        })?;
         if self.shutdown.is_cancelled() {
-            return Ok(tool_error("the server is shutting down".into()));
+            return Ok(tool_error("the server is shutting down".into()).into());
         }
         let workdir = PathBuf::from(&params.workdir);
         if let Err(message) = check_workdir(&workdir) {
-            return Ok(tool_error(message));
+            return Ok(tool_error(message).into());
         }
         let timeout_ms = params
             .timeout_ms
@@ -313,61 +403,153 @@ impl ExecServer {
         if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
             return Ok(tool_error(format!(
                 "timeout_ms {timeout_ms} is out of range 1..={MAX_TIMEOUT_MS}"
-            )));
+            ))
+            .into());
         }
-        let spec = self.sandbox_spec(meta_state);
+        let CallSandbox { spec, warnings } = match self.call_sandbox(&context.meta) {
+            Ok(sandbox) => sandbox,
+            Err(message) => return Ok(tool_error(message).into()),
+        };
         let config = self.shell_config(spec.as_ref())?;
-        let request = ShellRequest {
+        let shell_request = ShellRequest {
             command: params.command,
             workdir,
             login: params.login.unwrap_or(true),
             timeout: Duration::from_millis(timeout_ms),
             env: std::env::vars_os().collect(),
         };
-        // Stopped by the client's `notifications/cancelled` or by shutdown.
+        // Stopped by the client's `notifications/cancelled` (of whichever
+        // request drives it), by shutdown, or when nobody answers a question.
         let cancel = self.shutdown.child_token();
-        let _call_ended = cancel.clone().drop_guard();
-        tokio::spawn({
-            let (call, client) = (cancel.clone(), context.ct.clone());
-            async move {
-                tokio::select! {
-                    () = client.cancelled() => call.cancel(),
-                    () = call.cancelled() => {}
-                }
-            }
-        });
-        let timer = TimerPause::default();
-        let approver = McpApprover {
-            handle: tokio::runtime::Handle::current(),
-            peer: context.peer.clone(),
-            protocol: context.protocol_version(),
-            wait: self.settings.elicitation_wait,
-            cancel: cancel.clone(),
+        let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let approver: Box<dyn Approver> = if mrtr_session(&context) {
+            let can_elicit = context
+                .client_capabilities()
+                .is_some_and(|c| c.elicitation.is_some());
+            Box::new(Asker::new(
+                events.clone(),
+                self.settings.elicitation_wait,
+                cancel.clone(),
+                can_elicit,
+            ))
+        } else {
+            Box::new(McpApprover {
+                handle: tokio::runtime::Handle::current(),
+                peer: context.peer.clone(),
+                wait: self.settings.elicitation_wait,
+                cancel: cancel.clone(),
+            })
         };
+        let timer = TimerPause::default();
         let decider = Arc::new(RulesDecider {
             policy: self.policy.clone(),
             options: MatchOptions {
                 preserve_program_paths: self.settings.preserve_program_paths,
             },
-            approver: Box::new(approver),
+            approver,
             timer: timer.clone(),
             ask: self.ask.clone(),
         });
+        let progress = ProgressSink::default();
         let control = Control {
-            cancel,
+            cancel: cancel.clone(),
             timer,
-            progress: progress_reporter(&context),
+            progress: Some(progress.reporter()),
         };
-        tracing::info!(command = %request.command, workdir = %request.workdir.display(), sandboxed = spec.is_some(), "shell call");
-        let call = escalate::run_shell(&config, request, decider, control);
-        match self.calls.track_future(call).await {
-            Ok(outcome) => Ok(result(outcome.into())),
-            Err(e) => {
-                tracing::error!(error = %e, "shell call failed");
-                Ok(tool_error(format!("failed to run the command: {e}")))
+        tracing::info!(command = %shell_request.command, workdir = %shell_request.workdir.display(), sandboxed = spec.is_some(), "shell call");
+        let call = self.paused.call_id();
+        let paused = self.paused.clone();
+        let ended = cancel.clone();
+        self.calls.spawn(async move {
+            let outcome = escalate::run_shell(&config, shell_request, decider, control).await;
+            // Nothing of the call runs any more: a question still open is moot.
+            ended.cancel();
+            let result = match outcome {
+                Ok(outcome) => {
+                    let mut r = ExecResult::from(outcome);
+                    r.warnings = warnings;
+                    result(r)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "shell call failed");
+                    tool_error(format!("failed to run the command: {e}"))
+                }
+            };
+            let _ = events.send(Event::Done(Ok(result)));
+            paused.forget(call);
+        });
+        let driving = Driving {
+            events: events_rx,
+            cancel,
+            progress,
+        };
+        self.drive(call, driving, binding, &context).await
+    }
+
+    /// Follows a running call on behalf of one request: its result, or the
+    /// input-required result of its next question (the call is then parked
+    /// until the client's retry).
+    async fn drive(
+        &self,
+        call: u64,
+        mut driving: Driving,
+        binding: [u8; 32],
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let _progress = driving.progress.attach(context);
+        let mut forwarded = false;
+        loop {
+            tokio::select! {
+                event = driving.events.recv() => match event {
+                    Some(Event::Done(result)) => return result.map(CallToolResponse::from),
+                    // The call ended while its question was in flight.
+                    Some(Event::Question(question)) if driving.cancel.is_cancelled() => drop(question),
+                    Some(Event::Question(question)) => {
+                        return self
+                            .paused
+                            .pause(call, question, driving, binding)
+                            .map(CallToolResponse::from);
+                    }
+                    None => {
+                        return Err(McpError::internal_error("the call ended without a result", None));
+                    }
+                },
+                () = context.ct.cancelled(), if !forwarded => {
+                    forwarded = true;
+                    driving.cancel.cancel();
+                }
             }
         }
     }
+
+    /// A retry with `requestState`: answers the paused call's question and
+    /// drives the call on.
+    async fn resume(
+        &self,
+        state: &str,
+        binding: [u8; 32],
+        responses: Option<&rmcp::model::InputResponses>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let (call, paused) = self
+            .paused
+            .resume(state, &binding)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        if let Err(e) = paused.answer(responses) {
+            self.paused.put_back(call, paused);
+            return Err(e);
+        }
+        self.drive(call, paused.into_driving(), binding, context)
+            .await
+    }
+}
+
+/// Whether the request's protocol version is 2026-07-28 or newer, where the
+/// server cannot send requests to the client.
+fn mrtr_session(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
 }
 
 impl ServerHandler for ExecServer {
@@ -376,7 +558,9 @@ impl ServerHandler for ExecServer {
         let Value::Object(version) = json!({"version": "1.0.0"}) else {
             unreachable!("a JSON object literal")
         };
-        experimental.insert(sandbox_state::CAPABILITY.to_string(), version);
+        for capability in sandbox_state::CAPABILITIES {
+            experimental.insert(capability.to_string(), version.clone());
+        }
         let capabilities = ServerCapabilities::builder()
             .enable_experimental_with(experimental)
             .enable_tools()
@@ -406,9 +590,7 @@ impl ServerHandler for ExecServer {
                 None,
             ));
         }
-        self.shell(request.arguments, context)
-            .await
-            .map(CallToolResponse::from)
+        self.shell(request, context).await
     }
 
     async fn on_custom_request(
@@ -429,18 +611,20 @@ impl ServerHandler for ExecServer {
                 None,
             ));
         };
-        let state = parse_state(params)?;
+        let state = SandboxState::parse(&params).map_err(|e| {
+            tracing::warn!(error = %e, "bad sandbox state");
+            McpError::invalid_params("failed to deserialize sandbox state", Some(params.clone()))
+        })?;
+        if let Err(e) = state.resolve(&self.settings.cwd) {
+            return Err(McpError::invalid_params(
+                format!("cannot run under this sandbox state: {e}"),
+                Some(params),
+            ));
+        }
         tracing::info!(?state, "sandbox state updated");
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         Ok(CustomResult::new(json!({})))
     }
-}
-
-fn parse_state(value: Value) -> Result<SandboxState, McpError> {
-    serde_json::from_value(value.clone()).map_err(|e| {
-        tracing::warn!(error = %e, "bad sandbox state");
-        McpError::invalid_params("failed to deserialize sandbox state", Some(value))
-    })
 }
 
 fn check_workdir(workdir: &Path) -> Result<(), String> {
@@ -506,60 +690,73 @@ impl<R: AsyncRead + Unpin> AsyncRead for CancelOnEof<R> {
     }
 }
 
-/// Sends the latest output line as `notifications/progress` when the call
-/// carries a progress token.
-fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<ProgressFn> {
-    let token = context.meta.get_progress_token()?;
-    let peer = context.peer.clone();
-    let handle = tokio::runtime::Handle::current();
-    let mut step = 0u64;
-    Some(Box::new(move |line: &str| {
-        step += 1;
-        let params = ProgressNotificationParam::new(token.clone(), step as f64).with_message(line);
-        let peer = peer.clone();
-        handle.spawn(async move {
-            if let Err(e) = peer.notify_progress(params).await {
-                tracing::debug!(error = %e, "progress notification not sent");
-            }
-        });
-    }))
+/// Where a call's progress goes: the progress token and peer of the
+/// request driving it now (a call on a 2026-07-28 session is driven by
+/// several requests in turn), or nowhere.
+#[derive(Clone, Default)]
+pub struct ProgressSink {
+    current: Arc<Mutex<Option<ProgressTarget>>>,
+}
+
+/// A request's progress token and the peer to notify.
+type ProgressTarget = (ProgressToken, Peer<RoleServer>);
+
+/// Detaches the request from its call's progress when dropped.
+pub struct Attached {
+    sink: ProgressSink,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        *self.sink.lock() = None;
+    }
+}
+
+impl ProgressSink {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ProgressTarget>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends progress to `context`'s token (if it carries one) until the
+    /// guard is dropped.
+    pub fn attach(&self, context: &RequestContext<RoleServer>) -> Attached {
+        *self.lock() = context
+            .meta
+            .get_progress_token()
+            .map(|token| (token, context.peer.clone()));
+        Attached { sink: self.clone() }
+    }
+
+    /// The callback `run_shell` calls with the latest output line.
+    fn reporter(&self) -> ProgressFn {
+        let sink = self.clone();
+        let handle = tokio::runtime::Handle::current();
+        let mut step = 0u64;
+        Box::new(move |line: &str| {
+            let Some((token, peer)) = sink.lock().clone() else {
+                return;
+            };
+            step += 1;
+            let params = ProgressNotificationParam::new(token, step as f64).with_message(line);
+            handle.spawn(async move {
+                if let Err(e) = peer.notify_progress(params).await {
+                    tracing::debug!(error = %e, "progress notification not sent");
+                }
+            });
+        })
+    }
 }
 
 /// Asks the MCP client's user through `elicitation/create`.
 struct McpApprover {
     handle: tokio::runtime::Handle,
     peer: Peer<RoleServer>,
-    protocol: Option<ProtocolVersion>,
     wait: Duration,
     cancel: CancellationToken,
 }
 
-impl McpApprover {
-    fn schema() -> ElicitationSchema {
-        let Value::Object(schema) = json!({
-            "type": "object",
-            "title": "Execution Permission Request",
-            "properties": {
-                "reason": {"type": "string", "description": "Optional reason for allowing or denying execution"}
-            }
-        }) else {
-            unreachable!("a JSON object literal")
-        };
-        ElicitationSchema::from_json_schema(schema)
-            .unwrap_or_else(|_| ElicitationSchema::new(Default::default()))
-    }
-}
-
 impl Approver for McpApprover {
     fn ask(&self, message: &str) -> Answer {
-        if let Some(version) = &self.protocol
-            && version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
-        {
-            return Answer::Unavailable(format!(
-                "approval was needed, but MCP protocol version {version} does not let the server ask the \
-                 client (elicitation/create); connect with protocol version 2025-11-25 or older to be asked"
-            ));
-        }
         if !self
             .peer
             .supported_elicitation_modes()
@@ -574,7 +771,7 @@ impl Approver for McpApprover {
         let params = ElicitRequestParams::FormElicitationParams {
             meta: None,
             message: message.to_string(),
-            requested_schema: Self::schema(),
+            requested_schema: mrtr::approval_schema(),
         };
         tracing::info!(%message, "asking the user");
         let wait = self.wait;
@@ -610,6 +807,7 @@ mod tests {
             duration: DurationJson { secs: 1, nanos: 2 },
             timed_out: false,
             dropped_bytes: 0,
+            warnings: Vec::new(),
         };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(
@@ -656,7 +854,7 @@ mod tests {
 
     #[test]
     fn elicitation_schema_matches_the_reference() {
-        let v = serde_json::to_value(McpApprover::schema()).unwrap();
+        let v = serde_json::to_value(mrtr::approval_schema()).unwrap();
         assert_eq!(v["title"], "Execution Permission Request");
         assert_eq!(v["properties"]["reason"]["type"], "string");
     }

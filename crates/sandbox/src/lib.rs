@@ -3,9 +3,11 @@
 //! the ABI has it), seccomp for socket families, and a private mount
 //! namespace for read-only subpaths. Linux only.
 //!
-//! [`SandboxPolicy`] is Codex's policy as the client sends it;
-//! [`SandboxPolicy::resolve`] turns it into a [`SandboxSpec`] for one working
-//! directory, and [`apply`] (or [`exec_sandboxed`]) enforces that in a fresh,
+//! [`SandboxPolicy`] (Codex 0.97-era) and [`PermissionProfile`] (Codex 0.171
+//! and later) are the sandbox as the client describes it; their `resolve`
+//! turns it into a [`SandboxSpec`] for one working directory (or an
+//! [`Unenforceable`] error naming what this sandbox cannot do), and
+//! [`apply`] (or [`exec_sandboxed`]) enforces that in a fresh,
 //! single-threaded process right before `exec`.
 //!
 //! # What is protected
@@ -33,7 +35,8 @@
 //!   stdin, stdout, stderr and escalation socket) keep their rights; pipes
 //!   and sockets reached through `/proc/self/fd` are not path-based; connecting
 //!   to UNIX sockets (named or abstract) is allowed.
-//! - **Read-only subpaths** (`.git`, `.codex` below a writable root): made
+//! - **Read-only subpaths** (`.git`, `.codex`, `.agents` below a writable
+//!   root, and those the client names): made
 //!   read-only by a read-only bind mount in a private mount namespace
 //!   (writes fail with `EROFS`), set up before Landlock. Needs either
 //!   `CAP_SYS_ADMIN` or unprivileged user namespaces; when neither is
@@ -58,6 +61,7 @@ mod landlock_rules;
 pub mod launcher;
 mod mounts;
 mod policy;
+mod profile;
 mod seccomp;
 mod sys;
 
@@ -67,7 +71,14 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 pub use mounts::UnprotectedSubpath;
-pub use policy::{NetworkAccess, ParsePolicyError, SandboxPolicy};
+pub use policy::{
+    NetworkAccess, PROTECTED_SUBPATHS, ParsePolicyError, ReadAccess, Resolution, SandboxPolicy,
+    Unenforceable,
+};
+pub use profile::{
+    EntryAccess, EntryPath, FileSystemEntry, ManagedFileSystem, PermissionProfile, ProfileNetwork,
+    SpecialPath, plain_path,
+};
 
 /// What a sandboxed process may do, already resolved to concrete paths.
 /// Unknown fields are refused: a launcher older than its server must not

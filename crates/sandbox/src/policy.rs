@@ -1,6 +1,8 @@
-//! [`SandboxPolicy`]: the sandbox policy as Codex sends it
-//! (`codex/sandbox-state/update`) and as the `--sandbox` flag names it, and
-//! its resolution into a concrete [`SandboxSpec`] for one working directory.
+//! [`SandboxPolicy`]: the sandbox policy as Codex 0.97-era clients send it
+//! (`codex/sandbox-state/update`, `sandboxPolicy`) and as the `--sandbox`
+//! flag names it, and its resolution into a concrete [`SandboxSpec`] for one
+//! working directory. Newer Codex sends a permission profile instead
+//! ([`crate::PermissionProfile`]); both resolve through [`Grants`].
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -13,8 +15,14 @@ use crate::SandboxSpec;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum SandboxPolicy {
-    /// Read everything, write nothing but the shell's device files, no network.
-    ReadOnly,
+    /// Read everything, write nothing but the shell's device files.
+    ReadOnly {
+        /// What may be read: only `full-access` can be enforced here.
+        #[serde(default)]
+        access: ReadAccess,
+        #[serde(default)]
+        network_access: bool,
+    },
     /// No sandbox at all.
     DangerFullAccess,
     /// Read everything, write below the workspace and the temp directories.
@@ -23,6 +31,9 @@ pub enum SandboxPolicy {
         /// Relative paths are taken relative to the working directory.
         #[serde(default)]
         writable_roots: Vec<PathBuf>,
+        /// What may be read: only `full-access` can be enforced here.
+        #[serde(default)]
+        read_only_access: ReadAccess,
         #[serde(default)]
         network_access: bool,
         /// Do not add `$TMPDIR` as a writable root.
@@ -39,6 +50,20 @@ pub enum SandboxPolicy {
     },
 }
 
+/// Codex's `ReadOnlyAccess`: everything, or only some roots (which this
+/// sandbox cannot enforce: it confines writes, not reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ReadAccess {
+    #[default]
+    #[serde(alias = "fullAccess")]
+    FullAccess,
+    Restricted {
+        #[serde(default)]
+        readable_roots: Vec<PathBuf>,
+    },
+}
+
 /// Network setting of [`SandboxPolicy::ExternalSandbox`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -48,6 +73,28 @@ pub enum NetworkAccess {
     Enabled,
 }
 
+/// A policy resolved for one working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// What to enforce; `None`: run unsandboxed.
+    pub spec: Option<SandboxSpec>,
+    /// Writable roots refused: each is reached through a symlink inside a
+    /// writable root, which the sandboxed side could have planted (for
+    /// instance by swapping a nested root, a `$TMPDIR` below `/tmp`, for a
+    /// link to the home directory; followed, it would make the link's
+    /// target writable in every later call).
+    pub refused: Vec<PathBuf>,
+    /// Parts of the request that were left out (an entry naming a path
+    /// this server cannot resolve), for the caller to report.
+    pub ignored: Vec<String>,
+}
+
+/// A request this sandbox cannot enforce as asked: enforcing less would
+/// weaken it, so the caller must not run the command under it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unenforceable(pub String);
+
 impl Default for SandboxPolicy {
     /// Workspace-write, network off: the default when the client says nothing.
     fn default() -> Self {
@@ -56,11 +103,20 @@ impl Default for SandboxPolicy {
 }
 
 impl SandboxPolicy {
+    /// Read-only, reading everything, network off.
+    pub fn read_only() -> Self {
+        SandboxPolicy::ReadOnly {
+            access: ReadAccess::FullAccess,
+            network_access: false,
+        }
+    }
+
     /// Workspace-write with every option at its default (network off,
     /// `/tmp` and `$TMPDIR` writable).
     pub fn workspace_write() -> Self {
         SandboxPolicy::WorkspaceWrite {
             writable_roots: Vec::new(),
+            read_only_access: ReadAccess::FullAccess,
             network_access: false,
             exclude_tmpdir_env_var: false,
             exclude_slash_tmp: false,
@@ -68,85 +124,139 @@ impl SandboxPolicy {
     }
 
     /// Resolves the policy for a command running in `cwd`, with `tmpdir_env`
-    /// the value of `$TMPDIR` (if set). `None` means: run unsandboxed
-    /// (`danger-full-access`, `external-sandbox`).
+    /// the value of `$TMPDIR` (if set). A spec of `None` means: run
+    /// unsandboxed (`danger-full-access`, `external-sandbox`).
     ///
     /// For workspace-write the writable roots are the given roots, `cwd`,
     /// `/tmp` (unless `exclude_slash_tmp`) and `$TMPDIR` (unless
-    /// `exclude_tmpdir_env_var`), canonicalised, without duplicates; roots
-    /// that do not exist are dropped. `.git` and `.codex` directly under each
-    /// root, when present, become read-only subpaths.
-    ///
-    /// A root reached through a symlink that sits inside a writable root is
-    /// refused (see [`SandboxPolicy::resolve_refusing`]).
-    pub fn resolve(&self, cwd: &Path, tmpdir_env: Option<&Path>) -> Option<SandboxSpec> {
-        self.resolve_refusing(cwd, tmpdir_env).0
-    }
-
-    /// [`SandboxPolicy::resolve`], and the roots it refused, for the caller
-    /// to report: each reached through a symlink inside a writable root.
-    /// The sandboxed side can create such a link, for instance by swapping a
-    /// nested root (a `$TMPDIR` below `/tmp`, a workspace below another
-    /// root) for a link to the home directory; followed, it would make the
-    /// link's target writable in every later call.
-    pub fn resolve_refusing(
+    /// `exclude_tmpdir_env_var`), resolved by [`Grants::resolve`].
+    pub fn resolve(
         &self,
         cwd: &Path,
         tmpdir_env: Option<&Path>,
-    ) -> (Option<SandboxSpec>, Vec<PathBuf>) {
-        let spec = match self {
-            SandboxPolicy::DangerFullAccess | SandboxPolicy::ExternalSandbox { .. } => None,
-            SandboxPolicy::ReadOnly => Some(SandboxSpec {
-                writable_roots: Vec::new(),
-                read_only_subpaths: Vec::new(),
-                network: false,
-            }),
+    ) -> Result<Resolution, Unenforceable> {
+        match self {
+            SandboxPolicy::DangerFullAccess | SandboxPolicy::ExternalSandbox { .. } => {
+                Ok(Resolution {
+                    spec: None,
+                    refused: Vec::new(),
+                    ignored: Vec::new(),
+                })
+            }
+            SandboxPolicy::ReadOnly {
+                access,
+                network_access,
+            } => {
+                access.check()?;
+                Ok(Grants {
+                    network: *network_access,
+                    ..Grants::default()
+                }
+                .resolve())
+            }
             SandboxPolicy::WorkspaceWrite {
                 writable_roots,
+                read_only_access,
                 network_access,
                 exclude_tmpdir_env_var,
                 exclude_slash_tmp,
             } => {
-                let mut candidates: Vec<PathBuf> =
+                read_only_access.check()?;
+                let mut writable: Vec<PathBuf> =
                     writable_roots.iter().map(|root| cwd.join(root)).collect();
-                candidates.push(cwd.to_path_buf());
+                writable.push(cwd.to_path_buf());
                 if !exclude_slash_tmp {
-                    candidates.push(PathBuf::from("/tmp"));
+                    writable.push(PathBuf::from("/tmp"));
                 }
                 if let Some(tmpdir) = tmpdir_env.filter(|_| !exclude_tmpdir_env_var) {
-                    candidates.push(cwd.join(tmpdir));
+                    writable.push(cwd.join(tmpdir));
                 }
-                let everything = canonical_unique(candidates.iter().cloned());
-                let (planted, trusted): (Vec<PathBuf>, Vec<PathBuf>) = candidates
-                    .into_iter()
-                    .partition(|c| through_writable_symlink(c, &everything));
-                let roots = canonical_unique(trusted);
-                let protected = roots
-                    .iter()
-                    .flat_map(|root| [root.join(".git"), root.join(".codex")])
-                    .filter(|path| path.symlink_metadata().is_ok());
-                return (
-                    Some(SandboxSpec {
-                        read_only_subpaths: canonical_unique(protected),
-                        writable_roots: roots,
-                        network: *network_access,
-                    }),
-                    planted,
-                );
+                Ok(Grants {
+                    writable,
+                    read_only: Vec::new(),
+                    network: *network_access,
+                    ignored: Vec::new(),
+                }
+                .resolve())
             }
-        };
-        (spec, Vec::new())
+        }
     }
 
     /// Whether a command under this policy may use the network.
     pub fn has_network(&self) -> bool {
         match self {
-            SandboxPolicy::ReadOnly => false,
+            SandboxPolicy::ReadOnly { network_access, .. }
+            | SandboxPolicy::WorkspaceWrite { network_access, .. } => *network_access,
             SandboxPolicy::DangerFullAccess => true,
-            SandboxPolicy::WorkspaceWrite { network_access, .. } => *network_access,
             SandboxPolicy::ExternalSandbox { network_access } => {
                 *network_access == NetworkAccess::Enabled
             }
+        }
+    }
+}
+
+impl ReadAccess {
+    fn check(&self) -> Result<(), Unenforceable> {
+        match self {
+            ReadAccess::FullAccess => Ok(()),
+            ReadAccess::Restricted { .. } => Err(Unenforceable(
+                "the client restricts what commands may read (`restricted` read access), but this \
+                 sandbox confines writes and the network, not reads"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// Subpaths of every writable root kept read-only when they exist: a
+/// repository's metadata (hooks and config run code outside the sandbox
+/// when an escalated git reads them), Codex's and agents' configuration.
+pub const PROTECTED_SUBPATHS: &[&str] = &[".git", ".codex", ".agents"];
+
+/// What a request grants before resolution: absolute paths, not yet
+/// canonicalised.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Grants {
+    /// Writable roots; missing ones are dropped.
+    pub writable: Vec<PathBuf>,
+    /// Paths to keep read-only when they lie below a writable root (in
+    /// addition to [`PROTECTED_SUBPATHS`]); missing ones are dropped.
+    pub read_only: Vec<PathBuf>,
+    pub network: bool,
+    /// Carried into [`Resolution::ignored`].
+    pub ignored: Vec<String>,
+}
+
+impl Grants {
+    /// Canonicalises the writable roots (dropping missing ones and
+    /// duplicates, refusing those reached through a symlink inside a
+    /// writable root), and collects the read-only subpaths below them: the
+    /// [`PROTECTED_SUBPATHS`] of each root, then the requested ones.
+    pub(crate) fn resolve(self) -> Resolution {
+        let everything = canonical_unique(self.writable.iter().cloned());
+        let (refused, trusted): (Vec<PathBuf>, Vec<PathBuf>) = self
+            .writable
+            .into_iter()
+            .partition(|c| through_writable_symlink(c, &everything));
+        let roots = canonical_unique(trusted);
+        let defaults = roots
+            .iter()
+            .flat_map(|root| PROTECTED_SUBPATHS.iter().map(|sub| root.join(sub)))
+            .filter(|path| path.symlink_metadata().is_ok());
+        let requested = canonical_unique(self.read_only).into_iter().filter(|path| {
+            roots
+                .iter()
+                .any(|root| path.starts_with(root) && path != root)
+        });
+        let read_only_subpaths = canonical_unique(defaults.chain(requested));
+        Resolution {
+            spec: Some(SandboxSpec {
+                writable_roots: roots,
+                read_only_subpaths,
+                network: self.network,
+            }),
+            refused,
+            ignored: self.ignored,
         }
     }
 }
@@ -200,7 +310,7 @@ impl FromStr for SandboxPolicy {
     /// defaults.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "read-only" => Ok(SandboxPolicy::ReadOnly),
+            "read-only" => Ok(SandboxPolicy::read_only()),
             "workspace-write" => Ok(SandboxPolicy::workspace_write()),
             "danger-full-access" => Ok(SandboxPolicy::DangerFullAccess),
             other => Err(ParsePolicyError(other.to_owned())),

@@ -9,6 +9,8 @@ mod cli;
 mod decisions;
 mod lifecycle;
 mod mcp;
+mod mrtr;
+mod raw;
 mod sandbox;
 mod sandbox_state;
 mod util;

@@ -15,10 +15,13 @@ async fn initialize_advertises_tools_and_sandbox_state() {
     let info = serde_json::to_value(&*info).unwrap();
     assert_eq!(info["protocolVersion"], "2025-06-18");
     assert_eq!(info["serverInfo"]["name"], "codex-exec-mcp-server");
-    assert_eq!(
-        info["capabilities"]["experimental"]["codex/sandbox-state"],
-        json!({"version": "1.0.0"})
-    );
+    for capability in ["codex/sandbox-state", "codex/sandbox-state-meta"] {
+        assert_eq!(
+            info["capabilities"]["experimental"][capability],
+            json!({"version": "1.0.0"}),
+            "{info}"
+        );
+    }
     assert!(info["capabilities"]["tools"].is_object(), "{info}");
 }
 

@@ -114,19 +114,106 @@ async fn meta_state_applies_to_one_call() {
         "{r:?}"
     );
     // The next call without `_meta` uses the server's policy again.
-    let r = crate::util::decode(&s.call(args, None).await.unwrap());
+    let r = crate::util::decode(&s.call(args.clone(), None).await.unwrap());
     assert!(f.exists(), "{r:?}");
 
+    // A state the server cannot read: the call still runs, under the
+    // server's own policy, and its result says why.
     let bad = json!({"codex/sandbox-state-meta": {"sandboxPolicy": {"type": "bogus"}}});
-    let err = s
-        .call(json!({"command": "true", "workdir": s.work}), Some(bad))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("failed to deserialize sandbox state"), "{err}");
+    std::fs::remove_file(&f).unwrap();
+    let r = crate::util::decode(&s.call(args, Some(bad)).await.unwrap());
+    assert!(f.exists(), "{r:?}");
+    let warnings = r.structured["warnings"].to_string();
+    assert!(
+        warnings.contains("sandboxPolicy") && warnings.contains("server's default"),
+        "{r:?}"
+    );
+    assert!(
+        s.log().contains("cannot read `sandboxPolicy`"),
+        "{}",
+        s.log()
+    );
     let r = s
         .call(json!({"command": "true", "workdir": "x"}), None)
         .await
         .unwrap();
     assert!(tool_error(&r).contains("not an absolute path"));
+}
+
+/// Codex 0.171's per-call state: `permissionProfile` under both `_meta`
+/// keys, `sandboxCwd` as a `file://` URI (the recorded payload's shape).
+fn profile_meta(work: &std::path::Path, profile: serde_json::Value) -> serde_json::Value {
+    let state = json!({
+        "permissionProfile": profile,
+        "codexLinuxSandboxExe": "/opt/codex/codex",
+        "sandboxCwd": format!("file://{}", work.display()),
+        "useLegacyLandlock": false,
+        "useMxc": false,
+    });
+    json!({
+        "codex/sandbox-state-meta": state,
+        "codex/sandbox-state": state,
+        "codex/sandbox-launcher": {"codexExecutable": "/opt/codex/codex"},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_permission_profiles_apply_per_call() {
+    let s = setup().arg("--sandbox").arg("read-only").start().await;
+    std::fs::create_dir(s.work.join(".agents")).unwrap();
+    let inside = s.work.join("inside");
+    let agents = s.work.join(".agents/planted");
+    let outside = s.outside().join("outside");
+    let command = format!(
+        "for f in {} {} {}; do touch $f 2>/dev/null; echo $?; done",
+        inside.display(),
+        agents.display(),
+        outside.display()
+    );
+    let args = json!({"command": command, "workdir": s.work});
+    let entry = |path: &std::path::Path, access: &str| json!({"path": {"type": "path", "path": path}, "access": access, "missing_path_behavior": "skip"});
+    let special = |kind: &str, access: &str| json!({"path": {"type": "special", "value": {"kind": kind}}, "access": access});
+    let workspace_write = json!({"type": "managed", "network": "restricted", "file_system": {"type": "restricted",
+        "entries": [special("root", "read"), entry(&s.work, "write"), special("slash_tmp", "write"),
+                    entry(&s.work.join(".git"), "read"), entry(&s.work.join(".agents"), "read")]}});
+    let r = crate::util::decode(
+        &s.call(args.clone(), Some(profile_meta(&s.work, workspace_write)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        r.output,
+        "0
+1
+1
+",
+        "{r:?}"
+    );
+    assert!(inside.exists() && !agents.exists() && !outside.exists());
+
+    let disabled = json!({"type": "disabled"});
+    let r = crate::util::decode(
+        &s.call(args.clone(), Some(profile_meta(&s.work, disabled)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        r.output,
+        "0
+0
+0
+",
+        "{r:?}"
+    );
+    assert!(outside.exists());
+
+    // Reads restricted to the workspace cannot be enforced: refused, not
+    // run with more than the client allowed.
+    let restricted_reads = json!({"type": "managed", "network": "restricted", "file_system": {"type": "restricted",
+        "entries": [entry(&s.work, "write")]}});
+    let r = s
+        .call(args, Some(profile_meta(&s.work, restricted_reads)))
+        .await
+        .unwrap();
+    assert!(tool_error(&r).contains("not reads"), "{r:?}");
 }

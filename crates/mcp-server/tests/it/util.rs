@@ -11,7 +11,9 @@ use rmcp::model::{
     ElicitRequestParams, ElicitResult, ElicitationAction, Implementation, InitializeRequestParams,
     ProgressNotificationParam, ProtocolVersion, ServerResult,
 };
-use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::service::{
+    ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RunningService,
+};
 use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceError, ServiceExt};
 use serde_json::{Value, json};
 
@@ -127,6 +129,7 @@ pub struct Setup {
     env: Vec<(String, String)>,
     launcher: Vec<String>,
     reply: Reply,
+    discover: bool,
 }
 
 pub fn setup() -> Setup {
@@ -136,6 +139,7 @@ pub fn setup() -> Setup {
         env: Vec::new(),
         launcher: Vec::new(),
         reply: Reply::Accept,
+        discover: false,
     }
 }
 
@@ -167,6 +171,14 @@ impl Setup {
 
     pub fn reply(mut self, reply: Reply) -> Self {
         self.reply = reply;
+        self
+    }
+
+    /// Opens with `server/discover` on MCP 2026-07-28 (per-request
+    /// metadata; prompts come back as input-required results, which rmcp's
+    /// `call_tool` fulfils through the handler and retries).
+    pub fn discover(mut self) -> Self {
+        self.discover = true;
         self
     }
 
@@ -213,7 +225,19 @@ impl Setup {
             asked: asked.clone(),
             progress: progress.clone(),
         };
-        let service = match client.serve(transport).await {
+        let served = if self.discover {
+            client
+                .serve_with_lifecycle(
+                    transport,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await
+        } else {
+            client.serve(transport).await
+        };
+        let service = match served {
             Ok(service) => service,
             Err(e) => panic!(
                 "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use sandbox::SandboxPolicy;
+use sandbox::{ReadAccess, SandboxPolicy};
 
 use crate::util::{op, ops, probe, spec};
 
@@ -117,8 +117,10 @@ fn grandchildren_and_subshells_are_confined() {
 #[test]
 fn read_only_writes_nothing_but_device_files() {
     let dir = tempfile::tempdir().unwrap();
-    let read_only = SandboxPolicy::ReadOnly
+    let read_only = SandboxPolicy::read_only()
         .resolve(dir.path(), None)
+        .unwrap()
+        .spec
         .expect("read-only is sandboxed");
     assert!(read_only.writable_roots.is_empty());
     ops(
@@ -143,16 +145,25 @@ fn slash_tmp_is_writable_unless_excluded() {
     let target = elsewhere.path().join("f");
     let policy = |exclude_slash_tmp| SandboxPolicy::WorkspaceWrite {
         writable_roots: Vec::new(),
+        read_only_access: ReadAccess::FullAccess,
         network_access: false,
         exclude_tmpdir_env_var: true,
         exclude_slash_tmp,
     };
 
-    let excluded = policy(true).resolve(cwd.path(), None).unwrap();
+    let excluded = policy(true)
+        .resolve(cwd.path(), None)
+        .unwrap()
+        .spec
+        .unwrap();
     ops(&excluded, &[op("write", &target)]).assert_stdout(&["EACCES"]);
     assert!(!target.exists());
 
-    let included = policy(false).resolve(cwd.path(), None).unwrap();
+    let included = policy(false)
+        .resolve(cwd.path(), None)
+        .unwrap()
+        .spec
+        .unwrap();
     ops(&included, &[op("write", &target)]).assert_stdout(&["ok"]);
     assert!(target.exists());
 }

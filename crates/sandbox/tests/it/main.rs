@@ -5,5 +5,6 @@
 mod fs;
 mod network;
 mod policy;
+mod profile;
 mod subpaths;
 mod util;

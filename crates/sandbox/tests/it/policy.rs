@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 
-use sandbox::{NetworkAccess, SandboxPolicy, SandboxSpec};
+use sandbox::{NetworkAccess, ReadAccess, SandboxPolicy, SandboxSpec};
 
 fn parse(json: &str) -> SandboxPolicy {
     serde_json::from_str(json).unwrap_or_else(|e| panic!("cannot parse {json}: {e}"))
@@ -13,7 +13,14 @@ fn parse(json: &str) -> SandboxPolicy {
 
 #[test]
 fn parses_codex_policies() {
-    assert_eq!(parse(r#"{"type":"read-only"}"#), SandboxPolicy::ReadOnly);
+    assert_eq!(parse(r#"{"type":"read-only"}"#), SandboxPolicy::read_only());
+    assert_eq!(
+        parse(r#"{"type":"read-only","network_access":true,"access":{"type":"full-access"}}"#),
+        SandboxPolicy::ReadOnly {
+            access: ReadAccess::FullAccess,
+            network_access: true
+        }
+    );
     assert_eq!(
         parse(r#"{"type":"danger-full-access"}"#),
         SandboxPolicy::DangerFullAccess
@@ -29,6 +36,7 @@ fn parses_codex_policies() {
         ),
         SandboxPolicy::WorkspaceWrite {
             writable_roots: vec![PathBuf::from("/a"), PathBuf::from("b")],
+            read_only_access: ReadAccess::FullAccess,
             network_access: true,
             exclude_tmpdir_env_var: true,
             exclude_slash_tmp: true,
@@ -52,12 +60,15 @@ fn parses_codex_policies() {
 fn ignores_unknown_fields() {
     assert_eq!(
         parse(r#"{"type":"read-only","access":{"type":"full-access"},"future":1}"#),
-        SandboxPolicy::ReadOnly
+        SandboxPolicy::read_only()
     );
     assert_eq!(
-        parse(r#"{"type":"workspace-write","network_access":true,"read_only_access":{"x":[]}}"#),
+        parse(
+            r#"{"type":"workspace-write","network_access":true,"read_only_access":{"type":"fullAccess","x":[]}}"#
+        ),
         SandboxPolicy::WorkspaceWrite {
             writable_roots: Vec::new(),
+            read_only_access: ReadAccess::FullAccess,
             network_access: true,
             exclude_tmpdir_env_var: false,
             exclude_slash_tmp: false,
@@ -77,6 +88,7 @@ fn rejects_unknown_types() {
         r#"{"type":"sandboxed"}"#,
         r#"{"writable_roots":[]}"#,
         r#""read-only""#,
+        r#"{"type":"workspace-write","read_only_access":{"x":[]}}"#,
     ] {
         assert!(
             serde_json::from_str::<SandboxPolicy>(json).is_err(),
@@ -90,14 +102,15 @@ fn serialises_in_codex_form() {
     let json = serde_json::to_value(SandboxPolicy::workspace_write()).unwrap();
     assert_eq!(
         json,
-        serde_json::json!({"type": "workspace-write", "writable_roots": [], "network_access": false,
+        serde_json::json!({"type": "workspace-write", "writable_roots": [],
+            "read_only_access": {"type": "full-access"}, "network_access": false,
             "exclude_tmpdir_env_var": false, "exclude_slash_tmp": false})
     );
 }
 
 #[test]
 fn parses_cli_names() {
-    assert_eq!("read-only".parse(), Ok(SandboxPolicy::ReadOnly));
+    assert_eq!("read-only".parse(), Ok(SandboxPolicy::read_only()));
     assert_eq!(
         "workspace-write".parse(),
         Ok(SandboxPolicy::workspace_write())
@@ -117,12 +130,15 @@ fn parses_cli_names() {
 fn unsandboxed_policies_resolve_to_none() {
     let cwd = tempfile::tempdir().unwrap();
     assert_eq!(
-        SandboxPolicy::DangerFullAccess.resolve(cwd.path(), None),
+        SandboxPolicy::DangerFullAccess
+            .resolve(cwd.path(), None)
+            .unwrap()
+            .spec,
         None
     );
     for network_access in [NetworkAccess::Restricted, NetworkAccess::Enabled] {
         let policy = SandboxPolicy::ExternalSandbox { network_access };
-        assert_eq!(policy.resolve(cwd.path(), None), None);
+        assert_eq!(policy.resolve(cwd.path(), None).unwrap().spec, None);
     }
 }
 
@@ -130,13 +146,30 @@ fn unsandboxed_policies_resolve_to_none() {
 fn read_only_resolves_to_no_writable_roots() {
     let cwd = tempfile::tempdir().unwrap();
     assert_eq!(
-        SandboxPolicy::ReadOnly.resolve(cwd.path(), None),
+        SandboxPolicy::read_only()
+            .resolve(cwd.path(), None)
+            .unwrap()
+            .spec,
         Some(SandboxSpec {
             writable_roots: vec![],
             read_only_subpaths: vec![],
             network: false
         })
     );
+}
+
+/// Codex's read restrictions cannot be enforced (this sandbox confines
+/// writes): resolving them fails instead of silently reading everything.
+#[test]
+fn restricted_reads_are_unenforceable() {
+    let cwd = tempfile::tempdir().unwrap();
+    for json in [
+        r#"{"type":"read-only","access":{"type":"restricted","readable_roots":["/a"]}}"#,
+        r#"{"type":"workspace-write","read_only_access":{"type":"restricted"}}"#,
+    ] {
+        let err = parse(json).resolve(cwd.path(), None).unwrap_err();
+        assert!(err.to_string().contains("not reads"), "{err}");
+    }
 }
 
 /// A nested root swapped by the sandbox for a link elsewhere (here a
@@ -154,27 +187,29 @@ fn roots_reached_through_a_link_in_a_writable_root_are_refused() {
     symlink(&real, base.join("real-link")).unwrap();
     let policy = SandboxPolicy::WorkspaceWrite {
         writable_roots: vec![base.join("real-link")],
+        read_only_access: ReadAccess::FullAccess,
         network_access: false,
         exclude_tmpdir_env_var: false,
         exclude_slash_tmp: true,
     };
-    let (spec, refused) = policy.resolve_refusing(&cwd, Some(&cwd.join("tmp")));
-    let spec = spec.unwrap();
-    assert_eq!(refused, vec![cwd.join("tmp")]);
+    let r = policy.resolve(&cwd, Some(&cwd.join("tmp"))).unwrap();
+    let spec = r.spec.unwrap();
+    assert_eq!(r.refused, vec![cwd.join("tmp")]);
     assert!(!spec.writable_roots.contains(&home), "{spec:?}");
     // `base` is no writable root here, so its link is followed.
     assert_eq!(spec.writable_roots, vec![real.clone(), cwd.clone()]);
     // The same link becomes suspect once its directory is writable.
     let policy = SandboxPolicy::WorkspaceWrite {
         writable_roots: vec![base.clone(), base.join("real-link")],
+        read_only_access: ReadAccess::FullAccess,
         network_access: false,
         exclude_tmpdir_env_var: true,
         exclude_slash_tmp: true,
     };
-    let (spec, refused) = policy.resolve_refusing(&cwd, None);
-    assert_eq!(refused, vec![base.join("real-link")]);
+    let r = policy.resolve(&cwd, None).unwrap();
+    assert_eq!(r.refused, vec![base.join("real-link")]);
     assert_eq!(
-        spec.unwrap().writable_roots,
+        r.spec.unwrap().writable_roots,
         vec![base.clone(), cwd.clone()]
     );
 }
@@ -200,11 +235,12 @@ fn workspace_write_resolves_roots() {
             PathBuf::from("../extra"), // relative to cwd
             base.join("missing"),      // dropped
         ],
+        read_only_access: ReadAccess::FullAccess,
         network_access: true,
         exclude_tmpdir_env_var: false,
         exclude_slash_tmp: false,
     };
-    let spec = policy.resolve(&cwd, Some(&tmpdir)).unwrap();
+    let spec = policy.resolve(&cwd, Some(&tmpdir)).unwrap().spec.unwrap();
     let slash_tmp = PathBuf::from("/tmp").canonicalize().unwrap();
     assert_eq!(
         spec.writable_roots,
@@ -223,11 +259,12 @@ fn workspace_write_resolves_roots() {
 
     let excluded = SandboxPolicy::WorkspaceWrite {
         writable_roots: vec![],
+        read_only_access: ReadAccess::FullAccess,
         network_access: false,
         exclude_tmpdir_env_var: true,
         exclude_slash_tmp: true,
     };
-    let spec = excluded.resolve(&cwd, Some(&tmpdir)).unwrap();
+    let spec = excluded.resolve(&cwd, Some(&tmpdir)).unwrap().spec.unwrap();
     assert_eq!(spec.writable_roots, vec![cwd.clone()]);
     assert_eq!(spec.read_only_subpaths, vec![cwd.join(".git")]);
     assert!(!spec.network);
@@ -235,9 +272,11 @@ fn workspace_write_resolves_roots() {
     // The cwd given twice (as a root and as cwd) appears once.
     let twice = SandboxPolicy::WorkspaceWrite {
         writable_roots: vec![cwd.clone()],
+        read_only_access: ReadAccess::FullAccess,
         network_access: false,
         exclude_tmpdir_env_var: true,
         exclude_slash_tmp: true,
     };
-    assert_eq!(twice.resolve(&cwd, None).unwrap().writable_roots, vec![cwd]);
+    let spec = twice.resolve(&cwd, None).unwrap().spec.unwrap();
+    assert_eq!(spec.writable_roots, vec![cwd]);
 }

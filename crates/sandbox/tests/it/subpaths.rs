@@ -8,18 +8,21 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use sandbox::{SandboxPolicy, SandboxSpec};
+use sandbox::{ReadAccess, SandboxPolicy, SandboxSpec};
 
 use crate::util::{PROBE, Run, op, ops, probe};
 
 fn workspace(root: &Path) -> SandboxSpec {
     SandboxPolicy::WorkspaceWrite {
         writable_roots: Vec::new(),
+        read_only_access: ReadAccess::FullAccess,
         network_access: false,
         exclude_tmpdir_env_var: true,
         exclude_slash_tmp: true,
     }
     .resolve(root, None)
+    .unwrap()
+    .spec
     .unwrap()
 }
 
