@@ -32,7 +32,7 @@ import {
   writeLauncher,
   writeRules,
 } from './harness.mjs';
-import { startModel } from './model.mjs';
+import { DONE_TEXT, startModel } from './model.mjs';
 
 before(assertOnlyLoopback);
 
@@ -82,6 +82,7 @@ async function codexShell(t, cli, { sandbox, rules, call }, expect) {
       what.client = { argv, ...c };
       t.diagnostic(`codex ${cli.version} exec took ${c.ms} ms; tool: ${model.state.shellTool}`);
       assert.equal(c.code, 0, 'codex exec exit status');
+      assert.equal(c.stdout, `${DONE_TEXT}\n`, "codex exec printed the model's last text");
       assert.deepEqual(model.state.unexpected, [], 'requests the scripted model could not answer');
       assert.ok(model.state.shellTool, 'the model found the shell tool');
       await expect(shellResult(model.state.output), run, model.state);

@@ -95,9 +95,12 @@ export function makeRun(label) {
  * stands in for `npx -y codex-shell-tool-mcp` of the README snippets; the
  * arguments the client config adds follow.
  */
-/** Removes a run's directory (kept when its case failed, for a look). */
+/**
+ * Removes a run's directory; kept when its case failed, or with
+ * CLIENTS_E2E_KEEP=1, for a look.
+ */
 export function removeRun(run) {
-  rmSync(run.dir, { recursive: true, force: true });
+  if (!process.env.CLIENTS_E2E_KEEP) rmSync(run.dir, { recursive: true, force: true });
 }
 
 export function writeLauncher(run) {
@@ -189,15 +192,20 @@ function texts(output) {
 /**
  * The `shell` result `{exit_code, output, timed_out, ...}` from the tool
  * output the client handed to the model (Codex 0.97 passes the
- * structuredContent as a string, Codex 0.171 text items after a "Wall
- * time" line, Claude Code the text content), or a failure quoting it.
+ * structuredContent as a string, Codex 0.171 the same after a "Wall time"
+ * line, Claude Code the text content), or a failure quoting it.
  */
 export function shellResult(output) {
   for (const t of texts(output)) {
-    try {
-      const v = JSON.parse(t);
-      if (v && typeof v === 'object' && 'exit_code' in v && 'output' in v) return v;
-    } catch {}
+    // The whole text, or what follows a line break (Codex 0.171 puts
+    // "Wall time: …\nOutput:\n" before it).
+    const starts = [0, ...[...t.matchAll(/\n(?=\{)/g)].map((m) => m.index + 1)];
+    for (const start of starts) {
+      try {
+        const v = JSON.parse(t.slice(start));
+        if (v && typeof v === 'object' && 'exit_code' in v && 'output' in v) return v;
+      } catch {}
+    }
   }
   assert.fail(`no shell result in the tool output the client passed back: ${JSON.stringify(output)}`);
 }

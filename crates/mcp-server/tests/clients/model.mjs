@@ -47,7 +47,7 @@ export function findShellTool(tools, server) {
  * `unexpected` (requests the model could not answer).
  */
 export async function startModel({ server, call }) {
-  const state = { toolNames: undefined, shellTool: undefined, output: undefined, requests: [], unexpected: [], turns: 0, searches: 0 };
+  const state = { toolNames: undefined, shellTool: undefined, output: undefined, requests: [], unexpected: [], searches: 0 };
   const callId = `call_e2e_${Math.random().toString(36).slice(2, 10)}`;
 
   const http = createServer(async (req, res) => {
@@ -101,7 +101,6 @@ export async function startModel({ server, call }) {
 
   /** First turn: the `shell` tool's name, or undefined (recorded as unexpected). */
   function pickTool(tools) {
-    state.turns += 1;
     state.toolNames = tools.map((t) => t.name);
     const name = findShellTool(tools, server);
     if (name === undefined) {
@@ -207,6 +206,9 @@ export async function startModel({ server, call }) {
         { type: 'message_stop' },
       ]);
       return;
+    }
+    if (!ours && searched) {
+      state.unexpected.push(`ToolSearch loaded no ${server} shell tool; tools now: ${tools.map((t) => t.name).join(', ')}`);
     }
     if (!ours || body.stream === false) {
       // A side request (title, quota probe): answer in text.
