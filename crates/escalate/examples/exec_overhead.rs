@@ -42,6 +42,7 @@ fn main() {
         bash: bash.clone().into(),
         wrapper: wrapper.into(),
         launcher: Vec::new(),
+        sandbox: None,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
         kill_grace: Duration::from_millis(100),

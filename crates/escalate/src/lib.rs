@@ -76,6 +76,29 @@ pub struct EscalationConfig {
     /// Directories the sandboxed side can write: a program under one of
     /// them is never escalated (it could have been planted).
     pub writable_roots: Vec<PathBuf>,
+    /// The launcher escalated programs run under (see
+    /// `ShellConfig::launcher`), so that nothing they start outlives them or
+    /// the call. `None`: they are started directly.
+    pub reaper: Option<Reaper>,
+}
+
+/// The launcher that supervises escalated programs.
+#[derive(Debug, Clone)]
+pub struct Reaper {
+    pub program: ReaperProgram,
+    /// Arguments before the launcher's own (`sandbox-exec` for the server's
+    /// fallback mode).
+    pub leading: Vec<OsString>,
+}
+
+/// Where the launcher is. An open file is exec'd through
+/// `/proc/self/fd/N`, with `N` placed above every fd target of the
+/// wrapper's, so a forged target cannot swap it for a file the sandbox
+/// wrote.
+#[derive(Debug, Clone)]
+pub enum ReaperProgram {
+    File(std::sync::Arc<std::os::fd::OwnedFd>),
+    Path(PathBuf),
 }
 
 impl Default for EscalationConfig {
@@ -84,6 +107,7 @@ impl Default for EscalationConfig {
             path: std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
             extra_env_denylist: Vec::new(),
             writable_roots: Vec::new(),
+            reaper: None,
         }
     }
 }

@@ -25,6 +25,9 @@ pub const TIMEOUT_EXIT_CODE: i32 = 124;
 /// After Bash has exited, how long output may keep arriving (from processes
 /// that escaped the kill) before the capture is cut off.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+/// After the lifeline is dropped, how long the launcher may take to kill
+/// the call's processes and exit before it is killed itself.
+const LAUNCHER_GRACE: Duration = Duration::from_secs(2);
 /// Progress callbacks at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -35,10 +38,15 @@ pub struct ShellConfig {
     pub bash: PathBuf,
     /// `codex-execve-wrapper`, put in `BASH_EXEC_WRAPPER`.
     pub wrapper: PathBuf,
-    /// Program and arguments placed before Bash's own argv, for instance the
-    /// sandbox launcher (`[codex-sandbox-exec, "--spec", JSON, "--"]`).
-    /// Empty: Bash is started directly, unsandboxed.
+    /// The launcher (`codex-sandbox-exec`, see `sandbox::launcher`):
+    /// program and leading arguments. Bash runs under it, supervised, and
+    /// so do escalated programs (`EscalationConfig::reaper`). Empty: Bash
+    /// is started directly, unsupervised and unsandboxed (this crate's
+    /// tests).
     pub launcher: Vec<OsString>,
+    /// The sandbox, as the launcher's `--spec` JSON; `None`: Bash runs
+    /// unconfined (still supervised when there is a launcher).
+    pub sandbox: Option<String>,
     pub escalation: EscalationConfig,
     pub output_limits: OutputLimits,
     /// Between SIGTERM and SIGKILL when a call is stopped.
@@ -156,10 +164,26 @@ pub async fn run_shell(
     let (out_read, out_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
 
+    // The launcher's lifeline: when we drop the write end (or die), the
+    // launcher kills everything the call started.
+    let lifeline = match config.launcher.is_empty() {
+        true => None,
+        false => Some(sys::lifeline(3)?),
+    };
+    let mut keep_open = vec![bash_end.as_raw_fd()];
     let mut cmd = match config.launcher.split_first() {
         Some((program, args)) => {
             let mut cmd = Command::new(program);
-            cmd.args(args).arg(&config.bash);
+            cmd.args(args);
+            if let Some((read, _)) = &lifeline {
+                cmd.arg("--lifeline").arg(read.as_raw_fd().to_string());
+                keep_open.push(read.as_raw_fd());
+            }
+            match &config.sandbox {
+                Some(spec) => cmd.arg("--spec").arg(spec),
+                None => cmd.arg("--unconfined"),
+            };
+            cmd.arg("--").arg(&config.bash);
             cmd
         }
         None => Command::new(&config.bash),
@@ -181,12 +205,16 @@ pub async fn run_shell(
         Some(list) => cmd.env(protocol::ENV_ASK, list),
         None => cmd.env_remove(protocol::ENV_ASK),
     };
-    sys::map_fds(&mut cmd, Vec::new(), Some(bash_end.as_raw_fd()));
+    sys::map_fds(&mut cmd, Vec::new(), keep_open);
     let spawned = cmd.spawn();
     // The parent's copies of Bash's ends must close now, or the output pipe
     // never reaches end-of-file.
     drop(cmd);
     drop(bash_end);
+    let mut lifeline = lifeline.map(|(read, write)| {
+        drop(read);
+        write
+    });
     let mut child = spawned.map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -204,21 +232,48 @@ pub async fn run_shell(
 
     let end = wait_or_stop(&exited, request.timeout, &control.cancel, &control.timer).await;
     if end != End::Exited {
+        // The launcher passes SIGTERM on to Bash and its processes.
         let _ = killpg(pgid, Signal::SIGTERM);
         session.kill_all(Signal::SIGTERM);
         if tokio::time::timeout(config.kill_grace, exited.readable())
             .await
             .is_err()
         {
-            let _ = killpg(pgid, Signal::SIGKILL);
-            session.kill_all(Signal::SIGKILL);
+            if lifeline.take().is_some() {
+                // The launcher kills everything, then exits; SIGKILL only
+                // if it does not (it would leave the call's processes).
+                if tokio::time::timeout(LAUNCHER_GRACE, exited.readable())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("the launcher did not end its call in time; killing it");
+                    let _ = killpg(pgid, Signal::SIGKILL);
+                }
+            } else {
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
             let _ = exited.readable().await;
         }
     }
-    // Bash is a zombie: its group id is still ours. What is left in the
-    // group (background jobs) and every escalated program ends with the call.
+    // The launcher (or Bash) is a zombie: its group id is still ours.
+    // Whatever is left (unsupervised background jobs) and every escalated
+    // program ends with the call.
+    drop(lifeline);
     let _ = killpg(pgid, Signal::SIGKILL);
-    session.close();
+    let session = if session.running() > 0 {
+        // Escalated programs end through their own launchers: wait for
+        // that off the async threads.
+        tokio::task::spawn_blocking(move || {
+            session.close();
+            session
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    } else {
+        session.close();
+        session
+    };
+    drop(session);
     let status = child.wait()?;
 
     let capture = {

@@ -1,9 +1,9 @@
-//! Raw syscalls the supervisor needs and `std` does not wrap: pidfds and the
-//! fd shuffling done between `fork` and `exec`. The only module of this
-//! crate with `unsafe`.
+//! Raw syscalls the supervisor needs and `std` does not wrap: pidfds, the
+//! fd shuffling done between `fork` and `exec`, and the lifeline pipes of
+//! the launchers. The only module of this crate with `unsafe`.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
 use std::os::unix::process::CommandExt;
@@ -21,8 +21,9 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 }
 
 /// Arranges for the child to see `src` at `dst` for each pair (targets must
-/// be 3 or above: std places stdio itself), and to leave `keep_open`
-/// inherited (its close-on-exec flag cleared in the child only).
+/// be 3 or above: std places stdio itself), and to leave the fds in
+/// `keep_open` inherited (their close-on-exec flag cleared in the child
+/// only; they must lie above every target).
 ///
 /// Sources are first parked above every target (`F_DUPFD_CLOEXEC` with a
 /// minimum of the largest target plus one, which never replaces an open
@@ -31,7 +32,7 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 /// under the usual soft `RLIMIT_NOFILE` of 1024 (`F_DUPFD` fails with
 /// `EINVAL` at or above the limit). Every fd of the parent above the
 /// largest target survives untouched.
-pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Option<RawFd>) {
+pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Vec<RawFd>) {
     let park_at = pairs.iter().map(|&(_, dst)| dst + 1).max().unwrap_or(3);
     let mut parked = vec![-1; pairs.len()];
     // SAFETY: the closure runs between fork and exec in the child. It only
@@ -39,10 +40,10 @@ pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Option<
     // `parked`, allocated before the fork: nothing allocates or locks.
     unsafe {
         cmd.pre_exec(move || {
-            if let Some(fd) = keep_open
-                && libc::fcntl(fd, libc::F_SETFD, 0) < 0
-            {
-                return Err(io::Error::last_os_error());
+            for &fd in &keep_open {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             for (slot, (src, _)) in parked.iter_mut().zip(&pairs) {
                 *slot = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, park_at);
@@ -83,4 +84,17 @@ pub fn async_pidfd(pidfd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedF
         tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
     }
     .map_err(|e| e.into_parts().1)
+}
+
+/// A lifeline (see `sandbox::launch`): the read end for a launcher, the
+/// write end for us. Both close-on-exec; the read end is handed to one
+/// child through `map_fds`'s `keep_open`, at or above `min`.
+pub fn lifeline(min: RawFd) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let read = if read.as_raw_fd() < min {
+        dup_at_least(read.as_fd(), min)?
+    } else {
+        read
+    };
+    Ok((read, write))
 }

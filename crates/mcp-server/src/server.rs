@@ -11,7 +11,6 @@
 //! results are still sent when the client listens, and the server waits
 //! for every call to end before it exits, with status 0.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -338,26 +337,21 @@ impl ExecServer {
     }
 
     fn shell_config(&self, spec: Option<&SandboxSpec>) -> Result<ShellConfig, McpError> {
-        let mut launcher = Vec::new();
-        let mut writable_roots = Vec::new();
-        if let Some(spec) = spec {
-            let json = serde_json::to_string(spec).map_err(|e| {
+        let sandbox = match spec {
+            Some(spec) => Some(serde_json::to_string(spec).map_err(|e| {
                 McpError::internal_error(format!("failed to encode sandbox spec: {e}"), None)
-            })?;
-            launcher = self.launcher.argv().to_vec();
-            launcher.extend([
-                OsString::from("--spec"),
-                OsString::from(json),
-                OsString::from("--"),
-            ]);
-            writable_roots = spec.writable_roots.clone();
-        }
+            })?),
+            None => None,
+        };
+        let launcher = self.launcher.argv().to_vec();
         Ok(ShellConfig {
             bash: self.settings.bash.clone(),
             wrapper: self.settings.wrapper.clone(),
             launcher,
+            sandbox,
             escalation: EscalationConfig {
-                writable_roots,
+                writable_roots: spec.map(|s| s.writable_roots.clone()).unwrap_or_default(),
+                reaper: Some(self.launcher.reaper()),
                 ..EscalationConfig::default()
             },
             output_limits: self.settings.output_limits,

@@ -123,6 +123,7 @@ pub fn config() -> ShellConfig {
         bash: bash(),
         wrapper: wrapper(),
         launcher: Vec::new(),
+        sandbox: None,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
         kill_grace: Duration::from_millis(500),

@@ -360,3 +360,37 @@ pub fn assert_writable_outside(marker: &Path) {
     std::fs::write(marker, b"probe").unwrap();
     std::fs::remove_file(marker).unwrap();
 }
+
+/// Whether `output` shows a write refused by the sandbox: `EROFS` from the
+/// read-only view of the filesystem, or `EACCES` from Landlock where there
+/// is no mount namespace.
+pub fn refused(output: &str) -> bool {
+    output.contains("Read-only file system") || output.contains("Permission denied")
+}
+
+/// Pids (other than ours) whose NUL-separated command line starts with
+/// `prefix`, seen from outside the sandbox.
+pub fn processes_with(prefix: &[u8]) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .collect()
+}
+
+/// Polls `condition` every 20 ms until it holds or `secs` pass.
+pub async fn eventually(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
