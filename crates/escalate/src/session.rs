@@ -375,10 +375,24 @@ fn accept_loop(session: OwnedFd, stop: UnixStream, shared: &Arc<Shared>) {
                 Ok(Some(handshake)) => accept(handshake, shared),
                 Ok(None) => break,
                 Err(_) if hung_up => return,
+                // End-of-file reads as an empty record: the last holder of
+                // Bash's end closed it after our poll.
+                Err(protocol::Error::BadHandshake("empty datagram")) if peers_gone(&session) => {
+                    return;
+                }
                 Err(e) => tracing::warn!(error = %e, "rejected an escalation handshake"),
             }
         }
     }
+}
+
+/// Whether every copy of Bash's end of the session socket is closed.
+fn peers_gone(session: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(session.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
 
 /// Answers a handshake at once when its inline request needs no more than

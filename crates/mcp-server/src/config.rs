@@ -65,16 +65,16 @@ pub struct Cli {
 pub struct ServeArgs {
     /// Sandbox used until the client sends its own policy (`codex/sandbox-state`) [default:
     /// workspace-write]
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(long, value_enum, value_name = "MODE", global = true)]
     pub sandbox: Option<SandboxMode>,
 
     /// Extra writable directory for workspace-write (repeatable); the server's working
     /// directory at start and the temp dirs are always writable
-    #[arg(long = "writable-root", value_name = "DIR")]
+    #[arg(long = "writable-root", value_name = "DIR", global = true)]
     pub writable_roots: Vec<PathBuf>,
 
     /// Allow network access inside the default sandbox
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub network: bool,
 
     /// Bytes of output kept from the start of a command's output [default: 65536]
@@ -102,6 +102,10 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<OsString>,
     },
+    /// Show which mechanism enforces each protection of the default sandbox on this
+    /// kernel and for this user, and the fix for each gap; exits 1 when the default
+    /// sandbox cannot be enforced
+    Doctor,
 }
 
 /// The sandbox modes Codex names.
@@ -159,6 +163,10 @@ pub struct Settings {
     pub default_timeout: Duration,
     /// The server's working directory at start.
     pub cwd: PathBuf,
+    /// What a command must never write, for it is read at the next start:
+    /// the rules (system directory, `$CODEX_HOME`, every `--rules` file) and
+    /// the config file (see `rules::protected_paths`).
+    pub protected_paths: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -200,6 +208,9 @@ impl Settings {
         }
         let mut rules = file.rules;
         rules.extend(cli.rules.iter().cloned());
+        let rules: Vec<PathBuf> = rules.iter().map(|p| absolutize(&cwd, p)).collect();
+        let config_file = cli.config.as_ref().map(|p| absolutize(&cwd, p));
+        let protected_paths = crate::rules::protected_paths(&rules, config_file.as_deref());
         let mut writable_roots: Vec<PathBuf> = file.writable_roots;
         writable_roots.extend(s.writable_roots.iter().cloned());
         let writable_roots = writable_roots
@@ -235,6 +246,7 @@ impl Settings {
             ),
             default_timeout: Duration::from_millis(default_timeout_ms),
             cwd,
+            protected_paths,
         })
     }
 }

@@ -301,12 +301,13 @@ impl ExecServer {
         let spec = match from_meta.or(stored) {
             Some(state) => {
                 let resolution = state
-                    .resolve(&self.settings.cwd)
+                    .resolve(&self.settings.cwd, &self.settings.protected_paths)
                     .map_err(|e| format!("cannot run under the client's sandbox: {e}"))?;
                 warnings.extend(sandbox_state::resolution_warnings(&resolution));
                 resolution.spec
             }
-            None => sandbox_state::default_spec(&self.settings),
+            None => sandbox_state::default_spec(&self.settings)
+                .map_err(|e| format!("cannot run under the server's sandbox: {e}"))?,
         };
         for warning in &warnings {
             let first = self
@@ -609,7 +610,7 @@ impl ServerHandler for ExecServer {
             tracing::warn!(error = %e, "bad sandbox state");
             McpError::invalid_params("failed to deserialize sandbox state", Some(params.clone()))
         })?;
-        if let Err(e) = state.resolve(&self.settings.cwd) {
+        if let Err(e) = state.resolve(&self.settings.cwd, &self.settings.protected_paths) {
             return Err(McpError::invalid_params(
                 format!("cannot run under this sandbox state: {e}"),
                 Some(params),

@@ -1,7 +1,7 @@
 //! The launcher the server places before every command it starts:
 //!
 //! ```text
-//! codex-sandbox-exec [--lifeline FD] [--program PATH] (--spec JSON | --unconfined) -- ARGV...
+//! codex-sandbox-exec [--lifeline FD] [--program PATH] [--report] (--spec JSON | --unconfined) -- ARGV...
 //! ```
 //!
 //! `--spec` confines the command to a sandbox spec (JSON, see
@@ -12,7 +12,9 @@
 //! `--lifeline FD` is the read end of a pipe whose write end only the server
 //! holds: when it closes, everything is killed. `--program PATH` is the file
 //! to execute when it is not `ARGV[0]` (an escalated program run from the
-//! very file the server checked, `/proc/self/fd/N`).
+//! very file the server checked, `/proc/self/fd/N`). `--report` prints what
+//! the sandbox enforced on stderr (`applied: JSON`, see [`crate::Applied`])
+//! before the command starts (the server's `doctor` and start-up check).
 //!
 //! Shared by the small `codex-sandbox-exec` binary and the server's hidden
 //! `sandbox-exec` mode (its fallback).
@@ -41,7 +43,7 @@ pub fn main(name: &str, args: Vec<OsString>) -> u8 {
 fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let usage = || {
         format!(
-            "usage: {name} [--lifeline FD] [--program PATH] (--spec <JSON> | --unconfined) -- ARGV..."
+            "usage: {name} [--lifeline FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV..."
         )
     };
     let mut it = args.into_iter();
@@ -49,6 +51,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let mut program = None;
     let mut spec = None;
     let mut unconfined = false;
+    let mut report = false;
     loop {
         let Some(arg) = it.next() else {
             return Err(usage());
@@ -72,6 +75,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
                 spec = Some(parsed);
             }
             Some("--unconfined") => unconfined = true,
+            Some("--report") => report = true,
             Some("--") => break,
             _ => return Err(usage()),
         }
@@ -88,7 +92,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
         lifeline,
         argv,
         program,
-        report: false,
+        report,
         namespaces: true,
     })
 }
@@ -156,8 +160,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_invocations() {
-        let usage =
-            "usage: x [--lifeline FD] [--program PATH] (--spec <JSON> | --unconfined) -- ARGV...";
+        let usage = "usage: x [--lifeline FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV...";
         assert!(
             parse("x", os(&["--spec", "{}", "--", "y"]))
                 .unwrap_err()

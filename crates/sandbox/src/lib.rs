@@ -87,8 +87,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 pub use policy::{
-    NetworkAccess, PROTECTED_SUBPATHS, ParsePolicyError, ReadAccess, Resolution, SandboxPolicy,
-    Unenforceable,
+    Grants, NetworkAccess, PROTECTED_SUBPATHS, ParsePolicyError, ReadAccess, Resolution,
+    SandboxPolicy, Unenforceable,
 };
 pub use profile::{
     EntryAccess, EntryPath, FileSystemEntry, ManagedFileSystem, PermissionProfile, ProfileNetwork,
@@ -110,6 +110,44 @@ pub struct SandboxSpec {
     pub read_only_subpaths: Vec<PathBuf>,
     /// Allow network sockets (AF_INET, AF_INET6, ...). AF_UNIX is always allowed.
     pub network: bool,
+    /// Paths under writable roots that must end up read-only, or the
+    /// command does not run: the rules and configuration the server reads
+    /// at its next start (see [`SandboxSpec::protect`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub must_protect: Vec<PathBuf>,
+}
+
+impl SandboxSpec {
+    /// Marks each of `paths` that lies below a writable root as one that
+    /// must stay read-only ([`SandboxSpec::must_protect`]). A path there
+    /// that does not exist cannot be protected (the command could create
+    /// it): that is an error naming it.
+    pub fn protect(&mut self, paths: &[PathBuf]) -> Result<(), Unenforceable> {
+        for path in paths {
+            let canonical = path.canonicalize();
+            let resolved = canonical.as_deref().unwrap_or(path);
+            let Some(root) = self
+                .writable_roots
+                .iter()
+                .find(|root| resolved.starts_with(root))
+            else {
+                continue;
+            };
+            if canonical.is_err() {
+                return Err(Unenforceable(format!(
+                    "{} does not exist and lies under the writable root {}: a command could create \
+                     it (create it, or do not make {} writable)",
+                    path.display(),
+                    root.display(),
+                    root.display()
+                )));
+            }
+            if !self.must_protect.iter().any(|p| p == resolved) {
+                self.must_protect.push(resolved.to_path_buf());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A read-only subpath that could not be protected, and why.
@@ -133,6 +171,8 @@ pub enum Error {
     Session(#[source] io::Error),
     #[error("cannot set up the supervisor: {0}")]
     Supervisor(#[source] io::Error),
+    #[error("{} must stay read-only but cannot be protected here: {reason}", path.display())]
+    Unprotected { path: PathBuf, reason: String },
     #[error("landlock failed to {step}: {source}")]
     Landlock {
         step: &'static str,
@@ -368,6 +408,16 @@ fn confine(
     entered: &namespaces::Entered,
     view: View,
 ) -> Result<Applied, Error> {
+    if let Some(missed) = view
+        .unprotected
+        .iter()
+        .find(|u| spec.must_protect.contains(&u.path))
+    {
+        return Err(Error::Unprotected {
+            path: missed.path.clone(),
+            reason: missed.reason.clone(),
+        });
+    }
     nix::unistd::setsid().map_err(|e| Error::Session(e.into()))?;
     supervise::restore_signals().map_err(Error::Supervisor)?;
     sys::set_no_new_privs().map_err(Error::NoNewPrivs)?;

@@ -54,9 +54,10 @@ pub struct View {
 /// Builds the view for `spec` in the current (new) mount namespace, or
 /// reports why there is none.
 pub(crate) fn build(spec: &SandboxSpec, entered: &Entered) -> View {
-    let wanted: Vec<PathBuf> = spec
+    let mut wanted: Vec<PathBuf> = spec
         .read_only_subpaths
         .iter()
+        .chain(&spec.must_protect)
         .filter(|path| {
             spec.writable_roots
                 .iter()
@@ -124,7 +125,23 @@ pub(crate) fn build(spec: &SandboxSpec, entered: &Entered) -> View {
             ));
         }
     }
+    let mut seen = Vec::new();
+    wanted.retain(|p| {
+        let first = !seen.contains(p);
+        seen.push(p.clone());
+        first
+    });
     for path in wanted {
+        // A directory between the root and the subpath could be renamed
+        // away and replaced (with the subpath's content forged); as a mount
+        // point it cannot be (`EBUSY`).
+        if let Err(e) = pin_ancestors(&path, &spec.writable_roots) {
+            view.unprotected.push(UnprotectedSubpath {
+                path,
+                reason: format!("cannot pin the directories above it: {e}"),
+            });
+            continue;
+        }
         match sys::bind_read_only(&path) {
             Ok(()) => view.protected.push(path),
             Err(e) => view.unprotected.push(UnprotectedSubpath {
@@ -142,6 +159,28 @@ pub(crate) fn build(spec: &SandboxSpec, entered: &Entered) -> View {
         )),
     }
     view
+}
+
+/// Bind-mounts each directory strictly between `path`'s writable root and
+/// `path` onto itself (writable as before), so none of them can be renamed.
+fn pin_ancestors(path: &Path, roots: &[PathBuf]) -> std::io::Result<()> {
+    let Some(root) = roots
+        .iter()
+        .filter(|root| path.starts_with(root))
+        .max_by_key(|root| root.components().count())
+    else {
+        return Ok(());
+    };
+    let mut between: Vec<&Path> = path
+        .ancestors()
+        .skip(1)
+        .take_while(|a| *a != root.as_path())
+        .collect();
+    between.reverse();
+    for dir in between {
+        sys::bind_self(dir)?;
+    }
+    Ok(())
 }
 
 fn unprotected(paths: &[PathBuf], reason: &str) -> Vec<UnprotectedSubpath> {

@@ -100,6 +100,23 @@ pub(crate) fn bind_read_only(path: &Path) -> io::Result<()> {
     remount_read_only(path)
 }
 
+/// Bind-mounts `path` onto itself (writable, as it was), making it a mount
+/// point.
+pub(crate) fn bind_self(path: &Path) -> io::Result<()> {
+    let c_path = cstring(path)?;
+    // SAFETY: source and target are the same valid nul-terminated string,
+    // fstype and data may be null for a bind mount.
+    check(unsafe {
+        libc::mount(
+            c_path.as_ptr(),
+            c_path.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        )
+    })
+}
+
 /// Remounts the mount at `path` read-only, keeping its other per-mount
 /// flags (see [`bind_read_only`]).
 pub(crate) fn remount_read_only(path: &Path) -> io::Result<()> {
