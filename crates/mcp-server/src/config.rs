@@ -309,7 +309,7 @@ mod tests {
             Some(Command::Check { command }) => {
                 assert_eq!(command, vec![OsString::from("git"), "push".into()])
             }
-            None => panic!("no subcommand"),
+            other => panic!("not check: {other:?}"),
         }
     }
 }
