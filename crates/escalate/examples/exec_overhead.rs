@@ -43,6 +43,7 @@ fn main() {
         wrapper: wrapper.into(),
         launcher: Vec::new(),
         sandbox: None,
+        exec_check: false,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
         kill_grace: Duration::from_millis(100),

@@ -319,3 +319,11 @@ impl Prepared {
         child.map(|child| (child, lifeline))
     }
 }
+
+/// The file a request's program resolves to (relative to its working
+/// directory, symlinks followed), or the path as given when it cannot be
+/// resolved.
+pub fn canonical_program(request: &ExecRequest) -> PathBuf {
+    let joined = Path::new(&request.cwd).join(Path::new(&request.file));
+    std::fs::canonicalize(&joined).unwrap_or(joined)
+}

@@ -8,6 +8,7 @@
 //! wrapper passed.
 
 mod escalated;
+mod exec_check;
 mod output;
 mod session;
 mod shell;
@@ -63,6 +64,24 @@ pub trait Decider: Send + Sync + 'static {
     /// [`Decider::decide_now`] left open (or that arrived without an inline
     /// request); it may block, for instance to ask a human.
     fn decide(&self, request: &ExecRequest) -> Verdict;
+
+    /// The verdict for an exec seen by the exec check (any process of the
+    /// sandbox, not through the wrapper), which runs in the sandbox
+    /// whatever the rules say: [`Verdict::Run`] or [`Verdict::Deny`] at
+    /// once, or `None` when a human must be asked (then
+    /// [`Decider::ask_sandboxed`], on a thread of its own). Must not block.
+    /// The default lets everything run.
+    fn check_sandboxed(&self, request: &ExecRequest) -> Option<Verdict> {
+        let _ = request;
+        Some(Verdict::Run)
+    }
+
+    /// Asks a human about an exec [`Decider::check_sandboxed`] left open:
+    /// [`Verdict::Run`] (inside the sandbox) or [`Verdict::Deny`]. May block.
+    fn ask_sandboxed(&self, request: &ExecRequest) -> Verdict {
+        let _ = request;
+        Verdict::Deny("nobody can be asked".into())
+    }
 }
 
 /// How escalated programs are started.

@@ -190,6 +190,7 @@ impl Session {
     pub fn start(
         decider: Arc<dyn Decider>,
         config: EscalationConfig,
+        expected: Option<Arc<crate::exec_check::Expected>>,
     ) -> std::io::Result<(Session, OwnedFd)> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
@@ -203,6 +204,7 @@ impl Session {
         let shared = Arc::new(Shared {
             decider,
             config,
+            expected,
             registry: registry.clone(),
             live: AtomicUsize::new(0),
             workers: Workers::default(),
@@ -258,6 +260,9 @@ impl Drop for Session {
 struct Shared {
     decider: Arc<dyn Decider>,
     config: EscalationConfig,
+    /// Where execs decided after a human was asked are announced to the
+    /// exec check, so it does not ask again (when the call has one).
+    expected: Option<Arc<crate::exec_check::Expected>>,
     registry: Arc<Registry>,
     live: AtomicUsize,
     workers: Workers,
@@ -493,9 +498,23 @@ fn serve(conn: &Conn, request: Option<(ExecRequest, Option<Verdict>)>, shared: &
             Err(None) => return,
         },
     };
+    let asked = verdict.is_none();
     let verdict = verdict.unwrap_or_else(|| shared.decider.decide(&request));
     let audit = Audit(&request);
     match verdict {
+        Verdict::Run if asked => {
+            // The wrapper runs it itself next: the exec check must not
+            // ask about it again.
+            if let Some(expected) = &shared.expected
+                && let Ok(creds) =
+                    nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)
+            {
+                let file = crate::escalated::canonical_program(&request);
+                expected.expect(creds.pid() as u32, file, request.argv.clone());
+            }
+            tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
+            reply(ServerMsg::Run)
+        }
         Verdict::Run => {
             tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
             reply(ServerMsg::Run)

@@ -47,6 +47,9 @@ pub struct ShellConfig {
     /// The sandbox, as the launcher's `--spec` JSON; `None`: Bash runs
     /// unconfined (still supervised when there is a launcher).
     pub sandbox: Option<String>,
+    /// Judge every exec in the sandbox (see `exec_check`), not only those
+    /// Bash makes through the wrapper. Needs a launcher and a sandbox.
+    pub exec_check: bool,
     pub escalation: EscalationConfig,
     pub output_limits: OutputLimits,
     /// Between SIGTERM and SIGKILL when a call is stopped.
@@ -75,6 +78,8 @@ pub struct Outcome {
     pub output: String,
     /// Bytes dropped from the middle of the output.
     pub dropped_bytes: u64,
+    /// Execs refused by the exec check, with the reason.
+    pub denied: Vec<String>,
     pub timed_out: bool,
     pub duration: Duration,
 }
@@ -160,7 +165,19 @@ pub async fn run_shell(
     // Only the decider knows which programs it may decide anything but Run
     // for; the wrappers ask about those alone.
     let ask_list = decider.asks_about().and_then(protocol::encode_ask_list);
-    let (mut session, bash_end) = Session::start(decider, config.escalation.clone())?;
+    let expected = Arc::new(crate::exec_check::Expected::default());
+    let checked = !config.launcher.is_empty() && config.sandbox.is_some() && config.exec_check;
+    let (mut session, bash_end) = Session::start(
+        decider.clone(),
+        config.escalation.clone(),
+        checked.then(|| expected.clone()),
+    )?;
+    // The launcher sends the exec check's listener on this pair.
+    let exec_channel = match checked {
+        true => Some(sys::seqpacket_pair()?),
+        false => None,
+    };
+    let denied = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (out_read, out_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
 
@@ -178,6 +195,10 @@ pub async fn run_shell(
             if let Some((read, _)) = &lifeline {
                 cmd.arg("--lifeline").arg(read.as_raw_fd().to_string());
                 keep_open.push(read.as_raw_fd());
+            }
+            if let Some((_, theirs)) = &exec_channel {
+                cmd.arg("--exec-notify").arg(theirs.as_raw_fd().to_string());
+                keep_open.push(theirs.as_raw_fd());
             }
             match &config.sandbox {
                 Some(spec) => cmd.arg("--spec").arg(spec),
@@ -201,8 +222,8 @@ pub async fn run_shell(
         .stderr(Stdio::from(out_write));
     // Never one inherited from the server's own environment: without a
     // list of ours, every exec is asked about.
-    match ask_list {
-        Some(list) => cmd.env(protocol::ENV_ASK, list),
+    match &ask_list {
+        Some(list) => cmd.env(protocol::ENV_ASK, list.as_str()),
         None => cmd.env_remove(protocol::ENV_ASK),
     };
     sys::map_fds(&mut cmd, Vec::new(), keep_open);
@@ -215,6 +236,27 @@ pub async fn run_shell(
         drop(read);
         write
     });
+    let mut exec_check = match exec_channel {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            let checker = crate::exec_check::Checker {
+                decider: decider.clone(),
+                ask_list: ask_list.clone(),
+                wrapper: config
+                    .wrapper
+                    .canonicalize()
+                    .unwrap_or_else(|_| config.wrapper.clone()),
+                bash: config
+                    .bash
+                    .canonicalize()
+                    .unwrap_or_else(|_| config.bash.clone()),
+                denied: denied.clone(),
+                expected: expected.clone(),
+            };
+            Some(crate::exec_check::ExecCheck::start(ours, checker)?)
+        }
+        None => None,
+    };
     let mut child = spawned.map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -274,6 +316,9 @@ pub async fn run_shell(
         session
     };
     drop(session);
+    if let Some(check) = exec_check.as_mut() {
+        check.stop();
+    }
     let status = child.wait()?;
 
     let capture = {
@@ -298,10 +343,12 @@ pub async fn run_shell(
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
     };
+    let denied = std::mem::take(&mut *denied.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(Outcome {
         exit_code,
         output,
         dropped_bytes,
+        denied,
         timed_out: end == End::TimedOut,
         duration: start.elapsed(),
     })

@@ -92,6 +92,22 @@ pub struct ServeArgs {
     /// Timeout of a `shell` call that does not set `timeout_ms` [default: 10000]
     #[arg(long, value_name = "MS")]
     pub default_timeout_ms: Option<u64>,
+
+    /// Which execs the rules judge: `all` (every exec in the sandbox, from any process:
+    /// seccomp user notification) or `bash-only` (only those the patched Bash makes)
+    /// [default: all]
+    #[arg(long, value_enum, value_name = "WHICH", global = true)]
+    pub exec_check: Option<ExecCheckMode>,
+}
+
+/// Which execs the rules judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecCheckMode {
+    /// Every exec in the sandbox, whatever process makes it.
+    All,
+    /// Only the execs of the patched Bash (through the wrapper).
+    BashOnly,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +150,7 @@ pub struct FileConfig {
     pub output_tail_bytes: Option<usize>,
     pub elicitation_timeout_secs: Option<u64>,
     pub default_timeout_ms: Option<u64>,
+    pub exec_check: Option<ExecCheckMode>,
 }
 
 impl FileConfig {
@@ -163,6 +180,8 @@ pub struct Settings {
     pub default_timeout: Duration,
     /// The server's working directory at start.
     pub cwd: PathBuf,
+    /// Which execs in the sandbox the rules judge.
+    pub exec_check: ExecCheckMode,
     /// What a command must never write, for it is read at the next start:
     /// the rules (system directory, `$CODEX_HOME`, every `--rules` file) and
     /// the config file (see `rules::protected_paths`).
@@ -247,6 +266,10 @@ impl Settings {
             default_timeout: Duration::from_millis(default_timeout_ms),
             cwd,
             protected_paths,
+            exec_check: s
+                .exec_check
+                .or(file.exec_check)
+                .unwrap_or(ExecCheckMode::All),
         })
     }
 }

@@ -86,6 +86,10 @@ pub struct ExecResult {
     /// the server could not read, a writable root it refused).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Execs refused by the rules that did not go through the shell's
+    /// wrapper (a program started by another program), with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<String>,
 }
 
 /// `std::time::Duration` as serde writes it, as the reference does.
@@ -107,6 +111,7 @@ impl From<Outcome> for ExecResult {
             timed_out: o.timed_out,
             dropped_bytes: o.dropped_bytes,
             warnings: Vec::new(),
+            denied: o.denied,
         }
     }
 }
@@ -161,7 +166,8 @@ pub fn output_schema() -> JsonObject {
             },
             "timed_out": {"description": "Whether the command was stopped by its timeout.", "type": "boolean"},
             "dropped_bytes": {"description": "Bytes elided from the middle of the output.", "type": "integer", "minimum": 0},
-            "warnings": {"description": "How the call ran differently from what was asked (a sandbox state the server could not read).", "type": "array", "items": {"type": "string"}}
+            "warnings": {"description": "How the call ran differently from what was asked (a sandbox state the server could not read).", "type": "array", "items": {"type": "string"}},
+            "denied": {"description": "Execs the rules refused that were not the shell's own (a program started by another program).", "type": "array", "items": {"type": "string"}}
         },
         "required": ["exit_code", "output", "duration", "timed_out"]
     }) else {
@@ -357,6 +363,7 @@ impl ExecServer {
             },
             output_limits: self.settings.output_limits,
             kill_grace: KILL_GRACE,
+            exec_check: self.settings.exec_check == crate::config::ExecCheckMode::All,
         })
     }
 
@@ -803,6 +810,7 @@ mod tests {
             timed_out: false,
             dropped_bytes: 0,
             warnings: Vec::new(),
+            denied: Vec::new(),
         };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The launcher the server places before every command it starts:
 //!
 //! ```text
-//! codex-sandbox-exec [--lifeline FD] [--program PATH] [--report] (--spec JSON | --unconfined) -- ARGV...
+//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] (--spec JSON | --unconfined) -- ARGV...
 //! ```
 //!
 //! `--spec` confines the command to a sandbox spec (JSON, see
@@ -15,6 +15,9 @@
 //! very file the server checked, `/proc/self/fd/N`). `--report` prints what
 //! the sandbox enforced on stderr (`applied: JSON`, see [`crate::Applied`])
 //! before the command starts (the server's `doctor` and start-up check).
+//! `--exec-notify FD` (with `--spec`) is the socket on which the seccomp
+//! listener that hands every exec to the server is sent (see
+//! [`crate::Launch::exec_notify`]).
 //!
 //! Shared by the small `codex-sandbox-exec` binary and the server's hidden
 //! `sandbox-exec` mode (its fallback).
@@ -43,11 +46,12 @@ pub fn main(name: &str, args: Vec<OsString>) -> u8 {
 fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let usage = || {
         format!(
-            "usage: {name} [--lifeline FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV..."
+            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV..."
         )
     };
     let mut it = args.into_iter();
     let mut lifeline = None;
+    let mut exec_notify = None;
     let mut program = None;
     let mut spec = None;
     let mut unconfined = false;
@@ -66,6 +70,15 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
                     .ok_or_else(|| format!("invalid --lifeline {fd:?}"))?;
                 lifeline = Some(take_fd(fd)?);
             }
+            Some("--exec-notify") => {
+                let fd = it.next().ok_or_else(usage)?;
+                let fd: RawFd = fd
+                    .to_str()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|&fd| fd > 2)
+                    .ok_or_else(|| format!("invalid --exec-notify {fd:?}"))?;
+                exec_notify = Some(take_fd(fd)?);
+            }
             Some("--program") => program = Some(it.next().ok_or_else(usage)?),
             Some("--spec") => {
                 let json = it.next().ok_or_else(usage)?;
@@ -80,7 +93,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
             _ => return Err(usage()),
         }
     }
-    if spec.is_some() == unconfined {
+    if spec.is_some() == unconfined || (unconfined && exec_notify.is_some()) {
         return Err(usage());
     }
     let argv: Vec<OsString> = it.collect();
@@ -94,6 +107,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
         program,
         report,
         namespaces: true,
+        exec_notify,
     })
 }
 
@@ -160,7 +174,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_invocations() {
-        let usage = "usage: x [--lifeline FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV...";
+        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV...";
         assert!(
             parse("x", os(&["--spec", "{}", "--", "y"]))
                 .unwrap_err()

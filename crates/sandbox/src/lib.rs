@@ -70,6 +70,7 @@
 //!   it; the launcher stays as its supervisor and kills what is left.
 
 mod caps;
+mod exec_notify;
 mod landlock_rules;
 pub mod launcher;
 mod namespaces;
@@ -187,6 +188,10 @@ pub enum Error {
     },
     #[error("cannot install the seccomp socket filter: {0}")]
     Seccomp(String),
+    #[error(
+        "cannot hand execs to the server (seccomp user notification, Linux 5.0): {0}; run the server with `--exec-check bash-only` to judge only the shell's execs"
+    )]
+    ExecCheck(#[source] io::Error),
     #[error("no command to run in the sandbox")]
     EmptyCommand,
     #[error("cannot exec {program:?}: {source}")]
@@ -218,6 +223,9 @@ pub struct Applied {
     pub socket_filter: bool,
     /// Every capability dropped.
     pub capabilities_dropped: bool,
+    /// Every exec is handed to the server (seccomp user notification).
+    #[serde(default)]
+    pub exec_check: bool,
     /// The namespaces the call runs in (`user`, `mount`, `pid`, `ipc`,
     /// `net`); empty without any.
     pub namespaces: Vec<String>,
@@ -292,6 +300,9 @@ pub struct Launch {
     /// runs with Landlock, seccomp and the subreaper only, as on a kernel
     /// without user namespaces.
     pub namespaces: bool,
+    /// Hand every exec of the sandbox to the server (see `exec_notify`):
+    /// the socket to send the seccomp listener on. Only with a spec.
+    pub exec_notify: Option<OwnedFd>,
 }
 
 /// Starts `launch.argv` under the launcher's supervision, confined to
@@ -344,12 +355,13 @@ pub fn launch(launch: Launch) -> Error {
         program,
         lifeline,
         report,
+        exec_notify,
         ..
     } = launch;
     let (setup_spec, setup_entered) = (spec.clone(), entered.clone());
     let private = entered.private;
     let run = move |view: View| {
-        let applied = match confine(&spec, abi, &entered, view) {
+        let applied = match confine(&spec, abi, &entered, view, exec_notify) {
             Ok(applied) => applied,
             Err(e) => return report_failure(&e),
         };
@@ -407,6 +419,7 @@ fn confine(
     abi: u32,
     entered: &namespaces::Entered,
     view: View,
+    exec_notify: Option<OwnedFd>,
 ) -> Result<Applied, Error> {
     if let Some(missed) = view
         .unprotected
@@ -432,6 +445,13 @@ fn confine(
     if !spec.network {
         seccomp::deny_network_sockets(!unix_by_landlock)?;
     }
+    // Last: from here on every exec, the command's own first, waits for the
+    // server's answer.
+    let exec_check = exec_notify.is_some();
+    if let Some(channel) = exec_notify {
+        let listener = exec_notify::install().map_err(Error::ExecCheck)?;
+        exec_notify::hand_over(listener, channel).map_err(Error::ExecCheck)?;
+    }
     let mut namespaces = Vec::new();
     if entered.user {
         namespaces.push("user".to_owned());
@@ -454,6 +474,7 @@ fn confine(
         .to_owned(),
         socket_filter: !spec.network,
         capabilities_dropped: true,
+        exec_check,
         namespaces,
         read_only_subpaths: view.protected.clone(),
         unprotected_subpaths: view.unprotected.clone(),
@@ -498,6 +519,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         .to_owned(),
         socket_filter: !spec.network,
         capabilities_dropped: true,
+        exec_check: false,
         namespaces: Vec::new(),
         read_only_subpaths: Vec::new(),
         unprotected_subpaths: view.unprotected.clone(),

@@ -85,6 +85,12 @@ pub(crate) fn build(spec: &SandboxSpec, entered: &Entered) -> View {
     let everything_writable = spec.writable_roots.iter().any(|r| r == Path::new("/"));
     let mut roots: Vec<(&PathBuf, OwnedFd)> = Vec::new();
     let mut devices: Vec<(&str, OwnedFd)> = Vec::new();
+    // Cloned before the tree is made read-only: writable as on the host.
+    for name in DEVICES {
+        if let Ok(tree) = sys::clone_tree(&Path::new("/dev").join(name)) {
+            devices.push((name, tree));
+        }
+    }
     if !everything_writable {
         for root in &spec.writable_roots {
             match sys::clone_tree(root) {
@@ -101,11 +107,6 @@ pub(crate) fn build(spec: &SandboxSpec, entered: &Entered) -> View {
                 "cannot make the filesystem read-only (mount_setattr: {e}); metadata writes \
                  outside the writable roots are not refused"
             )),
-        }
-    }
-    for name in DEVICES {
-        if let Ok(tree) = sys::clone_tree(&Path::new("/dev").join(name)) {
-            devices.push((name, tree));
         }
     }
     match private_dev(&devices) {
@@ -149,6 +150,16 @@ pub(crate) fn build(spec: &SandboxSpec, entered: &Entered) -> View {
                 reason: format!("read-only bind mount failed: {e}"),
             }),
         }
+    }
+    // The working directory was entered before the mounts: it is still the
+    // directory of the old (now read-only) mount. Enter it again by path.
+    if let Ok(cwd) = std::env::current_dir()
+        && let Err(e) = std::env::set_current_dir(&cwd)
+    {
+        view.gaps.push(format!(
+            "cannot enter {} again in the new view: {e}",
+            cwd.display()
+        ));
     }
     let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     match sys::mount(c"proc", Path::new("/proc"), Some(c"proc"), proc_flags, None) {

@@ -442,3 +442,28 @@ pub(crate) fn set_default_handler(signal: nix::sys::signal::Signal) -> io::Resul
         .map(drop)
         .map_err(io::Error::from)
 }
+
+/// Installs the classic-BPF `program` as a seccomp filter of the calling
+/// thread with `SECCOMP_FILTER_FLAG_NEW_LISTENER` (Linux 5.0), returning
+/// the listener.
+pub(crate) fn seccomp_filter_with_listener(program: &[libc::sock_filter]) -> io::Result<OwnedFd> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len()).map_err(|_| io::Error::other("filter too long"))?,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `program`, alive for the call; the kernel
+    // copies the filter and returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

@@ -124,6 +124,7 @@ pub fn config() -> ShellConfig {
         wrapper: wrapper(),
         launcher: Vec::new(),
         sandbox: None,
+        exec_check: false,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
         kill_grace: Duration::from_millis(500),

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             program: None,
             report: !quiet,
             namespaces: !no_namespaces,
+            exec_notify: None,
         });
         eprintln!("sandbox-probe: {error}");
         return ExitCode::from(125);
