@@ -67,6 +67,31 @@ pub(crate) struct Checker {
     pub denied: Arc<Mutex<Vec<String>>>,
     /// Execs a human already approved on the wrapper's path.
     pub expected: Arc<Expected>,
+    /// What a human answered here, by process, program and argv: `execvp`
+    /// retries a refused exec with the next `PATH` entry, which resolves to
+    /// the same file; the human is not asked twice.
+    pub answered: Mutex<Vec<(ExecKey, Verdict)>>,
+}
+
+/// An exec by the process that makes it, the file and the argv.
+type ExecKey = (u32, PathBuf, Vec<OsString>);
+
+impl Checker {
+    fn answer_for(&self, key: &ExecKey) -> Option<Verdict> {
+        let answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        answered
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn remember(&self, key: ExecKey, verdict: Verdict) {
+        let mut answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        if answered.len() >= 64 {
+            answered.remove(0);
+        }
+        answered.push((key, verdict));
+    }
 }
 
 /// Execs the wrapper path already decided after asking a human, expected
@@ -259,7 +284,13 @@ fn handle(
         Some(list) => protocol::needs_asking(path.as_os_str().as_bytes(), list.as_bytes()),
         None => true,
     };
-    if !named(&exec.path) && exec.canonical.as_deref().is_none_or(|c| !named(c)) {
+    // A script's interpreter runs without an exec of its own (the kernel
+    // loads it): `#!/bin/rm` is an exec of rm.
+    let interpreters = interpreters(exec.pid, program);
+    if !named(&exec.path)
+        && exec.canonical.as_deref().is_none_or(|c| !named(c))
+        && interpreters.iter().all(|(i, _)| !named(i))
+    {
         tracing::debug!(pid = exec.pid, path = %exec.path.display(), "exec continues (no rule names it)");
         let _ = sys::notif_continue(listener.as_fd(), id);
         return;
@@ -284,9 +315,35 @@ fn handle(
         let _ = sys::notif_continue(listener.as_fd(), id);
         return;
     }
+    // The interpreters are judged as the programs they are, each with the
+    // argv the kernel gives it: `interpreter [arg] script args...`.
+    let mut requests = vec![request];
+    for (interpreter, arg) in &interpreters {
+        let script = &requests[0];
+        let mut argv = vec![interpreter.clone().into_os_string()];
+        argv.extend(arg.clone());
+        argv.push(script.file.clone());
+        argv.extend(script.argv.iter().skip(1).cloned());
+        requests.push(ExecRequest {
+            file: interpreter.clone().into_os_string(),
+            argv,
+            env: Vec::new(),
+            cwd: script.cwd.clone(),
+        });
+    }
+    let mut verdicts = requests.iter().map(|r| checker.decider.check_sandboxed(r));
+    let denied = verdicts.find(|v| matches!(v, Some(Verdict::Deny(_))));
+    let request = requests.swap_remove(0);
+    if let Some(Some(verdict)) = denied {
+        return answer(listener, checker, id, exec.pid, verdict);
+    }
     match checker.decider.check_sandboxed(&request) {
         Some(verdict) => answer(listener, checker, id, exec.pid, verdict),
         None => {
+            let key = (exec.pid, program.to_path_buf(), request.argv.clone());
+            if let Some(verdict) = checker.answer_for(&key) {
+                return answer(listener, checker, id, exec.pid, verdict);
+            }
             // A human is asked: not on this thread, which serves every
             // other exec of the call meanwhile.
             let (listener, checker) = (listener.clone(), checker.clone());
@@ -294,6 +351,7 @@ fn handle(
                 .name("exec-check-ask".into())
                 .spawn(move || {
                     let verdict = checker.decider.ask_sandboxed(&request);
+                    checker.remember(key, verdict.clone());
                     if sys::notif_id_valid(listener.as_fd(), id) {
                         answer(&listener, &checker, id, exec.pid, verdict);
                     }
@@ -303,6 +361,45 @@ fn handle(
             }
         }
     }
+}
+
+/// The interpreter chain of a `#!` script (the kernel follows up to four),
+/// each with its optional argument, read through the process's view.
+fn interpreters(pid: u32, program: &Path) -> Vec<(PathBuf, Option<OsString>)> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut file = program.to_path_buf();
+    for _ in 0..4 {
+        let view = PathBuf::from(format!("/proc/{pid}/root"))
+            .join(file.strip_prefix("/").unwrap_or(&file));
+        let mut head = [0u8; 256];
+        let n = match std::fs::File::open(&view).and_then(|mut f| f.read(&mut head)) {
+            Ok(n) => n,
+            Err(_) => break,
+        };
+        let Some(line) = head[..n].strip_prefix(b"#!") else {
+            break;
+        };
+        let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = line.trim_ascii();
+        let (interpreter, arg) = match line.iter().position(|b| b.is_ascii_whitespace()) {
+            Some(i) => (&line[..i], Some(line[i..].trim_ascii())),
+            None => (line, None),
+        };
+        if interpreter.is_empty() {
+            break;
+        }
+        let interpreter = PathBuf::from(OsString::from_vec(interpreter.to_vec()));
+        let arg = arg
+            .filter(|a| !a.is_empty())
+            .map(|a| OsString::from_vec(a.to_vec()));
+        let view = PathBuf::from(format!("/proc/{pid}/root"))
+            .join(interpreter.strip_prefix("/").unwrap_or(&interpreter));
+        let resolved = std::fs::canonicalize(view).unwrap_or_else(|_| interpreter.clone());
+        out.push((resolved.clone(), arg));
+        file = resolved;
+    }
+    out
 }
 
 fn answer(listener: &OwnedFd, checker: &Checker, id: u64, pid: u32, verdict: Verdict) {

@@ -252,6 +252,7 @@ pub async fn run_shell(
                     .unwrap_or_else(|_| config.bash.clone()),
                 denied: denied.clone(),
                 expected: expected.clone(),
+                answered: Default::default(),
             };
             Some(crate::exec_check::ExecCheck::start(ours, checker)?)
         }

@@ -528,6 +528,15 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
     })
 }
 
+/// Installs the exec check's filter on the calling process (see
+/// `exec_notify`; needs `no_new_privs`, which [`apply`] sets) and returns
+/// its listener, for a process that serves it itself. With the listener
+/// closed, every exec fails (`ENOSYS`): the sandbox fails closed when the
+/// server goes away.
+pub fn install_exec_listener() -> io::Result<OwnedFd> {
+    exec_notify::install()
+}
+
 /// Execs `argv` (`program`, or `argv[0]` searched in `PATH`). Returns only
 /// on failure.
 pub fn exec(program: Option<&std::ffi::OsStr>, argv: &[OsString]) -> Error {

@@ -132,16 +132,21 @@ impl Shell {
 }
 
 pub async fn start(rules: &str) -> Server {
-    start_from(rules, false).await
+    start_from(rules, false, &[]).await
+}
+
+/// [`start`] with extra server arguments.
+pub async fn start_with_args(rules: &str, extra: &[&str]) -> Server {
+    start_from(rules, false, extra).await
 }
 
 /// A server whose binaries (server, wrapper, sandbox launcher) are copies
 /// installed in `work/bin`, under a writable root of the sandbox.
 pub async fn start_installed_in_work(rules: &str) -> Server {
-    start_from(rules, true).await
+    start_from(rules, true, &[]).await
 }
 
-async fn start_from(rules: &str, installed_in_work: bool) -> Server {
+async fn start_from(rules: &str, installed_in_work: bool, extra: &[&str]) -> Server {
     // `/tmp` is a writable root of the default sandbox: a checkout under it
     // (CI may clone there) must not put the "outside" directories under it.
     let base = project_root().join("target/redteam-tmp");
@@ -180,12 +185,13 @@ async fn start_from(rules: &str, installed_in_work: bool) -> Server {
     } else {
         server_bin()
     };
-    let args = vec![
+    let mut args = vec![
         "--bash".to_string(),
         bash().display().to_string(),
         "--sandbox".into(),
         "workspace-write".into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let mut cmd = tokio::process::Command::new(&server);
     cmd.args(&args)
         .current_dir(&work)

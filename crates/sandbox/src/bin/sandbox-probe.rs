@@ -5,7 +5,9 @@
 //! stderr before the command starts (`--quiet`: no report;
 //! `--no-namespaces`: as on a kernel without them). `--in-place`
 //! confines this process itself with [`sandbox::apply`] (no namespaces, no
-//! supervisor) and execs the command. A test and debugging tool: the
+//! supervisor) and execs the command (`--in-place --orphaned-exec-check`:
+//! with the exec check's filter installed and its listener already closed).
+//! A test and debugging tool: the
 //! integration tests run every sandbox case through it, in a fresh process,
 //! because a sandbox cannot be undone.
 //!
@@ -19,6 +21,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1).peekable();
     let in_place = args.next_if(|arg| arg == "--in-place").is_some();
+    // With --in-place: the exec check's filter installed and its listener
+    // closed at once, as when the server has gone away.
+    let orphaned = args.next_if(|arg| arg == "--orphaned-exec-check").is_some();
     let quiet = args.next_if(|arg| arg == "--quiet").is_some();
     let no_namespaces = args.next_if(|arg| arg == "--no-namespaces").is_some();
     let usage =
@@ -62,6 +67,15 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("sandbox-probe: {e}");
             return ExitCode::from(125);
+        }
+    }
+    if orphaned {
+        match sandbox::install_exec_listener() {
+            Ok(listener) => drop(listener),
+            Err(e) => {
+                eprintln!("sandbox-probe: cannot install the exec check: {e}");
+                return ExitCode::from(125);
+            }
         }
     }
     let error = sandbox::exec(None, &argv);

@@ -263,3 +263,20 @@ fn apply_refuses_a_multi_threaded_process() {
     let outside = tempfile::tempdir().unwrap();
     fs::write(outside.path().join("f"), "x").unwrap();
 }
+
+/// When the server holding the exec check's listener goes away, the kernel
+/// fails every exec the filter sees: nothing runs unjudged.
+#[test]
+fn execs_fail_once_the_exec_check_listener_is_gone() {
+    let root = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(crate::util::PROBE);
+    command
+        .args(["--in-place", "--orphaned-exec-check"])
+        .arg(serde_json::to_string(&spec(&[root.path()], &[], false)).unwrap())
+        .arg("/bin/true");
+    let run = crate::util::Run::new(command);
+    if run.status.code() != Some(127) {
+        run.fail("expected the exec to fail (127)");
+    }
+    run.assert_stderr_contains("Function not implemented");
+}
