@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -258,12 +258,7 @@ pub async fn run_shell(
         }
         None => None,
     };
-    let mut child = spawned.map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot start {}: {e}", config.bash.display()),
-        )
-    })?;
+    let mut child = spawned.map_err(|e| spawn_error(config, &request.workdir, e))?;
     let pgid = Pid::from_raw(child.id() as i32);
     let exited = sys::async_pidfd(sys::pidfd_open(child.id())?)?;
 
@@ -353,6 +348,51 @@ pub async fn run_shell(
         timed_out: end == End::TimedOut,
         duration: start.elapsed(),
     })
+}
+
+/// The spawn error, attributed to what failed: the working directory, the
+/// launcher, the wrapper or Bash (std cannot tell a `chdir` from an `exec`
+/// failure), with the uid when permissions are the cause.
+fn spawn_error(config: &ShellConfig, workdir: &Path, e: std::io::Error) -> std::io::Error {
+    use nix::unistd::AccessFlags;
+    let uid = nix::unistd::geteuid();
+    let denied = |path: &Path, what: &str, mode: AccessFlags| -> Option<String> {
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) => return Some(format!("{what} {} cannot be used: {e}", path.display())),
+        };
+        nix::unistd::faccessat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            mode,
+            nix::fcntl::AtFlags::AT_EACCESS,
+        )
+        .err()
+        .map(|_| {
+            use std::os::unix::fs::MetadataExt;
+            format!(
+                "{what} {} is not accessible to uid {uid} (mode {:04o}, owner {})",
+                path.display(),
+                meta.mode() & 0o7777,
+                meta.uid()
+            )
+        })
+    };
+    let exec = AccessFlags::X_OK;
+    let cause = denied(workdir, "workdir", AccessFlags::X_OK)
+        .or_else(|| {
+            config
+                .launcher
+                .first()
+                .and_then(|l| denied(Path::new(l), "the sandbox launcher", exec))
+        })
+        .or_else(|| denied(&config.bash, "the patched bash", exec))
+        .or_else(|| denied(&config.wrapper, "the exec wrapper", exec));
+    let message = match cause {
+        Some(cause) => cause,
+        None => format!("cannot start {}: {e}", config.bash.display()),
+    };
+    std::io::Error::new(e.kind(), message)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -232,20 +232,48 @@ pub fn rows(probe: &Probe, settings: &Settings) -> Vec<Row> {
         },
     });
     let too_wide = crate::sandbox_state::start_directory_too_wide(&settings.cwd);
+    let unwritable = unwritable_start_directory(settings);
     rows.push(Row {
         protection: "the start directory",
-        holds: true,
-        how: if too_wide {
-            format!(
+        holds: unwritable.is_none(),
+        how: match (too_wide, unwritable) {
+            (true, _) => format!(
                 "{} is / or your home directory: not writable by default (pass --writable-root \
                  to make it so)",
                 settings.cwd.display()
-            )
-        } else {
-            format!("{} is writable", settings.cwd.display())
+            ),
+            (false, Some(why)) => why,
+            (false, None) => format!("{} is writable", settings.cwd.display()),
         },
     });
     rows
+}
+
+/// Why commands cannot write the start directory (the default writable
+/// root) although the sandbox would let them: the server's own user cannot.
+pub fn unwritable_start_directory(settings: &Settings) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if settings.sandbox != crate::config::SandboxMode::WorkspaceWrite {
+        return None;
+    }
+    let writable = nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        &settings.cwd,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    );
+    if writable.is_ok() {
+        return None;
+    }
+    let meta = std::fs::metadata(&settings.cwd).ok()?;
+    Some(format!(
+        "the working directory {} is not writable by uid {} (mode {:04o}, owner {}): commands \
+         cannot write there; in the image, run it with `--user \"$(id -u):$(id -g)\"`",
+        settings.cwd.display(),
+        nix::unistd::geteuid(),
+        meta.mode() & 0o7777,
+        meta.uid()
+    ))
 }
 
 /// Whether the default policy can be enforced.

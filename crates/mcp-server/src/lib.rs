@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod decider;
 pub mod doctor;
+pub mod errors;
 pub mod launcher;
 pub mod mrtr;
 pub mod rules;

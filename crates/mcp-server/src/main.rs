@@ -50,14 +50,14 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("codex-exec-mcp-server: {e:#}");
+            eprintln!("codex-exec-mcp-server: {}", mcp_server::errors::chain(&e));
             ExitCode::FAILURE
         }
     }
 }
 
 fn config_error(e: anyhow::Error) -> ExitCode {
-    eprintln!("{e:#}");
+    eprintln!("{}", mcp_server::errors::chain(&e));
     ExitCode::from(EXIT_CONFIG)
 }
 
@@ -108,6 +108,8 @@ fn check_sandbox(settings: &Settings) -> anyhow::Result<()> {
     if sandbox_state::start_directory_too_wide(&settings.cwd) {
         tracing::warn!(cwd = %settings.cwd.display(),
             "the working directory is / or your home directory: it is not made writable by default (pass --writable-root to make it so)");
+    } else if let Some(why) = doctor::unwritable_start_directory(settings) {
+        tracing::warn!("{why}");
     }
     let probe = match sandbox_state::default_spec(settings) {
         Ok(spec) => {

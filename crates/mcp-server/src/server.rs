@@ -637,7 +637,25 @@ fn check_workdir(workdir: &Path) -> Result<(), String> {
         ));
     }
     match std::fs::metadata(workdir) {
-        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.is_dir() => {
+            use std::os::unix::fs::MetadataExt;
+            let access = nix::unistd::faccessat(
+                nix::fcntl::AT_FDCWD,
+                workdir,
+                nix::unistd::AccessFlags::X_OK,
+                nix::fcntl::AtFlags::AT_EACCESS,
+            );
+            match access {
+                Ok(()) => Ok(()),
+                Err(_) => Err(format!(
+                    "workdir `{}` is not accessible to uid {} (mode {:04o}, owner {})",
+                    workdir.display(),
+                    nix::unistd::geteuid(),
+                    m.mode() & 0o7777,
+                    m.uid()
+                )),
+            }
+        }
         Ok(_) => Err(format!(
             "workdir `{}` is not a directory",
             workdir.display()

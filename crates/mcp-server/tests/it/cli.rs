@@ -236,3 +236,52 @@ fn sandbox_launchers_confine_then_exec() {
         );
     }
 }
+
+/// Every error the binary prints names its cause once (a chain whose cause
+/// is already in its message is not printed twice).
+#[test]
+fn start_up_errors_name_each_cause_once() {
+    let home = codex_home_with(&[]);
+    let bad_rules = home.path().join("bad.rules");
+    std::fs::write(
+        &bad_rules,
+        "prefix_rule(pattern = [\"x\"], decision = \"maybe\")\n",
+    )
+    .unwrap();
+    let bad_config = home.path().join("bad.toml");
+    std::fs::write(&bad_config, "bogus = 1\n").unwrap();
+    let missing = home.path().join("missing.rules");
+    let (bad_rules, bad_config, missing) = (
+        bad_rules.display().to_string(),
+        bad_config.display().to_string(),
+        missing.display().to_string(),
+    );
+    for (args, cause) in [
+        (
+            vec!["--rules", missing.as_str(), "check", "--", "ls"],
+            "No such file or directory",
+        ),
+        (
+            vec!["--rules", bad_rules.as_str(), "check", "--", "ls"],
+            "invalid decision \"maybe\"",
+        ),
+        (
+            vec!["--config", bad_config.as_str(), "check", "--", "ls"],
+            "unknown field `bogus`",
+        ),
+        (
+            vec!["--default-timeout-ms", "0", "check", "--", "ls"],
+            "out of range",
+        ),
+        (
+            vec!["--sandbox", "nope", "check", "--", "ls"],
+            "invalid value 'nope'",
+        ),
+    ] {
+        let out = run_server(&args, home.path());
+        let text = describe(&args, &out);
+        assert_ne!(out.status.code(), Some(0), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.matches(cause).count(), 1, "{text}");
+    }
+}

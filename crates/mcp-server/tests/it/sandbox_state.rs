@@ -211,3 +211,36 @@ async fn codex_permission_profiles_apply_per_call() {
         .unwrap();
     assert!(tool_error(&r).contains("not reads"), "{r:?}");
 }
+
+/// A working directory the server's user cannot enter is named, with the
+/// uid and what would let it in (as in the image without `--user`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inaccessible_workdir_is_named_with_the_uid() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run the server as another user");
+        return;
+    }
+    let s = setup()
+        .launcher(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .start()
+        .await;
+    let closed = s.outside().join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    std::fs::set_permissions(&closed, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let r = s
+        .call(json!({"command": "true", "workdir": closed}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        tool_error(&r),
+        format!(
+            "workdir `{}` is not accessible to uid 65534 (mode 0700, owner 0)",
+            closed.display()
+        )
+    );
+}
