@@ -441,7 +441,7 @@ fn read_exec(notif: &libc::seccomp_notif) -> Result<Exec, String> {
     } else {
         (args[0] as i32, args[1], args[2], args[4] as i32)
     };
-    let raw = read_cstr(pid, path_ptr, MAX_PATH)?;
+    let raw = Memory::of(pid).cstr(path_ptr, MAX_PATH)?;
     let raw = PathBuf::from(OsString::from_vec(raw));
     let base = if raw.is_absolute() {
         None
@@ -469,7 +469,7 @@ fn read_exec(notif: &libc::seccomp_notif) -> Result<Exec, String> {
 
 /// The exec as an [`ExecRequest`]: argv and cwd read from the process.
 fn full_request(exec: &Exec) -> Result<ExecRequest, String> {
-    let argv = read_argv(exec.pid, exec.argv_ptr)?;
+    let argv = Memory::of(exec.pid).argv(exec.argv_ptr)?;
     let cwd = read_link(exec.pid, "cwd")?;
     Ok(ExecRequest {
         file: exec
@@ -488,63 +488,135 @@ fn read_link(pid: u32, what: &str) -> Result<PathBuf, String> {
         .map_err(|e| format!("/proc/{pid}/{what}: {e}"))
 }
 
-/// Reads `len` bytes at `addr` of `pid`, never across a 4 KiB boundary in
-/// one go (a string may end right before an unmapped page).
-fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> Result<usize, String> {
-    let room = 4096 - (addr % 4096) as usize;
-    let len = buf.len().min(room);
-    let mut local = [std::io::IoSliceMut::new(&mut buf[..len])];
-    let remote = [nix::sys::uio::RemoteIoVec {
-        base: addr as usize,
-        len,
-    }];
-    match nix::sys::uio::process_vm_readv(Pid::from_raw(pid as i32), &mut local, &remote) {
-        Ok(0) => Err("nothing readable there".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!("reading the memory of process {pid}: {e}")),
+/// Set once `process_vm_readv` is refused (a container's seccomp profile
+/// allows it only with `CAP_SYS_PTRACE`, Docker's default among them): from
+/// then on memory is read through `/proc/<pid>/mem`, which the kernel grants
+/// on the same ptrace access check, outside that filter.
+static VM_READV_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One process's memory, read for one notification.
+struct Memory {
+    pid: u32,
+    /// `/proc/<pid>/mem`, opened at the first read that needs it.
+    file: Option<std::fs::File>,
+}
+
+impl Memory {
+    fn of(pid: u32) -> Memory {
+        Memory { pid, file: None }
+    }
+
+    /// Reads up to `buf.len()` bytes at `addr`, never across a 4 KiB
+    /// boundary in one go (a string may end right before an unmapped page).
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, String> {
+        use std::sync::atomic::Ordering;
+        let pid = self.pid;
+        let room = 4096 - (addr % 4096) as usize;
+        let len = buf.len().min(room);
+        let buf = &mut buf[..len];
+        let read = if VM_READV_REFUSED.load(Ordering::Relaxed) {
+            None
+        } else {
+            let mut local = [std::io::IoSliceMut::new(&mut *buf)];
+            let remote = [nix::sys::uio::RemoteIoVec {
+                base: addr as usize,
+                len,
+            }];
+            match nix::sys::uio::process_vm_readv(Pid::from_raw(pid as i32), &mut local, &remote) {
+                Err(Errno::EPERM | Errno::ENOSYS) => {
+                    VM_READV_REFUSED.store(true, Ordering::Relaxed);
+                    None
+                }
+                other => Some(other.map_err(io::Error::from)),
+            }
+        };
+        let read = match read {
+            Some(read) => read,
+            None => self.proc_mem().and_then(|mem| {
+                use std::os::unix::fs::FileExt;
+                mem.read_at(buf, addr)
+            }),
+        };
+        match read {
+            Ok(0) => Err("nothing readable there".into()),
+            Ok(n) => Ok(n),
+            Err(e) => Err(format!("reading the memory of process {pid}: {e}")),
+        }
+    }
+
+    fn proc_mem(&mut self) -> io::Result<&std::fs::File> {
+        if self.file.is_none() {
+            self.file = Some(std::fs::File::open(format!("/proc/{}/mem", self.pid))?);
+        }
+        Ok(self.file.as_ref().expect("just opened"))
+    }
+
+    fn cstr(&mut self, mut addr: u64, max: usize) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while out.len() <= max {
+            let n = self.read(addr, &mut buf)?;
+            if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+                out.extend_from_slice(&buf[..end]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+            addr += n as u64;
+        }
+        Err(format!("a string longer than {max} bytes"))
+    }
+
+    fn argv(&mut self, mut addr: u64) -> Result<Vec<OsString>, String> {
+        let mut argv = Vec::new();
+        let mut total = 0;
+        if addr == 0 {
+            return Ok(argv);
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self.read(addr, &mut buf)?;
+            let whole = n - n % 8;
+            if whole == 0 {
+                return Err("argv is not aligned".into());
+            }
+            for chunk in buf[..whole].chunks_exact(8) {
+                let ptr = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+                if ptr == 0 {
+                    return Ok(argv);
+                }
+                let arg = self.cstr(ptr, MAX_ARG)?;
+                total += arg.len() + 1;
+                if total > MAX_ARGV_BYTES || argv.len() >= MAX_ARGS {
+                    return Err("argv larger than the kernel allows".into());
+                }
+                argv.push(OsString::from_vec(arg));
+            }
+            addr += whole as u64;
+        }
     }
 }
 
-fn read_cstr(pid: u32, mut addr: u64, max: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while out.len() <= max {
-        let n = read_mem(pid, addr, &mut buf)?;
-        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
-            out.extend_from_slice(&buf[..end]);
-            return Ok(out);
-        }
-        out.extend_from_slice(&buf[..n]);
-        addr += n as u64;
-    }
-    Err(format!("a string longer than {max} bytes"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn read_argv(pid: u32, mut addr: u64) -> Result<Vec<OsString>, String> {
-    let mut argv = Vec::new();
-    let mut total = 0;
-    if addr == 0 {
-        return Ok(argv);
-    }
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = read_mem(pid, addr, &mut buf)?;
-        let whole = n - n % 8;
-        if whole == 0 {
-            return Err("argv is not aligned".into());
-        }
-        for chunk in buf[..whole].chunks_exact(8) {
-            let ptr = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
-            if ptr == 0 {
-                return Ok(argv);
-            }
-            let arg = read_cstr(pid, ptr, MAX_ARG)?;
-            total += arg.len() + 1;
-            if total > MAX_ARGV_BYTES || argv.len() >= MAX_ARGS {
-                return Err("argv larger than the kernel allows".into());
-            }
-            argv.push(OsString::from_vec(arg));
-        }
-        addr += whole as u64;
+    /// Both ways of reading a process's memory give the same bytes: the
+    /// `/proc/<pid>/mem` one is what runs where `process_vm_readv` is
+    /// filtered (Docker's default profile; the docker ci step runs it).
+    #[test]
+    fn proc_mem_reads_what_process_vm_readv_reads() {
+        let text = std::ffi::CString::new("a string on the heap, read back").unwrap();
+        let addr = text.as_ptr() as u64;
+        let pid = std::process::id();
+        let mut buf = [0u8; 64];
+        let mut mem = Memory::of(pid);
+        let n = mem.proc_mem().unwrap().read_at(&mut buf, addr);
+        use std::os::unix::fs::FileExt;
+        let by_file = buf[..n.unwrap()].to_vec();
+        assert!(by_file.starts_with(text.as_bytes()));
+        assert_eq!(
+            Memory::of(pid).cstr(addr, MAX_PATH).unwrap(),
+            text.as_bytes()
+        );
     }
 }
