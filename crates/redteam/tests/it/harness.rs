@@ -7,12 +7,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::RunningService;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ElicitRequestParams, ElicitResult,
+    ElicitationAction, Implementation, InitializeRequestParams, ProtocolVersion,
+};
+use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 /// Rules every test server loads: `true` and `sleep` are allowed (they can
@@ -79,9 +83,73 @@ pub struct Counts {
     pub children: usize,
 }
 
+/// How the client answers approval requests (`elicitation/create`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The client does not declare elicitation: prompts are denied.
+    Unsupported,
+    Accept,
+    Decline,
+}
+
+/// The MCP client: records every approval question and answers it.
+pub struct Client {
+    reply: Reply,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Client {
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let ElicitRequestParams::FormElicitationParams { message, .. } = request else {
+            return Err(McpError::invalid_params(
+                "expected a form elicitation",
+                None,
+            ));
+        };
+        self.asked.lock().unwrap().push(message);
+        Ok(ElicitResult::new(match self.reply {
+            Reply::Accept => ElicitationAction::Accept,
+            Reply::Decline | Reply::Unsupported => ElicitationAction::Decline,
+        }))
+    }
+
+    fn get_info(&self) -> InitializeRequestParams {
+        let caps = match self.reply {
+            Reply::Unsupported => json!({}),
+            _ => json!({"elicitation": {}}),
+        };
+        let caps: ClientCapabilities = serde_json::from_value(caps).unwrap();
+        let mut info = InitializeRequestParams::new(caps, Implementation::new("redteam", "0"));
+        info.protocol_version = ProtocolVersion::V_2025_06_18;
+        info
+    }
+}
+
+/// What a test server starts with beyond its rules.
+pub struct Options {
+    pub reply: Reply,
+    /// Run before the server starts, with the workspace and the outside
+    /// directory (e.g. to make the workspace a git repository).
+    pub prepare: Box<dyn FnOnce(&Path, &Path)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            reply: Reply::Unsupported,
+            prepare: Box::new(|_, _| {}),
+        }
+    }
+}
+
 /// A running server, its client, and the directories of one test.
 pub struct Server {
-    pub service: RunningService<RoleClient, ()>,
+    pub service: RunningService<RoleClient, Client>,
+    asked: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
     /// The server's working directory: a writable root of the sandbox.
     pub work: PathBuf,
@@ -132,16 +200,21 @@ impl Shell {
 }
 
 pub async fn start(rules: &str) -> Server {
-    start_from(rules, false).await
+    start_from(rules, false, Options::default()).await
+}
+
+/// A server with `options`.
+pub async fn start_with(rules: &str, options: Options) -> Server {
+    start_from(rules, false, options).await
 }
 
 /// A server whose binaries (server, wrapper, sandbox launcher) are copies
 /// installed in `work/bin`, under a writable root of the sandbox.
 pub async fn start_installed_in_work(rules: &str) -> Server {
-    start_from(rules, true).await
+    start_from(rules, true, Options::default()).await
 }
 
-async fn start_from(rules: &str, installed_in_work: bool) -> Server {
+async fn start_from(rules: &str, installed_in_work: bool, options: Options) -> Server {
     // `/tmp` is a writable root of the default sandbox: a checkout under it
     // (CI may clone there) must not put the "outside" directories under it.
     let base = project_root().join("target/redteam-tmp");
@@ -164,6 +237,7 @@ async fn start_from(rules: &str, installed_in_work: bool) -> Server {
         std::fs::create_dir_all(d).unwrap();
     }
     std::fs::write(codex_home.join("rules/redteam.rules"), rules).unwrap();
+    (options.prepare)(&work, &outside);
     let log = dir_path.join("server.log");
     let _ = sibling("codex-execve-wrapper");
     let server = if installed_in_work {
@@ -214,7 +288,12 @@ async fn start_from(rules: &str, installed_in_work: bool) -> Server {
         .spawn()
         .unwrap();
     let pid = transport.id().expect("server pid");
-    let service = match ().serve(transport).await {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let client = Client {
+        reply: options.reply,
+        asked: asked.clone(),
+    };
+    let service = match client.serve(transport).await {
         Ok(service) => service,
         Err(e) => panic!(
             "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",
@@ -223,6 +302,7 @@ async fn start_from(rules: &str, installed_in_work: bool) -> Server {
     };
     Server {
         service,
+        asked,
         _dir: dir,
         work,
         outside,
@@ -235,6 +315,16 @@ async fn start_from(rules: &str, installed_in_work: bool) -> Server {
 impl Server {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The size of the server's log so far.
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
+    /// Messages of the approval questions asked so far.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
     }
 
     /// Runs `command` through the `shell` tool in `workdir`.

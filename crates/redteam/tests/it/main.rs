@@ -16,3 +16,4 @@
 
 mod cases;
 mod harness;
+mod integrity;
