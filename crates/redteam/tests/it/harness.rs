@@ -129,12 +129,14 @@ impl ClientHandler for Client {
     }
 }
 
+/// Run before the server starts, with the workspace and the outside
+/// directory (e.g. to make the workspace a git repository).
+pub type Prepare = Box<dyn FnOnce(&Path, &Path)>;
+
 /// What a test server starts with beyond its rules.
 pub struct Options {
     pub reply: Reply,
-    /// Run before the server starts, with the workspace and the outside
-    /// directory (e.g. to make the workspace a git repository).
-    pub prepare: Box<dyn FnOnce(&Path, &Path)>,
+    pub prepare: Prepare,
 }
 
 impl Default for Options {
