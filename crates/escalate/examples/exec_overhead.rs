@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use escalate::{
-    Control, Decider, EscalationConfig, ExecRequest, ShellConfig, ShellRequest, Verdict,
+    Control, Decider, EscalationConfig, Exec, ShellConfig, ShellRequest, Verdict,
 };
 
 struct RunAll {
@@ -27,11 +27,11 @@ impl Decider for RunAll {
         self.unasked.then(Vec::new)
     }
 
-    fn decide_now(&self, _: &ExecRequest) -> Option<Verdict> {
+    fn decide_now(&self, _: &Exec<'_>) -> Option<Verdict> {
         (!self.escalate).then_some(Verdict::Run)
     }
 
-    fn decide(&self, _: &ExecRequest) -> Verdict {
+    fn decide(&self, _: &Exec<'_>) -> Verdict {
         if self.escalate {
             Verdict::Escalate
         } else {
@@ -56,6 +56,7 @@ fn main() {
         bash: bash.clone().into(),
         wrapper: wrapper.into(),
         launcher: Vec::new(),
+        sandbox: None,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
         kill_grace: Duration::from_millis(100),

@@ -7,22 +7,27 @@
 //! Escalated programs run here, outside the sandbox, with the fds the
 //! wrapper passed.
 
+mod context;
+pub mod display;
+mod env;
 mod escalated;
+mod exposure;
 mod output;
 mod session;
 mod shell;
 mod sys;
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::sync::Arc;
 
-pub use escalated::{ENV_DENYLIST, filter_env};
+pub use env::{EnvPolicy, NEVER_PASSED, PASSED, PassEnvError};
+pub use escalated::{Exec, Refusal};
+pub use exposure::{Exposure, Registration};
 pub use output::OutputLimits;
 pub use protocol::ExecRequest;
 pub use session::Session;
 pub use shell::{
-    Control, Outcome, PauseGuard, ProgressFn, ShellConfig, ShellRequest, TIMEOUT_EXIT_CODE,
-    TimerPause, run_shell,
+    Control, LauncherSandbox, Outcome, PauseGuard, ProgressFn, ShellConfig, ShellRequest,
+    TIMEOUT_EXIT_CODE, TimerPause, run_shell,
 };
 
 /// What to do with one exec.
@@ -30,7 +35,9 @@ pub use shell::{
 pub enum Verdict {
     /// The wrapper execs the program itself, inside the sandbox.
     Run,
-    /// The server runs the program outside the sandbox.
+    /// The server runs the program outside the sandbox, unless
+    /// [`Exec::refusal`] says why it must not (it then runs inside, and
+    /// the wrapper prints why).
     Escalate,
     /// The wrapper prints `Execution denied: <reason>` and exits 1.
     Deny(String),
@@ -42,8 +49,8 @@ pub trait Decider: Send + Sync + 'static {
     /// human. Called first, on the thread that accepts every exec of the
     /// session, so it must not block; `None` (the default) defers the
     /// request to [`Decider::decide`] on a thread of its own.
-    fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {
-        let _ = request;
+    fn decide_now(&self, exec: &Exec<'_>) -> Option<Verdict> {
+        let _ = exec;
         None
     }
 
@@ -61,29 +68,18 @@ pub trait Decider: Send + Sync + 'static {
 
     /// Called on a plain thread (never a tokio worker), once per exec that
     /// [`Decider::decide_now`] left open (or that arrived without an inline
-    /// request); it may block, for instance to ask a human.
-    fn decide(&self, request: &ExecRequest) -> Verdict;
+    /// request); it may block, for instance to ask a human (who should be
+    /// told [`Exec::refusal`], if any, before answering).
+    fn decide(&self, exec: &Exec<'_>) -> Verdict;
 }
 
-/// How escalated programs are started.
-#[derive(Debug, Clone)]
+/// How escalated programs are started; shared by every call of a server.
+#[derive(Debug, Clone, Default)]
 pub struct EscalationConfig {
-    /// `PATH` given to escalated programs (the request's is not trusted).
-    pub path: OsString,
-    /// Extra environment variable names (exact, or prefixes ending in `*`)
-    /// removed from escalated programs, on top of the built-in list.
-    pub extra_env_denylist: Vec<String>,
-    /// Directories the sandboxed side can write: a program under one of
-    /// them is never escalated (it could have been planted).
-    pub writable_roots: Vec<PathBuf>,
-}
-
-impl Default for EscalationConfig {
-    fn default() -> Self {
-        EscalationConfig {
-            path: std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-            extra_env_denylist: Vec::new(),
-            writable_roots: Vec::new(),
-        }
-    }
+    /// Their environment: the server's, plus allow-listed variables of the
+    /// request.
+    pub env: Arc<EnvPolicy>,
+    /// What sandboxed code could have written: no program is escalated
+    /// from there, nor in a context read from there.
+    pub exposure: Arc<Exposure>,
 }

@@ -39,10 +39,50 @@ pub struct ShellConfig {
     /// sandbox launcher (`[codex-sandbox-exec, "--spec", JSON, "--"]`).
     /// Empty: Bash is started directly, unsandboxed.
     pub launcher: Vec<OsString>,
+    /// The sandbox `launcher` applies, when it is the sandbox launcher:
+    /// the call is recorded in [`crate::Exposure`] and the launcher is
+    /// asked to report what it protected (`sandbox::launcher`).
+    pub sandbox: Option<LauncherSandbox>,
     pub escalation: EscalationConfig,
     pub output_limits: OutputLimits,
     /// Between SIGTERM and SIGKILL when a call is stopped.
     pub kill_grace: Duration,
+}
+
+/// What the sandbox launcher confines a call to.
+#[derive(Debug, Clone)]
+pub struct LauncherSandbox {
+    /// Canonical writable roots.
+    pub writable_roots: Vec<PathBuf>,
+}
+
+/// Largest launcher report read.
+const MAX_REPORT: u64 = 1 << 20;
+
+/// Reads the launcher's report (JSON of `sandbox::Applied`, then the end of
+/// the pipe) and completes the call's entry. No report (the launcher failed,
+/// or wrote something else): the call protected nothing.
+fn read_report(pipe: OwnedFd, registration: crate::Registration) {
+    use std::io::Read;
+    let mut text = Vec::new();
+    let read = std::fs::File::from(pipe)
+        .take(MAX_REPORT)
+        .read_to_end(&mut text);
+    let protected = match read {
+        Ok(_) if !text.is_empty() => match serde_json::from_slice::<sandbox::Applied>(&text) {
+            Ok(applied) => Some(applied.read_only_subpaths),
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable sandbox launcher report; the call protects nothing");
+                None
+            }
+        },
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the sandbox launcher report; the call protects nothing");
+            None
+        }
+    };
+    registration.report(protected);
 }
 
 /// One `shell` call.
@@ -182,11 +222,25 @@ pub async fn run_shell(
         None => cmd.env_remove(protocol::ENV_ASK),
     };
     sys::map_fds(&mut cmd, Vec::new(), Some(bash_end.as_raw_fd()));
+    // A sandboxed call is recorded before anything of it runs; its launcher
+    // reports on a pipe what it protected, before it starts Bash.
+    let mut report = None;
+    if let Some(sandbox) = &config.sandbox {
+        let registration = config.escalation.exposure.begin(sandbox.writable_roots.clone());
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        cmd.env(sandbox::launcher::REPORT_FD_ENV, write.as_raw_fd().to_string());
+        sys::keep_open(&mut cmd, write.as_raw_fd());
+        report = Some((read, write, registration));
+    }
     let spawned = cmd.spawn();
     // The parent's copies of Bash's ends must close now, or the output pipe
     // never reaches end-of-file.
     drop(cmd);
     drop(bash_end);
+    if let Some((read, write, registration)) = report {
+        drop(write);
+        tokio::task::spawn_blocking(move || read_report(read, registration));
+    }
     let mut child = spawned.map_err(|e| {
         std::io::Error::new(
             e.kind(),

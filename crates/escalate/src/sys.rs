@@ -61,6 +61,21 @@ pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Option<
     }
 }
 
+/// Leaves `fd` inherited by the child (its close-on-exec flag cleared in
+/// the child only), in addition to what [`map_fds`] arranges.
+pub fn keep_open(cmd: &mut Command, fd: RawFd) {
+    // SAFETY: the closure runs between fork and exec in the child and only
+    // calls fcntl, which is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Duplicates `fd` (close-on-exec) to the lowest free number at or above
 /// `min`.
 pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {

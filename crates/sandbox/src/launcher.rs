@@ -2,10 +2,22 @@
 //! confines the calling (single-threaded, runtime-free) process to the spec
 //! and execs the program. Shared by the small `codex-sandbox-exec` binary
 //! and the server's hidden `sandbox-exec` mode (its fallback).
+//!
+//! When [`REPORT_FD_ENV`] names an inherited fd, the launcher writes there
+//! what it enforced ([`crate::Applied`] as JSON) once the sandbox is
+//! applied, closes it, and removes the variable, all before the program
+//! starts: the server learns which read-only subpaths this call really
+//! protects (none when no mount namespace could be had) from the only
+//! process that knows, before any sandboxed code runs. A launcher that
+//! fails writes nothing.
 
 use std::ffi::OsString;
+use std::io::Write;
 
 use crate::SandboxSpec;
+
+/// Environment variable naming the fd the launcher reports on.
+pub const REPORT_FD_ENV: &str = "CODEX_SANDBOX_REPORT_FD";
 
 /// Exit status when the program was not run, as a shell reports a command
 /// it could not execute.
@@ -16,11 +28,31 @@ pub const EXIT_NOT_RUN: u8 = 126;
 /// the arguments after the program name (or after `sandbox-exec`).
 pub fn main(name: &str, args: Vec<OsString>) -> u8 {
     let message = match parse(name, args) {
-        Ok((spec, argv)) => crate::exec_sandboxed(&spec, &argv).to_string(),
+        Ok((spec, argv)) => run(&spec, &argv).to_string(),
         Err(message) => message,
     };
     eprintln!("{name}: {message}");
     EXIT_NOT_RUN
+}
+
+/// Applies `spec`, reports it when asked, execs `argv`; returns only on
+/// failure.
+fn run(spec: &SandboxSpec, argv: &[OsString]) -> crate::Error {
+    let report = std::env::var(REPORT_FD_ENV)
+        .ok()
+        .and_then(|fd| fd.parse().ok())
+        .and_then(crate::sys::take_inherited_fd);
+    match crate::apply(spec) {
+        Ok(applied) => {
+            if let Some(mut report) = report {
+                // The server reads to the end of the pipe: closed here.
+                let _ = serde_json::to_writer(&mut report, &applied);
+                let _ = report.flush();
+            }
+            crate::exec(argv)
+        }
+        Err(e) => e,
+    }
 }
 
 fn parse(name: &str, args: Vec<OsString>) -> Result<(SandboxSpec, Vec<OsString>), String> {

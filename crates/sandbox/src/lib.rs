@@ -239,7 +239,10 @@ pub fn exec(argv: &[OsString]) -> Error {
     let Some((program, args)) = argv.split_first() else {
         return Error::EmptyCommand;
     };
-    let source = std::process::Command::new(program).args(args).exec();
+    let source = std::process::Command::new(program)
+        .args(args)
+        .env_remove(launcher::REPORT_FD_ENV)
+        .exec();
     Error::Exec {
         program: program.clone(),
         source,

@@ -140,3 +140,23 @@ fn mount_flags(path: &CString) -> io::Result<libc::c_ulong> {
         .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
         .fold(0, |acc, (_, ms_flag)| acc | ms_flag))
 }
+
+/// Takes ownership of the inherited fd `fd` named by our parent (the
+/// launcher report pipe), made close-on-exec at once; `None` when it is
+/// not open.
+pub(crate) fn take_inherited_fd(fd: libc::c_int) -> Option<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // Only the standard streams below 3: never take those.
+    if fd < 3 {
+        return None;
+    }
+    // SAFETY: F_SETFD on an integer fd touches nothing but that fd's flags,
+    // and fails with EBADF when it is not open.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return None;
+    }
+    // SAFETY: the fd is open (checked above), was handed to this process by
+    // its parent for this one purpose, and nothing else in the process owns
+    // or closes it.
+    Some(unsafe { std::fs::File::from_raw_fd(fd) })
+}
