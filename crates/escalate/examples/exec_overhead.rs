@@ -13,9 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use escalate::{
-    Control, Decider, EscalationConfig, Exec, ShellConfig, ShellRequest, Verdict,
-};
+use escalate::{Control, Decider, EscalationConfig, Exec, ShellConfig, ShellRequest, Verdict};
 
 struct RunAll {
     unasked: bool,

@@ -181,7 +181,9 @@ fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
     }
     for var in ["GIT_EXEC_PATH", "GIT_TEMPLATE_DIR"] {
         if let Some(dir) = p.var(var) {
-            exposure.check_tree(&p.absolute(dir)).map_err(|why| git_reads(var, why))?;
+            exposure
+                .check_tree(&p.absolute(dir))
+                .map_err(|why| git_reads(var, why))?;
         }
     }
 
@@ -224,15 +226,25 @@ fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
     while let Some(file) = configs.pop() {
         done += 1;
         if done > MAX_CONFIG_FILES {
-            return Err(format!("git would read more than {MAX_CONFIG_FILES} configuration files"));
+            return Err(format!(
+                "git would read more than {MAX_CONFIG_FILES} configuration files"
+            ));
         }
-        let Some(resolved) = exposure.check_file(&file).map_err(|why| git_reads("its configuration", why))? else {
+        let Some(resolved) = exposure
+            .check_file(&file)
+            .map_err(|why| git_reads("its configuration", why))?
+        else {
             continue;
         };
         let text = match read_config(&resolved) {
             Ok(Some(text)) => text,
             Ok(None) => continue,
-            Err(e) => return Err(format!("cannot read git configuration {}: {e}", file.display())),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read git configuration {}: {e}",
+                    file.display()
+                ));
+            }
         };
         let named = config_paths(&text)
             .map_err(|e| format!("cannot read git configuration {}: {e}", file.display()))?;
@@ -246,7 +258,9 @@ fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
                 .map(|r| r.top.as_deref().unwrap_or(&r.git_dir))
                 .unwrap_or(p.cwd);
             let dir = expand(&hooks, home.as_deref(), base)?;
-            exposure.check_tree(&dir).map_err(|why| git_reads("its hooks", why))?;
+            exposure
+                .check_tree(&dir)
+                .map_err(|why| git_reads("its hooks", why))?;
             check_hooks(&dir, exposure)?;
         }
     }
@@ -350,8 +364,7 @@ fn discover(start: &Path, exposure: &Exposure) -> Result<Found, String> {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(format!("{}: {e}", dot_git.display())),
         }
-        if dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
-        {
+        if dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir() {
             return Ok(Found::Repository {
                 git_dir: dir,
                 top: None,
@@ -399,7 +412,10 @@ fn expand(path: &[u8], home: Option<&Path>, base: &Path) -> Result<PathBuf, Stri
         return Ok(home.join(OsStr::from_bytes(rest)));
     }
     if path.starts_with(b"~") || path.starts_with(b"%(") {
-        return Err(format!("cannot tell where git configuration path {} is", shown()));
+        return Err(format!(
+            "cannot tell where git configuration path {} is",
+            shown()
+        ));
     }
     Ok(base.join(OsStr::from_bytes(path)))
 }
@@ -445,7 +461,11 @@ fn config_paths(text: &[u8]) -> Result<ConfigPaths, String> {
     let mut out = ConfigPaths::default();
     let mut section = Vec::new();
     let mut has_subsection = false;
-    let mut p = Parser { text, at: 0, line: 1 };
+    let mut p = Parser {
+        text,
+        at: 0,
+        line: 1,
+    };
     loop {
         p.skip_blank();
         let Some(c) = p.peek() else { break };
@@ -463,7 +483,9 @@ fn config_paths(text: &[u8]) -> Result<ConfigPaths, String> {
                 let value = p.value()?;
                 let name = (section.as_slice(), has_subsection, key.as_slice());
                 let wanted = match name {
-                    (b"include", false, b"path") | (b"includeif", true, b"path") => Some(&mut out.includes),
+                    (b"include", false, b"path") | (b"includeif", true, b"path") => {
+                        Some(&mut out.includes)
+                    }
                     (b"core", false, b"hookspath") => Some(&mut out.hooks_paths),
                     _ => None,
                 };
@@ -671,7 +693,11 @@ mod tests {
         );
         assert_eq!(
             c.includes,
-            vec![b"~/extra.inc".to_vec(), b"rel/x.inc".to_vec(), b"same-line.inc".to_vec()]
+            vec![
+                b"~/extra.inc".to_vec(),
+                b"rel/x.inc".to_vec(),
+                b"same-line.inc".to_vec()
+            ]
         );
         assert_eq!(c.hooks_paths, vec![b"/opt/hooks".to_vec()]);
     }
@@ -693,10 +719,21 @@ mod tests {
 
     #[test]
     fn options_before_the_subcommand() {
-        let argv: Vec<OsString> = ["git", "-C", "sub", "-c", "a.b=c", "--no-pager", "--git-dir=g", "status", "-C", "x"]
-            .iter()
-            .map(OsString::from)
-            .collect();
+        let argv: Vec<OsString> = [
+            "git",
+            "-C",
+            "sub",
+            "-c",
+            "a.b=c",
+            "--no-pager",
+            "--git-dir=g",
+            "status",
+            "-C",
+            "x",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
         let p = Program {
             file: Path::new("/usr/bin/git"),
             argv: &argv,

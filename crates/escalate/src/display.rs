@@ -221,7 +221,10 @@ mod tests {
     fn command_lines_are_whole_or_counted() {
         let args: Vec<OsString> = vec!["-rf".into(), "/x y".into()];
         let args = || args.iter().map(OsString::as_os_str);
-        assert_eq!(command_line(OsStr::new("/usr/bin/rm"), args()), "/usr/bin/rm -rf '/x y'");
+        assert_eq!(
+            command_line(OsStr::new("/usr/bin/rm"), args()),
+            "/usr/bin/rm -rf '/x y'"
+        );
         let (line, omitted) = command_line_within(OsStr::new("/usr/bin/rm"), args(), 1000);
         assert_eq!((line.as_str(), omitted), ("/usr/bin/rm -rf '/x y'", 0));
         // 1.8 MB of argv: a bounded line, every byte counted.
@@ -229,7 +232,10 @@ mod tests {
         let line = for_log(OsStr::new("true"), big.iter().map(OsString::as_os_str));
         assert!(line.len() < LOG_LIMIT + 40, "{}", line.len());
         let total = "true".len() + 10 * 180_001;
-        assert!(line.ends_with(&format!("… ({} more bytes)", total - LOG_LIMIT)), "{line}");
+        assert!(
+            line.ends_with(&format!("… ({} more bytes)", total - LOG_LIMIT)),
+            "{line}"
+        );
     }
 
     #[test]

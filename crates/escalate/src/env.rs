@@ -313,7 +313,14 @@ mod tests {
         };
         assert_eq!(get("HOME"), Some("/home/user"));
         assert_eq!(get("PATH"), Some("/usr/bin:/bin"));
-        for absent in ["XDG_CONFIG_HOME", "GIT_TRACE", "GIT_COMMON_DIR", "LD_PRELOAD", "OTHER", "CODEX_ESCALATE_SOCKET"] {
+        for absent in [
+            "XDG_CONFIG_HOME",
+            "GIT_TRACE",
+            "GIT_COMMON_DIR",
+            "LD_PRELOAD",
+            "OTHER",
+            "CODEX_ESCALATE_SOCKET",
+        ] {
             assert_eq!(get(absent), None, "{absent}");
         }
         assert_eq!(get("TERM"), Some("dumb"));
@@ -334,10 +341,25 @@ mod tests {
     fn values_that_name_files_are_not_passed() {
         let p = policy(&[]);
         let passed = |kv: &str| !p.from_request(&request(&[kv])).is_empty();
-        for ok in ["TZ=Europe/Paris", "TZ=:Europe/Paris", "TZ=UTC", "LANG=fr_FR.UTF-8", "TERM=xterm-256color", "COLUMNS=80"] {
+        for ok in [
+            "TZ=Europe/Paris",
+            "TZ=:Europe/Paris",
+            "TZ=UTC",
+            "LANG=fr_FR.UTF-8",
+            "TERM=xterm-256color",
+            "COLUMNS=80",
+        ] {
             assert!(passed(ok), "{ok}");
         }
-        for bad in ["TZ=/tmp/zone", "TZ=:/tmp/zone", "TZ=../../tmp/z", "LANG=/tmp/locale", "LC_ALL=../x/y", "LANGUAGE=/tmp", "TERM=/tmp/t"] {
+        for bad in [
+            "TZ=/tmp/zone",
+            "TZ=:/tmp/zone",
+            "TZ=../../tmp/z",
+            "LANG=/tmp/locale",
+            "LC_ALL=../x/y",
+            "LANGUAGE=/tmp",
+            "TERM=/tmp/t",
+        ] {
             assert!(!passed(bad), "{bad}");
         }
         assert!(!passed(&format!("TERM={}", "x".repeat(300))));
@@ -346,7 +368,16 @@ mod tests {
     #[test]
     fn names_that_load_code_cannot_be_added() {
         let new = |name: &str| EnvPolicy::new(std::iter::empty(), &[name.to_string()]);
-        for never in ["LD_PRELOAD", "PATH", "HOME", "XDG_CONFIG_HOME", "GIT_DIR", "PYTHONPATH", "CODEX_HOME", "BASH_FUNC_x%%"] {
+        for never in [
+            "LD_PRELOAD",
+            "PATH",
+            "HOME",
+            "XDG_CONFIG_HOME",
+            "GIT_DIR",
+            "PYTHONPATH",
+            "CODEX_HOME",
+            "BASH_FUNC_x%%",
+        ] {
             assert!(new(never).is_err(), "{never}");
         }
         assert!(matches!(new("LD_PRELOAD"), Err(PassEnvError::Never(_))));

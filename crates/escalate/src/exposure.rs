@@ -111,7 +111,8 @@ impl State {
         for sub in protected {
             if !self.subpaths.contains_key(sub) {
                 let written_before = self.roots.iter().any(|r| sub.starts_with(r));
-                self.subpaths.insert(sub.clone(), keeps(sub) && !written_before);
+                self.subpaths
+                    .insert(sub.clone(), keeps(sub) && !written_before);
             }
         }
         for root in roots {
@@ -247,8 +248,17 @@ impl Exposure {
 /// (and could not have been created by a sandbox).
 fn check_file(state: &State, path: &Path) -> Result<Option<PathBuf>, Why> {
     let written = |what: &Path, root: &Path, how: &str| {
+        let tainted = state
+            .subpaths
+            .iter()
+            .any(|(sub, clean)| !*clean && what.starts_with(sub));
+        let when = if tainted {
+            " (it is read-only now, but an earlier or concurrent sandboxed call could write it)"
+        } else {
+            ""
+        };
         Err(format!(
-            "{} {how}, under {}, which sandboxed commands can write",
+            "{} {how} under {}, which sandboxed commands can write{when}",
             what.display(),
             root.display()
         ))
@@ -285,7 +295,9 @@ fn check_file(state: &State, path: &Path) -> Result<Option<PathBuf>, Why> {
                         todo.extend(components(&target));
                     }
                     Ok(_) => resolved = next,
-                    Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
+                    {
                         rest.push(name.into());
                         rest.extend(todo.drain(..).rev().map(PathBuf::from));
                         break;
@@ -304,7 +316,11 @@ fn check_file(state: &State, path: &Path) -> Result<Option<PathBuf>, Why> {
         return Ok(None);
     }
     if let Some(root) = state.writer(&resolved) {
-        let how = if resolved == path { "is" } else { "resolves to a file" };
+        let how = if resolved == path {
+            "is"
+        } else {
+            "resolves to a file"
+        };
         return written(path, root, how);
     }
     Ok(Some(resolved))
@@ -350,7 +366,9 @@ mod tests {
         // Nothing sandboxed yet: everything is clean.
         assert!(exposure.check_file(&work.join("x")).is_ok());
         // A call protecting .git.
-        exposure.begin(roots(&[&work])).report(Some(vec![git.clone()]));
+        exposure
+            .begin(roots(&[&work]))
+            .report(Some(vec![git.clone()]));
         assert!(exposure.check_file(&git.join("config")).is_ok());
         assert!(exposure.check_tree(&git).is_ok());
         assert!(exposure.check_file(&outside.join("f")).is_ok());
@@ -359,7 +377,9 @@ mod tests {
         // A call that could not protect it taints it for good.
         exposure.begin(roots(&[&work])).report(None);
         assert!(exposure.check_file(&git.join("config")).is_err());
-        exposure.begin(roots(&[&work])).report(Some(vec![git.clone()]));
+        exposure
+            .begin(roots(&[&work]))
+            .report(Some(vec![git.clone()]));
         assert!(exposure.check_file(&git.join("config")).is_err());
     }
 
@@ -373,7 +393,9 @@ mod tests {
         exposure.begin(roots(&[&work])).report(Some(vec![]));
         std::fs::create_dir(&git).unwrap();
         // The next call protects it, but the first could have written it.
-        exposure.begin(roots(&[&work])).report(Some(vec![git.clone()]));
+        exposure
+            .begin(roots(&[&work]))
+            .report(Some(vec![git.clone()]));
         assert!(exposure.check_tree(&git).is_err());
     }
 
@@ -387,7 +409,9 @@ mod tests {
         let exposure = Exposure::new();
         // sub/.git sits in a root that lies in another root: sub can be
         // renamed by the sandbox.
-        exposure.begin(roots(&[&work, &sub])).report(Some(vec![git.clone()]));
+        exposure
+            .begin(roots(&[&work, &sub]))
+            .report(Some(vec![git.clone()]));
         assert!(exposure.check_tree(&git).is_err());
         // A tree holding a writable root fails.
         let err = Exposure::new();

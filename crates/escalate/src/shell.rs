@@ -226,9 +226,15 @@ pub async fn run_shell(
     // reports on a pipe what it protected, before it starts Bash.
     let mut report = None;
     if let Some(sandbox) = &config.sandbox {
-        let registration = config.escalation.exposure.begin(sandbox.writable_roots.clone());
+        let registration = config
+            .escalation
+            .exposure
+            .begin(sandbox.writable_roots.clone());
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-        cmd.env(sandbox::launcher::REPORT_FD_ENV, write.as_raw_fd().to_string());
+        cmd.env(
+            sandbox::launcher::REPORT_FD_ENV,
+            write.as_raw_fd().to_string(),
+        );
         sys::keep_open(&mut cmd, write.as_raw_fd());
         report = Some((read, write, registration));
     }

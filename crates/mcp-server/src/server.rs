@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use escalate::{
-    Control, EscalationConfig, Outcome, ProgressFn, ShellConfig, ShellRequest, TimerPause,
+    Control, EnvPolicy, EscalationConfig, Exposure, LauncherSandbox, Outcome, ProgressFn,
+    ShellConfig, ShellRequest, TimerPause, display,
 };
 use policy::{MatchOptions, Policy};
 use rmcp::model::{
@@ -193,6 +194,9 @@ pub struct ExecServer {
     warned: Mutex<std::collections::HashSet<String>>,
     /// The sandbox launcher (see [`crate::launcher`]).
     launcher: Launcher,
+    /// How escalated programs start: their environment, and what sandboxed
+    /// code could have written since start (shared by every call).
+    escalation: EscalationConfig,
     /// Cancelled when the server shuts down: stops every running call.
     shutdown: CancellationToken,
     /// The running calls, so shutdown can wait for them to end.
@@ -209,7 +213,14 @@ impl ExecServer {
         let launcher = Launcher::find(&exe);
         let settings_wait = settings.elicitation_wait;
         tracing::debug!(?launcher, "sandbox launcher");
+        let env = EnvPolicy::new(std::env::vars_os(), &settings.pass_env)?;
+        tracing::debug!(passed = ?env.passed(), "variables escalated programs take from requests");
+        let escalation = EscalationConfig {
+            env: Arc::new(env),
+            exposure: Exposure::new(),
+        };
         Ok(ExecServer {
+            escalation,
             settings,
             ask: crate::decider::ask_list(&policy),
             policy: Arc::new(policy),
@@ -339,7 +350,7 @@ impl ExecServer {
 
     fn shell_config(&self, spec: Option<&SandboxSpec>) -> Result<ShellConfig, McpError> {
         let mut launcher = Vec::new();
-        let mut writable_roots = Vec::new();
+        let mut sandbox = None;
         if let Some(spec) = spec {
             let json = serde_json::to_string(spec).map_err(|e| {
                 McpError::internal_error(format!("failed to encode sandbox spec: {e}"), None)
@@ -350,16 +361,16 @@ impl ExecServer {
                 OsString::from(json),
                 OsString::from("--"),
             ]);
-            writable_roots = spec.writable_roots.clone();
+            sandbox = Some(LauncherSandbox {
+                writable_roots: spec.writable_roots.clone(),
+            });
         }
         Ok(ShellConfig {
             bash: self.settings.bash.clone(),
             wrapper: self.settings.wrapper.clone(),
             launcher,
-            escalation: EscalationConfig {
-                writable_roots,
-                ..EscalationConfig::default()
-            },
+            sandbox,
+            escalation: self.escalation.clone(),
             output_limits: self.settings.output_limits,
             kill_grace: KILL_GRACE,
         })
@@ -456,7 +467,9 @@ impl ExecServer {
             timer,
             progress: Some(progress.reporter()),
         };
-        tracing::info!(command = %shell_request.command, workdir = %shell_request.workdir.display(), sandboxed = spec.is_some(), "shell call");
+        tracing::info!(command = %display::cut(&shell_request.command, display::LOG_LIMIT),
+            workdir = %display::cut(&shell_request.workdir.display().to_string(), display::LOG_LIMIT),
+            sandboxed = spec.is_some(), "shell call");
         let call = self.paused.call_id();
         let paused = self.paused.clone();
         let ended = cancel.clone();
@@ -773,7 +786,7 @@ impl Approver for McpApprover {
             message: message.to_string(),
             requested_schema: mrtr::approval_schema(),
         };
-        tracing::info!(%message, "asking the user");
+        tracing::info!(message = %display::cut(message, 2 * display::LOG_LIMIT), "asking the user");
         let wait = self.wait;
         self.handle.block_on(async {
             tokio::select! {

@@ -183,7 +183,9 @@ pub enum ServerMsg {
         notice: String,
     },
     Escalate,
-    Deny { reason: String },
+    Deny {
+        reason: String,
+    },
     Exited(i32),
     Signaled(i32),
     Error(String),

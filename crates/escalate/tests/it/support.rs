@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use escalate::{
-    Control, Decider, EscalationConfig, Exec, ExecRequest, Outcome, ShellConfig, ShellRequest, Verdict,
+    Control, Decider, EscalationConfig, Exec, ExecRequest, Outcome, ShellConfig, ShellRequest,
+    Verdict,
 };
 
 /// The patched Bash built by `cargo xtask bash`.

@@ -425,7 +425,7 @@ async fn a_5_kib_command_is_not_approved_on_a_partial_view() {
     let tmp = tmp_dir();
     let r = s
         .shell(&format!(
-            "touch $(seq -f '{}/pad-%04g' 1 130) {}; echo rc=$?",
+            "touch $(seq -f '{}/pad-%04g' 1 160) {}; echo rc=$?",
             tmp.path().display(),
             marker.display()
         ))
