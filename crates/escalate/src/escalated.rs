@@ -92,7 +92,9 @@ impl std::fmt::Debug for Exec<'_> {
 }
 
 impl<'a> Exec<'a> {
-    pub(crate) fn new(
+    /// An exec whose program resolves to `program` ([`resolve_program`]);
+    /// the session makes these, tests and benchmarks may too.
+    pub fn new(
         request: &'a ExecRequest,
         program: Option<&'a Path>,
         config: &'a EscalationConfig,
@@ -144,7 +146,7 @@ impl<'a> Exec<'a> {
 }
 
 /// The file `request.file` resolves to, relative to its working directory.
-pub(crate) fn resolve_program(request: &ExecRequest) -> Option<PathBuf> {
+pub fn resolve_program(request: &ExecRequest) -> Option<PathBuf> {
     let file = Path::new(&request.file);
     if file.as_os_str().is_empty() {
         return None;

@@ -20,7 +20,7 @@ mod sys;
 use std::sync::Arc;
 
 pub use env::{EnvPolicy, NEVER_PASSED, PASSED, PassEnvError};
-pub use escalated::{Exec, Refusal};
+pub use escalated::{Exec, Refusal, resolve_program};
 pub use exposure::{Exposure, Registration};
 pub use output::OutputLimits;
 pub use protocol::ExecRequest;

@@ -529,3 +529,30 @@ async fn git_still_escalates_in_a_protected_workspace() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "first\n", "{out:?}");
     s.assert_contained(base, &[]).await;
 }
+
+/// A `prompt` rule whose escalation would be refused (a nested repository)
+/// still asks, and the question says the command will run inside the
+/// sandbox and why; accepted, it runs there, with the notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_says_when_the_command_will_run_sandboxed() {
+    let (s, base) = server(Reply::Accept, repository).await;
+    let marker = s.outside.join("fsmonitor-asked");
+    let r = s
+        .shell(&format!(
+            "mkdir frontend && cd frontend && git init -q && {} && git push -q {} HEAD; echo rc=$?",
+            fsmonitor_config(&marker),
+            s.outside.join("bare.git").display()
+        ))
+        .await;
+    let asked = s.asked();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        asked[0].contains("It cannot run outside the sandbox (")
+            && asked[0].contains("frontend/.git")
+            && asked[0].ends_with("if you accept, it runs inside the sandbox."),
+        "{asked:?}"
+    );
+    assert!(r.output.contains("not escalated"), "{r:?}");
+    assert!(!marker.exists(), "{r:?}");
+    s.assert_contained(base, &[&marker]).await;
+}
