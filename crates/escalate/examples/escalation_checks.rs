@@ -64,7 +64,9 @@ fn main() {
             assert!(resolve_program(&request).is_some());
         }
         let resolve = started.elapsed().as_secs_f64() * 1e6 / f64::from(n);
-        println!("{name}: {per:.1} µs per escalation check, of which {resolve:.1} µs resolving the program");
+        println!(
+            "{name}: {per:.1} µs per escalation check, of which {resolve:.1} µs resolving the program"
+        );
     }
 }
 

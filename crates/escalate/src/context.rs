@@ -197,7 +197,7 @@ fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
     if let Some(git_dir) = &options.git_dir {
         repo = repository(git_dir, None, p, exposure)?;
     } else if discovers {
-        match discover(&options.dir, exposure)? {
+        match discover(&options.dir, p, exposure)? {
             Found::Repository { git_dir, top } => {
                 repo = repository(&git_dir, top.as_deref(), p, exposure)?;
                 if let Some(repo) = &repo {
@@ -329,12 +329,26 @@ enum Found {
     Nothing,
 }
 
-/// git's discovery from `start`, checking every `.git` met on the way.
-fn discover(start: &Path, exposure: &Exposure) -> Result<Found, String> {
+/// git's discovery from `start`, checking every `.git` met on the way. As
+/// git, it stops below a `$GIT_CEILING_DIRECTORIES` entry and at a file
+/// system boundary (unless `$GIT_DISCOVERY_ACROSS_FILESYSTEM`).
+fn discover(start: &Path, p: &Program<'_>, exposure: &Exposure) -> Result<Found, String> {
+    use std::os::unix::fs::MetadataExt;
     let Ok(mut dir) = start.canonicalize() else {
         // git cannot change there either.
         return Ok(Found::Nothing);
     };
+    let ceilings: Vec<PathBuf> = p
+        .var("GIT_CEILING_DIRECTORIES")
+        .map(|v| {
+            std::env::split_paths(v)
+                .filter(|c| c.is_absolute())
+                .filter_map(|c| c.canonicalize().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let across = p.var("GIT_DISCOVERY_ACROSS_FILESYSTEM").is_some_and(truthy);
+    let mut device = dir.metadata().map(|m| m.dev()).ok();
     let mut looked: Vec<PathBuf> = Vec::new();
     loop {
         let dot_git = dir.join(".git");
@@ -371,9 +385,14 @@ fn discover(start: &Path, exposure: &Exposure) -> Result<Found, String> {
             });
         }
         looked.push(dir.clone());
-        if !dir.pop() {
+        if !dir.pop() || ceilings.contains(&dir) {
             break;
         }
+        let parent_device = dir.metadata().map(|m| m.dev()).ok();
+        if !across && parent_device != device {
+            break;
+        }
+        device = parent_device;
     }
     // No repository: one could appear in any of these meanwhile.
     exposure

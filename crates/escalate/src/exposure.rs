@@ -267,7 +267,7 @@ fn check_file(state: &State, path: &Path) -> Result<Option<PathBuf>, Why> {
         return Err(format!("{} is not an absolute path", path.display()));
     }
     let mut resolved = PathBuf::from("/");
-    let mut rest: Vec<PathBuf> = Vec::new();
+    let mut missing = false;
     // Components still to walk, in reverse (a stack).
     let mut todo: Vec<std::ffi::OsString> = components(path);
     let mut links = 0;
@@ -298,8 +298,7 @@ fn check_file(state: &State, path: &Path) -> Result<Option<PathBuf>, Why> {
                     Err(e)
                         if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
                     {
-                        rest.push(name.into());
-                        rest.extend(todo.drain(..).rev().map(PathBuf::from));
+                        missing = true;
                         break;
                     }
                     Err(e) => return Err(format!("{}: {e}", next.display())),
@@ -307,7 +306,7 @@ fn check_file(state: &State, path: &Path) -> Result<Option<PathBuf>, Why> {
             }
         }
     }
-    if !rest.is_empty() {
+    if missing {
         // Missing: whoever can write its deepest existing directory could
         // create it.
         if let Some(root) = state.writer(&resolved) {

@@ -452,3 +452,35 @@ pub fn assert_writable_outside(marker: &Path) {
     std::fs::write(marker, b"probe").unwrap();
     std::fs::remove_file(marker).unwrap();
 }
+
+/// Whether the sandbox can keep read-only subpaths (`.git`) read-only on
+/// this machine: it needs a mount namespace (root, or unprivileged user
+/// namespaces). Found by running the real launcher on a probe directory.
+pub fn protects_read_only_subpaths() -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let ro = root.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let spec = json!({"writable_roots": [root], "read_only_subpaths": [ro], "network": false});
+    let probe = ro.join("probe");
+    let _ = std::process::Command::new(sibling("codex-sandbox-exec"))
+        .args(["--spec", &spec.to_string(), "--", "/bin/sh", "-c"])
+        .arg(format!(": > '{}'", probe.display()))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    !probe.exists()
+}
+
+/// Prints why a case is skipped and returns true when the machine cannot
+/// keep read-only subpaths read-only.
+pub fn skip_without_read_only_subpaths(case: &str) -> bool {
+    if protects_read_only_subpaths() {
+        return false;
+    }
+    eprintln!(
+        "skipped {case}: no mount namespace here (not root, unprivileged user namespaces disabled), \
+         so the sandbox cannot keep .git read-only and git is never escalated in a workspace"
+    );
+    true
+}

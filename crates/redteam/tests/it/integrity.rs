@@ -314,6 +314,11 @@ async fn a_repository_created_after_the_sandbox_started_is_not_a_context_for_esc
 /// protected, so `git status` itself is escalated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_variables_from_the_request_do_not_reach_the_escalated_git() {
+    if harness::skip_without_read_only_subpaths(
+        "git_variables_from_the_request_do_not_reach_the_escalated_git",
+    ) {
+        return;
+    }
     let (s, base) = server(Reply::Unsupported, repository).await;
     let tmp = tmp_dir();
     let home = tmp.path().join("h");
@@ -495,6 +500,9 @@ async fn huge_arguments_are_cut_in_the_log() {
 /// escalated in a workspace whose `.git` is protected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_still_escalates_in_a_protected_workspace() {
+    if harness::skip_without_read_only_subpaths("git_still_escalates_in_a_protected_workspace") {
+        return;
+    }
     let (s, base) = server(Reply::Accept, repository).await;
     let r = s
         .shell("git status --short; git log --format=%s | cat; git log -1 --format=%s > last.txt; cat last.txt; echo rc=$?")
