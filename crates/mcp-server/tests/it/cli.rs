@@ -123,6 +123,7 @@ fn help_and_version() {
         "--network",
         "--config",
         "--elicitation-timeout-secs",
+        "--pass-env",
         "--default-timeout-ms",
         "--output-head-bytes",
         "check",
