@@ -114,6 +114,11 @@ struct GitOptions {
     git_dir: Option<PathBuf>,
     work_tree: bool,
     subcommand: Option<OsString>,
+    /// Started as `git-<subcommand>` (`git-receive-pack DIR`).
+    dashed: bool,
+    /// The subcommand's first argument that is not an option (for push,
+    /// the repository; for a dashed `git-receive-pack`, its directory).
+    first_operand: Option<OsString>,
 }
 
 fn git_options(p: &Program<'_>) -> GitOptions {
@@ -122,8 +127,21 @@ fn git_options(p: &Program<'_>) -> GitOptions {
         git_dir: p.var("GIT_DIR").map(|d| p.absolute(d)),
         work_tree: p.var("GIT_WORK_TREE").is_some(),
         subcommand: None,
+        dashed: false,
+        first_operand: None,
     };
-    let mut args = p.argv.iter().skip(1).map(|a| a.as_bytes());
+    let argv0 = p
+        .argv
+        .first()
+        .map(|a| Path::new(a).file_name().unwrap_or_default());
+    if let Some(sub) = argv0.and_then(|n| n.as_bytes().strip_prefix(b"git-")) {
+        o.subcommand = Some(OsStr::from_bytes(sub).to_owned());
+        o.dashed = true;
+        o.first_operand = first_operand(p.argv.iter().skip(1));
+        return o;
+    }
+    let mut rest = p.argv.iter().skip(1);
+    let mut args = rest.by_ref().map(|a| a.as_bytes());
     while let Some(arg) = args.next() {
         let mut value = |prefix: &[u8]| -> Option<&[u8]> {
             match arg.strip_prefix(prefix) {
@@ -155,7 +173,13 @@ fn git_options(p: &Program<'_>) -> GitOptions {
             break;
         }
     }
+    o.first_operand = first_operand(rest);
     o
+}
+
+/// The first argument that is not an option.
+fn first_operand<'a>(mut args: impl Iterator<Item = &'a OsString>) -> Option<OsString> {
+    args.find(|a| !a.as_bytes().starts_with(b"-")).cloned()
 }
 
 /// See the module docs.
@@ -188,12 +212,21 @@ fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
     }
 
     let options = git_options(p);
-    let discovers = !matches!(
-        options.subcommand.as_deref().and_then(OsStr::to_str),
-        Some("init" | "clone")
-    );
+    let subcommand = options.subcommand.as_deref().and_then(OsStr::to_str);
+    // `git-receive-pack DIR` and friends enter DIR: it is the repository.
+    let enters = options.dashed
+        && matches!(
+            subcommand,
+            Some("receive-pack" | "upload-pack" | "upload-archive")
+        );
+    let discovers = !enters && !matches!(subcommand, Some("init" | "clone"));
+    let pushes = matches!(subcommand, Some("push" | "receive-pack"));
     let mut pins = Pins::new();
     let mut repo: Option<Repository> = None;
+    let mut urls: Vec<Vec<u8>> = Vec::new();
+    if enters || pushes {
+        urls.extend(options.first_operand.iter().map(|u| u.as_bytes().to_vec()));
+    }
     if let Some(git_dir) = &options.git_dir {
         repo = repository(git_dir, None, p, exposure)?;
     } else if discovers {
@@ -249,6 +282,9 @@ fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
         let named = config_paths(&text)
             .map_err(|e| format!("cannot read git configuration {}: {e}", file.display()))?;
         let base = resolved.parent().unwrap_or(Path::new("/"));
+        if pushes {
+            urls.extend(named.urls);
+        }
         for include in named.includes {
             configs.push(expand(&include, home.as_deref(), base)?);
         }
@@ -264,7 +300,56 @@ fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
             check_hooks(&dir, exposure)?;
         }
     }
+    // A push to a repository on this machine runs that repository's hooks
+    // (receive-pack, as the escalated git's child): it is context too.
+    for url in &urls {
+        if let Some(path) = local_repository(url, &options.dir) {
+            check_local_repository(&path, p, exposure)?;
+        }
+    }
     Ok(pins)
+}
+
+/// The path of a URL or path that names a repository on this machine
+/// (`/path`, `rel/path`, `file:///path`; a bare name only when such a
+/// directory exists), `None` for another machine's (`host:path`,
+/// `ssh://…`, `https://…`).
+fn local_repository(url: &[u8], base: &Path) -> Option<PathBuf> {
+    if let Some(path) = url.strip_prefix(b"file://") {
+        return Some(PathBuf::from(OsStr::from_bytes(path)));
+    }
+    if url.windows(3).any(|w| w == b"://") {
+        return None;
+    }
+    let slash = url.iter().position(|&c| c == b'/');
+    let colon = url.iter().position(|&c| c == b':');
+    if colon.is_some_and(|c| slash.is_none_or(|s| c < s)) {
+        return None;
+    }
+    let path = base.join(OsStr::from_bytes(url));
+    (slash.is_some() || path.exists()).then_some(path)
+}
+
+/// Checks every form of `path` git's `enter_repo` may use (`path/.git`,
+/// `path`, `path.git`) that exists.
+fn check_local_repository(path: &Path, p: &Program<'_>, exposure: &Exposure) -> Result<(), String> {
+    let mut dotted = path.as_os_str().to_owned();
+    dotted.push(".git");
+    for candidate in [path.join(".git"), path.to_path_buf(), PathBuf::from(dotted)] {
+        if candidate.symlink_metadata().is_err() {
+            continue;
+        }
+        if candidate.join(".git").symlink_metadata().is_ok() {
+            // A work tree: its `.git` is checked as its own candidate.
+            continue;
+        }
+        if let Some(repo) = repository(&candidate, None, p, exposure)
+            .map_err(|why| format!("the repository pushed to: {why}"))?
+        {
+            check_hooks(&repo.common_dir.join("hooks"), exposure)?;
+        }
+    }
+    Ok(())
 }
 
 fn git_reads(what: &str, why: String) -> String {
@@ -469,6 +554,9 @@ struct ConfigPaths {
     includes: Vec<Vec<u8>>,
     /// `core.hooksPath`.
     hooks_paths: Vec<Vec<u8>>,
+    /// URLs a push may go to: `remote.*.url`, `remote.*.pushurl`, and the
+    /// bases of `url.<base>.insteadOf`/`pushInsteadOf`.
+    urls: Vec<Vec<u8>>,
 }
 
 /// Parses git's configuration syntax (sections, quoted subsections, the
@@ -479,7 +567,7 @@ fn config_paths(text: &[u8]) -> Result<ConfigPaths, String> {
     let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
     let mut out = ConfigPaths::default();
     let mut section = Vec::new();
-    let mut has_subsection = false;
+    let mut subsection: Option<Vec<u8>> = None;
     let mut p = Parser {
         text,
         at: 0,
@@ -495,17 +583,22 @@ fn config_paths(text: &[u8]) -> Result<ConfigPaths, String> {
             b'#' | b';' => p.skip_line(),
             b'[' => {
                 p.bump();
-                (section, has_subsection) = p.section()?;
+                (section, subsection) = p.section()?;
             }
             c if c.is_ascii_alphabetic() => {
                 let key = p.key();
                 let value = p.value()?;
-                let name = (section.as_slice(), has_subsection, key.as_slice());
+                let name = (section.as_slice(), subsection.is_some(), key.as_slice());
                 let wanted = match name {
                     (b"include", false, b"path") | (b"includeif", true, b"path") => {
                         Some(&mut out.includes)
                     }
                     (b"core", false, b"hookspath") => Some(&mut out.hooks_paths),
+                    (b"remote", true, b"url" | b"pushurl") => Some(&mut out.urls),
+                    (b"url", true, b"insteadof" | b"pushinsteadof") => {
+                        out.urls.extend(subsection.clone());
+                        None
+                    }
                     _ => None,
                 };
                 if let (Some(list), Some(value)) = (wanted, value)
@@ -558,9 +651,8 @@ impl Parser<'_> {
         }
     }
 
-    /// After `[`: the section name (lowercase) and whether it has a
-    /// subsection.
-    fn section(&mut self) -> Result<(Vec<u8>, bool), String> {
+    /// After `[`: the section name (lowercase) and its subsection, if any.
+    fn section(&mut self) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
         let mut name = Vec::new();
         loop {
             match self.bump() {
@@ -570,8 +662,8 @@ impl Parser<'_> {
                     }
                     // `[section.sub]`: the old form of a subsection.
                     return Ok(match name.iter().position(|&c| c == b'.') {
-                        Some(dot) => (name[..dot].to_vec(), true),
-                        None => (name, false),
+                        Some(dot) => (name[..dot].to_vec(), Some(name[dot + 1..].to_vec())),
+                        None => (name, None),
                     });
                 }
                 Some(c) if c.is_ascii_alphanumeric() || c == b'-' || c == b'.' => {
@@ -585,16 +677,16 @@ impl Parser<'_> {
         if self.bump() != Some(b'"') {
             return Err(self.error("bad section header"));
         }
+        let mut sub = Vec::new();
         loop {
             match self.bump() {
                 Some(b'"') => break,
-                Some(b'\\') => {
-                    if matches!(self.bump(), None | Some(b'\n')) {
-                        return Err(self.error("bad subsection"));
-                    }
-                }
+                Some(b'\\') => match self.bump() {
+                    None | Some(b'\n') => return Err(self.error("bad subsection")),
+                    Some(c) => sub.push(c),
+                },
                 Some(b'\n') | None => return Err(self.error("bad subsection")),
-                Some(_) => {}
+                Some(c) => sub.push(c),
             }
         }
         if self.bump() != Some(b']') {
@@ -603,7 +695,7 @@ impl Parser<'_> {
         if name.contains(&b'.') {
             return Err(self.error("bad section header"));
         }
-        Ok((name, true))
+        Ok((name, Some(sub)))
     }
 
     /// A key name, lowercased.
@@ -734,6 +826,26 @@ mod tests {
         ] {
             assert!(config_paths(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn local_and_remote_urls() {
+        let base = Path::new("/w");
+        let local = |u: &str| local_repository(u.as_bytes(), base);
+        assert_eq!(local("/srv/r.git"), Some(PathBuf::from("/srv/r.git")));
+        assert_eq!(local("file:///srv/r"), Some(PathBuf::from("/srv/r")));
+        assert_eq!(local("../r"), Some(PathBuf::from("/w/../r")));
+        for remote in [
+            "host:r.git",
+            "git@host:r",
+            "ssh://host/r",
+            "https://h/r",
+            "HEAD:refs/heads/x",
+        ] {
+            assert_eq!(local(remote), None, "{remote}");
+        }
+        // A bare name is a remote's name unless such a directory exists.
+        assert_eq!(local("origin"), None);
     }
 
     #[test]

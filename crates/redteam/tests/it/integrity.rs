@@ -564,3 +564,51 @@ async fn a_question_says_when_the_command_will_run_sandboxed() {
     assert!(!marker.exists(), "{r:?}");
     s.assert_contained(base, &[&marker]).await;
 }
+
+/// An approved push to a repository on this machine that the sandbox made
+/// (in `/tmp`, with a `pre-receive` hook): receive-pack runs that hook as
+/// the escalated git's child, so the repository pushed to is context too
+/// (named by path or `file://` URL here; a remote's URL from the checked
+/// configuration is looked at the same way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_to_a_repository_the_sandbox_made_is_not_escalated() {
+    let (s, base) = server(Reply::Accept, repository).await;
+    let marker = s.outside.join("by-pre-receive");
+    let tmp = tmp_dir();
+    let evil = tmp.path().join("evil.git");
+    let hook = format!("#!/bin/sh\necho escaped > {}\n", marker.display());
+    let r = s
+        .shell(&format!(
+            "git init -q --bare {evil} && printf '%s' '{hook}' > {evil}/hooks/pre-receive && chmod +x {evil}/hooks/pre-receive; echo rc=$?",
+            evil = evil.display(),
+        ))
+        .await;
+    assert_eq!(r.output, "rc=0\n", "{r:?}");
+    for url in [
+        evil.display().to_string(),
+        format!("file://{}", evil.display()),
+    ] {
+        let r = s
+            .shell(&format!("git push -q {url} HEAD:refs/heads/x; echo rc=$?"))
+            .await;
+        assert!(
+            !marker.exists(),
+            "the pushed-to repository's hook ran outside: {r:?}"
+        );
+        assert!(r.output.contains("not escalated"), "{r:?}");
+    }
+    // Control: the same push outside the sandbox runs the hook.
+    let out = Command::new("git")
+        .args([
+            "push",
+            "-q",
+            &evil.display().to_string(),
+            "HEAD:refs/heads/control",
+        ])
+        .current_dir(&s.work)
+        .output()
+        .unwrap();
+    assert!(marker.exists(), "control: {out:?}");
+    std::fs::remove_file(&marker).unwrap();
+    s.assert_contained(base, &[&marker]).await;
+}
