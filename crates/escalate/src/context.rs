@@ -37,7 +37,12 @@
 //!   directory (`commondir`, `$GIT_COMMON_DIR`) whole, with their config
 //!   files, hooks (and every hook that is a symlink) and `info/`;
 //! - every `include.path` and `includeIf.*.path` of those files (whatever
-//!   the condition), and `core.hooksPath`.
+//!   the condition), and `core.hooksPath`;
+//! - for `push` (and `git-receive-pack DIR`), a repository on this machine
+//!   pushed to — the first operand, every `remote.*.url`/`pushurl` and
+//!   `url.<base>.insteadOf` base of those files that is a local path or
+//!   `file://` URL — as a repository: receive-pack runs its hooks, as a
+//!   child of the escalated git.
 //!
 //! Each must lie outside every writable root, or in a read-only subpath no
 //! sandbox wrote (a missing file must be one no sandbox could create). The
