@@ -123,6 +123,7 @@ fn help_and_version() {
         "--network",
         "--config",
         "--elicitation-timeout-secs",
+        "--pass-env",
         "--default-timeout-ms",
         "--output-head-bytes",
         "check",
@@ -284,4 +285,82 @@ fn start_up_errors_name_each_cause_once() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.matches(cause).count(), 1, "{text}");
     }
+}
+
+/// `check` judges the name given and the file it resolves to, and says
+/// when they disagree; `allow` rules for programs that run project code
+/// are warned about.
+#[test]
+fn check_shows_both_names_and_warns_about_code_runners() {
+    let home = codex_home_with(&[(
+        "a.rules",
+        "prefix_rule(pattern = [\"cat\"])\nprefix_rule(pattern = [\"make\"])\n\
+         prefix_rule(pattern = [\"rm\"], decision = \"forbidden\")\n",
+    )]);
+    let python = std::fs::canonicalize("/usr/bin/python3").expect("python3");
+    let rm = std::fs::canonicalize("/bin/rm").unwrap();
+    let links = tempfile::tempdir().unwrap();
+    let cat = links.path().join("cat");
+    std::os::unix::fs::symlink(&python, &cat).unwrap();
+    let x = links.path().join("x");
+    std::os::unix::fs::symlink(&rm, &x).unwrap();
+
+    let cat = cat.display().to_string();
+    let args = ["check", "--", &cat, "-c", "print(1)"];
+    let out = run_server(&args, home.path());
+    assert!(out.status.success(), "{}", describe(&args, &out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], Value::Null, "{v}");
+    assert_eq!(v["matched_rules"][0]["decision"], "allow", "{v}");
+    assert_eq!(v["file"], python.display().to_string(), "{v}");
+    assert_eq!(v["file_evaluation"]["decision"], Value::Null, "{v}");
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("allows both names")),
+        "{v}"
+    );
+
+    let x = x.display().to_string();
+    let args = ["check", "--", &x, "f"];
+    let v: Value = serde_json::from_slice(&run_server(&args, home.path()).stdout).unwrap();
+    assert_eq!(v["decision"], "forbidden", "{v}");
+    assert_eq!(v["matched_rules"], serde_json::json!([]), "{v}");
+    assert_eq!(v["file_evaluation"]["decision"], "forbidden", "{v}");
+
+    let args = ["check", "--", "make", "all"];
+    let v: Value = serde_json::from_slice(&run_server(&args, home.path()).stdout).unwrap();
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("a.rules:2:1") && warnings.contains("runs the project's build file"),
+        "{v}"
+    );
+}
+
+/// `--pass-env` refuses names that select code or configuration.
+#[test]
+fn pass_env_refuses_names_that_load_code() {
+    let home = codex_home_with(&[]);
+    for name in [
+        "LD_PRELOAD",
+        "HOME",
+        "GIT_DIR",
+        "XDG_CONFIG_HOME",
+        "PATH",
+        "not-a-name",
+    ] {
+        let args = ["--pass-env", name, "check", "--", "ls"];
+        let out = run_server(&args, home.path());
+        let text = describe(&args, &out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(name),
+            "{text}"
+        );
+    }
+    let args = ["--pass-env", "MY_TOOL_OPTS", "check", "--", "ls"];
+    let out = run_server(&args, home.path());
+    assert!(out.status.success(), "{}", describe(&args, &out));
 }
