@@ -238,6 +238,73 @@ fn sandbox_launchers_confine_then_exec() {
     }
 }
 
+/// `--report-fd`: the launcher writes what it enforced (JSON) on the pipe
+/// and closes it before the command runs: the reader sees the end of the
+/// pipe while the command still waits (here, for its stdin), so no
+/// supervisor kept a copy. The fd is set up by `sh` (`3>&1`): the test's
+/// pipe is fd 3 of the launcher, its stdout goes to stderr.
+#[test]
+fn the_launcher_reports_on_its_fd_and_closes_it_before_the_command_runs() {
+    use std::io::{Read, Write};
+    let small = crate::util::sandbox_exec();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    let spec = serde_json::json!({
+        "writable_roots": [root],
+        "read_only_subpaths": [root.join(".git")],
+        "network": false
+    })
+    .to_string();
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#"exec "$0" --report-fd 3 --spec "$1" -- /bin/sh -c 'read line; echo "got $line"' 3>&1 1>&2"#)
+        .arg(&small)
+        .arg(&spec)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Read on a thread: a launcher that kept the pipe open until the
+    // command's end would block the read for good.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut report = String::new();
+        let read = stdout.read_to_string(&mut report).map(|_| report);
+        let _ = tx.send(read);
+    });
+    let report = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let still_running = child.try_wait().unwrap().is_none();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "report: {report:?}\nstatus: {:?}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = report
+        .expect("no end of the report pipe while the command ran")
+        .unwrap();
+    assert!(still_running, "{text}");
+    let applied: serde_json::Value = serde_json::from_str(&report).expect(&text);
+    assert!(applied["landlock_abi"].as_u64().is_some(), "{text}");
+    // The read-only subpath is reported protected exactly when the
+    // launcher got a mount namespace.
+    let protected = applied["read_only_subpaths"] == serde_json::json!([root.join(".git")]);
+    let unprotected =
+        applied["unprotected_subpaths"][0]["path"] == serde_json::json!(root.join(".git"));
+    assert!(protected != unprotected, "{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("got go"),
+        "{text}"
+    );
+}
+
 /// Every error the binary prints names its cause once (a chain whose cause
 /// is already in its message is not printed twice).
 #[test]
