@@ -1,20 +1,23 @@
 //! Per-exec overhead of interception: `N` runs of `/bin/true` in one Bash,
 //! with the wrapper (every exec decided "run") and without it.
 //!
-//! `cargo run --release -p escalate --example exec_overhead -- BASH WRAPPER [N] [--unasked]`
+//! `cargo run --release -p escalate --example exec_overhead -- BASH WRAPPER [N] [--unasked | --escalate] [--command CMD]`
 //!
 //! With `--unasked` the decider names no program (`asks_about` is empty),
 //! so the wrappers run `/bin/true` without asking; by default they ask.
+//! With `--escalate` every exec is escalated (started by this process, as
+//! the server starts an allowed program). `--command CMD` runs `CMD`
+//! instead of `/bin/true` in the loop (e.g. `git -C /repo status -s`, whose
+//! escalation checks the repository first).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use escalate::{
-    Control, Decider, EscalationConfig, ExecRequest, ShellConfig, ShellRequest, Verdict,
-};
+use escalate::{Control, Decider, EscalationConfig, Exec, ShellConfig, ShellRequest, Verdict};
 
 struct RunAll {
     unasked: bool,
+    escalate: bool,
 }
 
 impl Decider for RunAll {
@@ -22,12 +25,16 @@ impl Decider for RunAll {
         self.unasked.then(Vec::new)
     }
 
-    fn decide_now(&self, _: &ExecRequest) -> Option<Verdict> {
-        Some(Verdict::Run)
+    fn decide_now(&self, _: &Exec<'_>) -> Option<Verdict> {
+        (!self.escalate).then_some(Verdict::Run)
     }
 
-    fn decide(&self, _: &ExecRequest) -> Verdict {
-        Verdict::Run
+    fn decide(&self, _: &Exec<'_>) -> Verdict {
+        if self.escalate {
+            Verdict::Escalate
+        } else {
+            Verdict::Run
+        }
     }
 }
 
@@ -36,7 +43,12 @@ fn main() {
     let (bash, wrapper) = (args[1].clone(), args[2].clone());
     let n: u32 = args.get(3).map_or(500, |s| s.parse().unwrap());
     let unasked = args.iter().any(|a| a == "--unasked");
-    let command = format!("for ((i = 0; i < {n}; i++)); do /bin/true; done");
+    let escalate = args.iter().any(|a| a == "--escalate");
+    let body = args
+        .iter()
+        .position(|a| a == "--command")
+        .map_or("/bin/true", |i| args[i + 1].as_str());
+    let command = format!("for ((i = 0; i < {n}; i++)); do {body}; done");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = ShellConfig {
         bash: bash.clone().into(),
@@ -66,7 +78,7 @@ fn main() {
         .block_on(escalate::run_shell(
             &config,
             request,
-            Arc::new(RunAll { unasked }),
+            Arc::new(RunAll { unasked, escalate }),
             control,
         ))
         .unwrap();

@@ -3,108 +3,156 @@
 //!
 //! Every field of the request was chosen by code inside the sandbox, so:
 //! - **Program identity**: the path is resolved (relative to the request's
-//!   working directory, symlinks followed) and must be a regular executable
-//!   file that is not under any writable root of the sandbox, so sandboxed
-//!   code cannot have planted or changed it, nor renamed anything along its
-//!   resolved path. An ELF program is opened once and the opened file is
-//!   what runs (`/proc/self/fd/N`), so nothing can be swapped between the
-//!   check and the exec. `N` is above every fd number the wrapper asked
-//!   for, so its fds, moved into place in the child, cannot replace it. A script (`#!`) runs by its resolved path, which is
-//!   safe for the same reason: no sandboxed writer can change that path.
-//! - **Environment**: the request's variables minus [`ENV_DENYLIST`] (and
-//!   the configured extras); `PATH` comes from the server.
+//!   working directory, symlinks followed) once, by the session, and that
+//!   resolved file is what the decider judges (by both names, see
+//!   `policy::Policy::check_program`) and what runs. It must be a regular
+//!   executable file that no sandbox can have planted or changed, nor any
+//!   directory or link on its way (see [`Exposure`]). An ELF program is
+//!   opened once and the opened file is what runs (`/proc/self/fd/N`), so
+//!   nothing can be swapped between the check and the exec. `N` is above
+//!   every fd number the wrapper asked for, so its fds, moved into place in
+//!   the child, cannot replace it. A script (`#!`) runs by its resolved
+//!   path, which is safe for the same reason: no sandboxed writer can change
+//!   that path.
+//! - **Environment**: the server's own, plus the request's allow-listed
+//!   variables ([`EnvPolicy`]); `PWD` is the real working directory.
 //! - **Working directory**: resolved, must be an existing directory.
+//! - **Context**: the configuration the program reads that runs code (for
+//!   git: its repository and configuration files) must be nothing a sandbox
+//!   could have written (see the `context` module).
 //!
-//! A request that fails any check is not escalated: the caller lets it run
-//! inside the sandbox instead, where it can do no more than any sandboxed
-//! code.
+//! A request that fails any check is not escalated: it runs inside the
+//! sandbox instead, where it can do no more than any sandboxed code, and
+//! the wrapper prints why ([`Refusal::notice`]).
+//!
+//! [`Exposure`]: crate::Exposure
+//! [`EnvPolicy`]: crate::EnvPolicy
 
+use std::cell::OnceCell;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::{EscalationConfig, ExecRequest, Reaper, ReaperProgram, sys};
-
-/// Variables removed from every escalated program's environment: each
-/// loads code or configuration into the new process, or steers the shell
-/// machinery. Entries ending in `*` are prefixes.
-pub const ENV_DENYLIST: &[&str] = &[
-    // Dynamic loaders (glibc, musl, macOS).
-    "LD_*",
-    "DYLD_*",
-    "GCONV_PATH",
-    "HOSTALIASES",
-    "LOCALDOMAIN",
-    "RES_OPTIONS",
-    "MALLOC_*",
-    "GLIBC_TUNABLES",
-    // Shells.
-    "BASH_ENV",
-    "ENV",
-    "BASH_FUNC_*",
-    "SHELLOPTS",
-    "BASHOPTS",
-    "PS4",
-    "PROMPT_COMMAND",
-    "IFS",
-    "CDPATH",
-    // Interpreters.
-    "PYTHONSTARTUP",
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONINSPECT",
-    "PYTHONUSERBASE",
-    "NODE_OPTIONS",
-    "NODE_PATH",
-    "PERL5OPT",
-    "PERL5LIB",
-    "PERLLIB",
-    "PERL5DB",
-    "RUBYOPT",
-    "RUBYLIB",
-    "JAVA_TOOL_OPTIONS",
-    "_JAVA_OPTIONS",
-    "JDK_JAVA_OPTIONS",
-    "LUA_INIT*",
-    "LUA_PATH*",
-    "LUA_CPATH*",
-    // Git.
-    "GIT_CONFIG*",
-    "GIT_EXEC_PATH",
-    "GIT_SSH",
-    "GIT_SSH_COMMAND",
-    "GIT_ASKPASS",
-    "GIT_EDITOR",
-    "GIT_PAGER",
-    "GIT_PROXY_COMMAND",
-    "GIT_EXTERNAL_DIFF",
-    "GIT_TEMPLATE_DIR",
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "SSH_ASKPASS",
-    // Pagers and editors that may be run on the program's behalf.
-    "PAGER",
-    "LESSOPEN",
-    "LESSCLOSE",
-    "EDITOR",
-    "VISUAL",
-    // Our own plumbing: the escalated program is not wrapped.
-    "BASH_EXEC_WRAPPER",
-    "CODEX_ESCALATE_*",
-    // Replaced by the server's.
-    "PATH",
-];
+use crate::context::{self, Program};
+use crate::{EscalationConfig, ExecRequest, Reaper, ReaperProgram, display, sys};
 
 /// Why a request is not escalated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+pub enum Refusal {
+    /// The program or working directory does not exist (or is not what an
+    /// exec needs): the exec fails inside the sandbox the usual way, and no
+    /// notice is printed.
+    #[error("{0}")]
+    Missing(String),
+    /// Escalating would run something sandboxed code could have prepared.
+    #[error("{0}")]
+    Unsafe(String),
+}
+
+impl Refusal {
+    /// The line the wrapper prints before running the program inside the
+    /// sandbox; `None` for [`Refusal::Missing`].
+    pub fn notice(&self) -> Option<String> {
+        match self {
+            Refusal::Missing(_) => None,
+            Refusal::Unsafe(why) => Some(format!(
+                "codex-execve-wrapper: not escalated, running inside the sandbox: {}",
+                display::one_line(&display::cut(why, 2 * display::LOG_LIMIT))
+            )),
+        }
+    }
+}
+
+/// One exec as a [`crate::Decider`] sees it: the request, the file its
+/// program resolves to, and (on demand) whether an escalation would be
+/// refused.
+pub struct Exec<'a> {
+    /// What the wrapper sent: every field chosen inside the sandbox.
+    pub request: &'a ExecRequest,
+    /// The file the program path resolves to (relative to the request's
+    /// working directory, every symlink followed): what would run. `None`
+    /// when it does not resolve.
+    pub program: Option<&'a Path>,
+    config: &'a EscalationConfig,
+    prepared: OnceCell<Result<Prepared, Refusal>>,
+}
+
+impl std::fmt::Debug for Exec<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exec")
+            .field("file", &self.request.file)
+            .field("program", &self.program)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Exec<'a> {
+    /// An exec whose program resolves to `program` ([`resolve_program`]);
+    /// the session makes these, tests and benchmarks may too.
+    pub fn new(
+        request: &'a ExecRequest,
+        program: Option<&'a Path>,
+        config: &'a EscalationConfig,
+    ) -> Exec<'a> {
+        Exec {
+            request,
+            program,
+            config,
+            prepared: OnceCell::new(),
+        }
+    }
+
+    /// Why the program would run inside the sandbox if the verdict were
+    /// Escalate, `None` when it would be escalated. Checks the program, its
+    /// working directory and its context (file system IO: not for
+    /// [`crate::Decider::decide_now`]); the result is kept for the
+    /// escalation itself.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.prepared().as_ref().err()
+    }
+
+    /// The request's variables an escalated program would get with another
+    /// value than the server's: what an approval question must show.
+    pub fn env_changes(&self) -> Vec<(&'a OsStr, &'a OsStr)> {
+        self.config.env.changes(&self.request.env)
+    }
+
+    /// The directory the program would start in: resolved when it exists.
+    pub fn cwd(&self) -> PathBuf {
+        match self.prepared() {
+            Ok(prepared) => prepared.cwd.clone(),
+            Err(_) => std::fs::canonicalize(&self.request.cwd)
+                .unwrap_or_else(|_| PathBuf::from(&self.request.cwd)),
+        }
+    }
+
+    fn prepared(&self) -> &Result<Prepared, Refusal> {
+        self.prepared
+            .get_or_init(|| prepare(self.request, self.program, self.config))
+    }
+
+    /// The checked program, ready to spawn, or why not.
+    pub(crate) fn into_prepared(self) -> Result<Prepared, Refusal> {
+        self.prepared();
+        self.prepared
+            .into_inner()
+            .unwrap_or_else(|| unreachable!("initialised just above"))
+    }
+}
+
+/// The file `request.file` resolves to, relative to its working directory.
+pub fn resolve_program(request: &ExecRequest) -> Option<PathBuf> {
+    let file = Path::new(&request.file);
+    if file.as_os_str().is_empty() {
+        return None;
+    }
+    std::fs::canonicalize(Path::new(&request.cwd).join(file)).ok()
+}
 
 /// A request that passed every check, ready to spawn.
 #[derive(Debug)]
@@ -119,47 +167,48 @@ pub struct Prepared {
     cwd: PathBuf,
 }
 
-/// Checks `request` against the rules above.
-pub fn prepare(request: &ExecRequest, config: &EscalationConfig) -> Result<Prepared, Refusal> {
+/// Checks `request`, whose program the session resolved to `program`,
+/// against the rules above.
+fn prepare(
+    request: &ExecRequest,
+    program: Option<&Path>,
+    config: &EscalationConfig,
+) -> Result<Prepared, Refusal> {
     let cwd = Path::new(&request.cwd);
     if !cwd.is_absolute() {
-        return Err(Refusal(format!(
+        return Err(Refusal::Unsafe(format!(
             "working directory {} is not absolute",
             cwd.display()
         )));
     }
     let cwd = std::fs::canonicalize(cwd)
-        .map_err(|e| Refusal(format!("working directory {}: {e}", cwd.display())))?;
+        .map_err(|e| Refusal::Missing(format!("working directory {}: {e}", cwd.display())))?;
     if !cwd.is_dir() {
-        return Err(Refusal(format!(
+        return Err(Refusal::Missing(format!(
             "working directory {} is not a directory",
             cwd.display()
         )));
     }
 
-    let file = Path::new(&request.file);
-    if file.as_os_str().is_empty() {
-        return Err(Refusal("empty program path".into()));
-    }
-    let joined = cwd.join(file);
-    let program = std::fs::canonicalize(&joined)
-        .map_err(|e| Refusal(format!("program {}: {e}", joined.display())))?;
-    for root in &config.writable_roots {
-        if program.starts_with(root) {
-            return Err(Refusal(format!(
-                "program {} is under the writable root {}: sandboxed code could have planted it",
-                program.display(),
-                root.display()
-            )));
-        }
-    }
-    let mut opened =
-        File::open(&program).map_err(|e| Refusal(format!("program {}: {e}", program.display())))?;
+    let Some(program) = program else {
+        return Err(Refusal::Missing(format!(
+            "program {} does not exist",
+            Path::new(&request.file).display()
+        )));
+    };
+    config.exposure.check_file(program).map_err(|why| {
+        Refusal::Unsafe(format!(
+            "program {}: {why}: sandboxed code could have planted it",
+            program.display()
+        ))
+    })?;
+    let mut opened = File::open(program)
+        .map_err(|e| Refusal::Missing(format!("program {}: {e}", program.display())))?;
     let meta = opened
         .metadata()
-        .map_err(|e| Refusal(format!("program {}: {e}", program.display())))?;
+        .map_err(|e| Refusal::Missing(format!("program {}: {e}", program.display())))?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        return Err(Refusal(format!(
+        return Err(Refusal::Missing(format!(
             "program {} is not an executable file",
             program.display()
         )));
@@ -172,51 +221,28 @@ pub fn prepare(request: &ExecRequest, config: &EscalationConfig) -> Result<Prepa
     if argv.is_empty() {
         argv.push(request.file.clone());
     }
+    let mut env = config.env.environment(&request.env, &cwd);
+    let pins = context::check(
+        &Program {
+            file: program,
+            argv: &argv,
+            env: &env,
+            cwd: &cwd,
+        },
+        &config.exposure,
+    )
+    .map_err(Refusal::Unsafe)?;
+    for (key, value) in pins {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
     Ok(Prepared {
-        program,
+        program: program.to_path_buf(),
         file,
         argv,
-        env: with_pwd(filter_env(&request.env, config), &cwd),
+        env,
         cwd,
     })
-}
-
-/// `PWD` set to the directory the program really starts in, not whatever the
-/// request claimed.
-fn with_pwd(mut env: Vec<(OsString, OsString)>, cwd: &Path) -> Vec<(OsString, OsString)> {
-    env.retain(|(k, _)| k != "PWD");
-    env.push(("PWD".into(), cwd.as_os_str().to_owned()));
-    env
-}
-
-/// The request's environment minus the denylist, with the server's `PATH`.
-pub fn filter_env(env: &[OsString], config: &EscalationConfig) -> Vec<(OsString, OsString)> {
-    let denied = |key: &[u8]| {
-        ENV_DENYLIST
-            .iter()
-            .copied()
-            .chain(config.extra_env_denylist.iter().map(String::as_str))
-            .any(|pat| match pat.strip_suffix('*') {
-                Some(prefix) => key.starts_with(prefix.as_bytes()),
-                None => key == pat.as_bytes(),
-            })
-    };
-    let mut out: Vec<(OsString, OsString)> = env
-        .iter()
-        .filter_map(|kv| {
-            let bytes = kv.as_bytes();
-            let eq = bytes.iter().position(|&b| b == b'=')?;
-            let (key, value) = (&bytes[..eq], &bytes[eq + 1..]);
-            (!key.is_empty() && !denied(key)).then(|| {
-                (
-                    OsStr::from_bytes(key).into(),
-                    OsStr::from_bytes(value).into(),
-                )
-            })
-        })
-        .collect();
-    out.push(("PATH".into(), config.path.clone()));
-    out
 }
 
 impl Prepared {
@@ -318,12 +344,4 @@ impl Prepared {
         });
         child.map(|child| (child, lifeline))
     }
-}
-
-/// The file a request's program resolves to (relative to its working
-/// directory, symlinks followed), or the path as given when it cannot be
-/// resolved.
-pub fn canonical_program(request: &ExecRequest) -> PathBuf {
-    let joined = Path::new(&request.cwd).join(Path::new(&request.file));
-    std::fs::canonicalize(&joined).unwrap_or(joined)
 }

@@ -7,8 +7,12 @@
 //! Escalated programs run here, outside the sandbox, with the fds the
 //! wrapper passed.
 
+mod context;
+pub mod display;
+mod env;
 mod escalated;
 mod exec_check;
+mod exposure;
 mod output;
 mod session;
 mod shell;
@@ -16,8 +20,11 @@ mod sys;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-pub use escalated::{ENV_DENYLIST, filter_env};
+pub use env::{EnvPolicy, NEVER_PASSED, PASSED, PassEnvError};
+pub use escalated::{Exec, Refusal, resolve_program};
+pub use exposure::{Exposure, Registration};
 pub use output::OutputLimits;
 pub use protocol::ExecRequest;
 pub use session::Session;
@@ -31,7 +38,9 @@ pub use shell::{
 pub enum Verdict {
     /// The wrapper execs the program itself, inside the sandbox.
     Run,
-    /// The server runs the program outside the sandbox.
+    /// The server runs the program outside the sandbox, unless
+    /// [`Exec::refusal`] says why it must not (it then runs inside, and
+    /// the wrapper prints why).
     Escalate,
     /// The wrapper prints `Execution denied: <reason>` and exits 1.
     Deny(String),
@@ -43,8 +52,8 @@ pub trait Decider: Send + Sync + 'static {
     /// human. Called first, on the thread that accepts every exec of the
     /// session, so it must not block; `None` (the default) defers the
     /// request to [`Decider::decide`] on a thread of its own.
-    fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {
-        let _ = request;
+    fn decide_now(&self, exec: &Exec<'_>) -> Option<Verdict> {
+        let _ = exec;
         None
     }
 
@@ -62,15 +71,17 @@ pub trait Decider: Send + Sync + 'static {
 
     /// Called on a plain thread (never a tokio worker), once per exec that
     /// [`Decider::decide_now`] left open (or that arrived without an inline
-    /// request); it may block, for instance to ask a human.
-    fn decide(&self, request: &ExecRequest) -> Verdict;
+    /// request); it may block, for instance to ask a human (who should be
+    /// told [`Exec::refusal`], if any, before answering).
+    fn decide(&self, exec: &Exec<'_>) -> Verdict;
 
     /// The verdict for an exec seen by the exec check (any process of the
     /// sandbox, not through the wrapper), which runs in the sandbox
     /// whatever the rules say: [`Verdict::Run`] or [`Verdict::Deny`] at
     /// once, or `None` when a human must be asked (then
     /// [`Decider::ask_sandboxed`], on a thread of its own). Must not block.
-    /// The default lets everything run.
+    /// The default lets everything run. `request.file` is the file that
+    /// runs (symlinks resolved in the process's view).
     fn check_sandboxed(&self, request: &ExecRequest) -> Option<Verdict> {
         let _ = request;
         Some(Verdict::Run)
@@ -84,17 +95,15 @@ pub trait Decider: Send + Sync + 'static {
     }
 }
 
-/// How escalated programs are started.
-#[derive(Debug, Clone)]
+/// How escalated programs are started; shared by every call of a server.
+#[derive(Debug, Clone, Default)]
 pub struct EscalationConfig {
-    /// `PATH` given to escalated programs (the request's is not trusted).
-    pub path: OsString,
-    /// Extra environment variable names (exact, or prefixes ending in `*`)
-    /// removed from escalated programs, on top of the built-in list.
-    pub extra_env_denylist: Vec<String>,
-    /// Directories the sandboxed side can write: a program under one of
-    /// them is never escalated (it could have been planted).
-    pub writable_roots: Vec<PathBuf>,
+    /// Their environment: the server's, plus allow-listed variables of the
+    /// request.
+    pub env: Arc<EnvPolicy>,
+    /// What sandboxed code could have written: no program is escalated
+    /// from there, nor in a context read from there.
+    pub exposure: Arc<Exposure>,
     /// The launcher escalated programs run under (see
     /// `ShellConfig::launcher`), so that nothing they start outlives them or
     /// the call. `None`: they are started directly.
@@ -118,15 +127,4 @@ pub struct Reaper {
 pub enum ReaperProgram {
     File(std::sync::Arc<std::os::fd::OwnedFd>),
     Path(PathBuf),
-}
-
-impl Default for EscalationConfig {
-    fn default() -> Self {
-        EscalationConfig {
-            path: std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-            extra_env_denylist: Vec::new(),
-            writable_roots: Vec::new(),
-            reaper: None,
-        }
-    }
 }

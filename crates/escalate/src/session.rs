@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -31,8 +32,8 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::Pid;
 use protocol::{Conn, Handshake, ServerMsg, WrapperMsg};
 
-use crate::escalated::{self, Prepared};
-use crate::{Decider, EscalationConfig, ExecRequest, Verdict, sys};
+use crate::escalated::{self, Exec, Prepared};
+use crate::{Decider, EscalationConfig, ExecRequest, Verdict, display, sys};
 
 /// How long a wrapper may take to send a whole frame it owes us (however it
 /// trickles it), or to make room for one we send.
@@ -334,12 +335,16 @@ impl Workers {
     }
 }
 
-/// A connection handed to a worker, with its request and verdict when the
-/// accepting thread already has them.
+/// A connection handed to a worker, with its request (and the file its
+/// program resolves to) and verdict when the accepting thread already has
+/// them.
 struct Pending {
     conn: Conn,
-    request: Option<(ExecRequest, Option<Verdict>)>,
+    request: Option<Decided>,
 }
+
+/// A request, the file its program resolves to, and the verdict if given.
+type Decided = (ExecRequest, Option<PathBuf>, Option<Verdict>);
 
 fn worker_loop(shared: &Shared) {
     while let Some(pending) = shared.workers.next() {
@@ -415,18 +420,25 @@ fn accept(handshake: Handshake, shared: &Arc<Shared>) {
             conn,
             request: None,
         },
-        Some(Ok(WrapperMsg::Exec(request))) => match shared.decider.decide_now(&request) {
-            Some(Verdict::Run) => {
-                reply_now(ServerMsg::Run);
-                let audit = Audit(&request);
-                tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
-                return;
+        Some(Ok(WrapperMsg::Exec(request))) => {
+            let program = escalated::resolve_program(&request);
+            let exec = Exec::new(&request, program.as_deref(), &shared.config);
+            match shared.decider.decide_now(&exec) {
+                Some(Verdict::Run) => {
+                    reply_now(ServerMsg::Run);
+                    let audit = Audit(&request);
+                    tracing::debug!(program = %audit.file(), argv = %audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
+                    return;
+                }
+                verdict => {
+                    drop(exec);
+                    Pending {
+                        conn,
+                        request: Some((request, program, verdict)),
+                    }
+                }
             }
-            verdict => Pending {
-                conn,
-                request: Some((request, verdict)),
-            },
-        },
+        }
         Some(Ok(other)) => {
             return reply_now(ServerMsg::Error(format!(
                 "expected an exec request, got {}",
@@ -475,7 +487,7 @@ fn queue(pending: Pending, shared: &Arc<Shared>) {
 
 /// Serves one wrapper connection from its `Exec` (read here unless it came
 /// inline) to its end.
-fn serve(conn: &Conn, request: Option<(ExecRequest, Option<Verdict>)>, shared: &Shared) {
+fn serve(conn: &Conn, request: Option<Decided>, shared: &Shared) {
     let reply = |msg: ServerMsg| {
         if let Err(e) = conn.send_within(&msg, READ_DEADLINE) {
             tracing::debug!(error = %e, "wrapper went away before the answer");
@@ -490,47 +502,49 @@ fn serve(conn: &Conn, request: Option<(ExecRequest, Option<Verdict>)>, shared: &
         tracing::warn!(error = %e, "escalation connection unusable");
         return;
     }
-    let (request, verdict) = match request {
+    let (request, program, verdict) = match request {
         Some(decided) => decided,
         None => match read_request(conn) {
-            Ok(request) => (request, None),
+            Ok(request) => {
+                let program = escalated::resolve_program(&request);
+                (request, program, None)
+            }
             Err(Some(message)) => return reply(ServerMsg::Error(message)),
             Err(None) => return,
         },
     };
     let asked = verdict.is_none();
-    let verdict = verdict.unwrap_or_else(|| shared.decider.decide(&request));
+    let exec = Exec::new(&request, program.as_deref(), &shared.config);
+    let verdict = verdict.unwrap_or_else(|| shared.decider.decide(&exec));
     let audit = Audit(&request);
     match verdict {
-        Verdict::Run if asked => {
-            // The wrapper runs it itself next: the exec check must not
-            // ask about it again.
-            if let Some(expected) = &shared.expected
-                && let Ok(creds) =
-                    nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)
-            {
-                let file = crate::escalated::canonical_program(&request);
-                expected.expect(creds.pid() as u32, file, request.argv.clone());
-            }
-            tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
-            reply(ServerMsg::Run)
-        }
         Verdict::Run => {
-            tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
+            if asked {
+                expect_exec(conn, &request, program.as_deref(), shared);
+            }
+            tracing::debug!(program = %audit.file(), argv = %audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
             reply(ServerMsg::Run)
         }
         Verdict::Deny(reason) => {
-            tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "deny", %reason, "exec");
+            tracing::debug!(program = %audit.file(), argv = %audit.argv(), cwd = %audit.cwd(), decision = "deny",
+                reason = %display::cut(&reason, display::LOG_LIMIT), "exec");
             reply(ServerMsg::Deny { reason })
         }
-        Verdict::Escalate => match escalated::prepare(&request, &shared.config) {
+        Verdict::Escalate => match exec.into_prepared() {
             Err(refusal) => {
-                tracing::warn!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run",
-                    %refusal, "not escalated; running inside the sandbox instead");
-                reply(ServerMsg::Run)
+                let shown = display::cut(&refusal.to_string(), 2 * display::LOG_LIMIT);
+                tracing::warn!(program = %audit.file(), argv = %audit.argv(), cwd = %audit.cwd(), decision = "run",
+                    refusal = %shown, "not escalated; running inside the sandbox instead");
+                if asked {
+                    expect_exec(conn, &request, program.as_deref(), shared);
+                }
+                reply(match refusal.notice() {
+                    Some(notice) => ServerMsg::RunSandboxed { notice },
+                    None => ServerMsg::Run,
+                })
             }
             Ok(prepared) => {
-                tracing::info!(program = %prepared.program.display(), argv = ?audit.argv(), cwd = %audit.cwd(),
+                tracing::info!(program = %prepared.program.display(), argv = %audit.argv(), cwd = %audit.cwd(),
                     decision = "escalate", "exec");
                 escalate(
                     conn,
@@ -541,6 +555,26 @@ fn serve(conn: &Conn, request: Option<(ExecRequest, Option<Verdict>)>, shared: &
             }
         },
     }
+}
+
+/// Tells the exec check (when the call has one) that the wrapper behind
+/// `conn` execs `request` itself next, inside the sandbox (Run, or an
+/// escalation refused): it was decided here, perhaps by a human, and must
+/// not be asked about again. Keyed by the wrapper's pid, the file its
+/// program resolves to, and argv.
+fn expect_exec(conn: &Conn, request: &ExecRequest, program: Option<&Path>, shared: &Shared) {
+    let Some(expected) = &shared.expected else {
+        return;
+    };
+    let Ok(creds) = nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)
+    else {
+        return;
+    };
+    let file = match program {
+        Some(program) => program.to_path_buf(),
+        None => Path::new(&request.cwd).join(&request.file),
+    };
+    expected.expect(creds.pid() as u32, file, request.argv.clone());
 }
 
 /// The `Exec` frame a wrapper sends after a plain handshake. `Err(None)`:
@@ -687,21 +721,21 @@ fn check_targets(targets: &[i32], received: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Lossy views of a request for logs.
+/// Views of a request for logs: quoted, each at most
+/// [`display::LOG_LIMIT`] bytes with the number of bytes left out.
 struct Audit<'a>(&'a ExecRequest);
 
 impl Audit<'_> {
     fn file(&self) -> String {
-        self.0.file.to_string_lossy().into_owned()
+        display::for_log(&self.0.file, [])
     }
     fn cwd(&self) -> String {
-        self.0.cwd.to_string_lossy().into_owned()
+        display::for_log(&self.0.cwd, [])
     }
-    fn argv(&self) -> Vec<String> {
-        self.0
-            .argv
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect()
+    fn argv(&self) -> String {
+        match self.0.argv.split_first() {
+            Some((first, rest)) => display::for_log(first, rest.iter().map(|a| a.as_os_str())),
+            None => String::new(),
+        }
     }
 }

@@ -45,7 +45,10 @@ pub struct ShellConfig {
     /// tests).
     pub launcher: Vec<OsString>,
     /// The sandbox, as the launcher's `--spec` JSON; `None`: Bash runs
-    /// unconfined (still supervised when there is a launcher).
+    /// unconfined (still supervised when there is a launcher). With a
+    /// launcher, the call is recorded in [`crate::Exposure`] (its writable
+    /// roots, read from the spec) and the launcher reports what it
+    /// protected (`--report-fd`, see `sandbox::launcher`).
     pub sandbox: Option<String>,
     /// Judge every exec in the sandbox (see `exec_check`), not only those
     /// Bash makes through the wrapper. Needs a launcher and a sandbox.
@@ -54,6 +57,47 @@ pub struct ShellConfig {
     pub output_limits: OutputLimits,
     /// Between SIGTERM and SIGKILL when a call is stopped.
     pub kill_grace: Duration,
+}
+
+/// The writable roots of a sandbox spec (`ShellConfig::sandbox`).
+fn spec_roots(spec: &str) -> std::io::Result<Vec<PathBuf>> {
+    serde_json::from_str::<sandbox::SandboxSpec>(spec)
+        .map(|spec| spec.writable_roots)
+        .map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("invalid sandbox spec {spec}: {e}"),
+            )
+        })
+}
+
+/// Largest launcher report read.
+const MAX_REPORT: u64 = 1 << 20;
+
+/// Reads the launcher's report (JSON of `sandbox::Applied`, then the end of
+/// the pipe) and completes the call's entry. No report (the launcher failed,
+/// or wrote something else): the call protected nothing.
+fn read_report(pipe: OwnedFd, registration: crate::Registration) {
+    use std::io::Read;
+    let mut text = Vec::new();
+    let read = std::fs::File::from(pipe)
+        .take(MAX_REPORT)
+        .read_to_end(&mut text);
+    let protected = match read {
+        Ok(_) if !text.is_empty() => match serde_json::from_slice::<sandbox::Applied>(&text) {
+            Ok(applied) => Some(applied.read_only_subpaths),
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable sandbox launcher report; the call protects nothing");
+                None
+            }
+        },
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the sandbox launcher report; the call protects nothing");
+            None
+        }
+    };
+    registration.report(protected);
 }
 
 /// One `shell` call.
@@ -187,6 +231,18 @@ pub async fn run_shell(
         true => None,
         false => Some(sys::lifeline(3)?),
     };
+    // A sandboxed call is recorded before anything of it runs; its launcher
+    // reports on a pipe what it protected, before it starts Bash.
+    let report = match (&config.sandbox, config.launcher.is_empty()) {
+        (Some(spec), false) => {
+            let roots = spec_roots(spec)?;
+            let (read, write) =
+                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+            let registration = config.escalation.exposure.begin(roots);
+            Some((read, write, registration))
+        }
+        _ => None,
+    };
     let mut keep_open = vec![bash_end.as_raw_fd()];
     let mut cmd = match config.launcher.split_first() {
         Some((program, args)) => {
@@ -199,6 +255,10 @@ pub async fn run_shell(
             if let Some((_, theirs)) = &exec_channel {
                 cmd.arg("--exec-notify").arg(theirs.as_raw_fd().to_string());
                 keep_open.push(theirs.as_raw_fd());
+            }
+            if let Some((_, write, _)) = &report {
+                cmd.arg("--report-fd").arg(write.as_raw_fd().to_string());
+                keep_open.push(write.as_raw_fd());
             }
             match &config.sandbox {
                 Some(spec) => cmd.arg("--spec").arg(spec),
@@ -236,6 +296,10 @@ pub async fn run_shell(
         drop(read);
         write
     });
+    if let Some((read, write, registration)) = report {
+        drop(write);
+        tokio::task::spawn_blocking(move || read_report(read, registration));
+    }
     let mut exec_check = match exec_channel {
         Some((ours, theirs)) => {
             drop(theirs);

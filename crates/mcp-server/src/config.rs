@@ -98,6 +98,13 @@ pub struct ServeArgs {
     /// [default: all]
     #[arg(long, value_enum, value_name = "WHICH", global = true)]
     pub exec_check: Option<ExecCheckMode>,
+
+    /// An environment variable escalated programs take from the command (repeatable); they
+    /// start from the server's environment plus TERM, COLORTERM, COLUMNS, LINES, NO_COLOR,
+    /// FORCE_COLOR, CLICOLOR(_FORCE), LANG, LANGUAGE, LC_* and TZ. Names that select code
+    /// or configuration (PATH, HOME, XDG_*, GIT_*, LD_*, ...) are refused
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
 }
 
 /// Which execs the rules judge.
@@ -151,6 +158,8 @@ pub struct FileConfig {
     pub elicitation_timeout_secs: Option<u64>,
     pub default_timeout_ms: Option<u64>,
     pub exec_check: Option<ExecCheckMode>,
+    #[serde(default)]
+    pub pass_env: Vec<String>,
 }
 
 impl FileConfig {
@@ -178,6 +187,9 @@ pub struct Settings {
     pub output_limits: escalate::OutputLimits,
     pub elicitation_wait: Duration,
     pub default_timeout: Duration,
+    /// Variables escalated programs take from requests, beyond
+    /// `escalate::PASSED` (file and flags combined).
+    pub pass_env: Vec<String>,
     /// The server's working directory at start.
     pub cwd: PathBuf,
     /// Which execs in the sandbox the rules judge.
@@ -236,6 +248,9 @@ impl Settings {
             .into_iter()
             .map(|p| absolutize(&cwd, &p))
             .collect();
+        let mut pass_env = file.pass_env;
+        pass_env.extend(s.pass_env.iter().cloned());
+        escalate::EnvPolicy::new(std::iter::empty(), &pass_env).context("invalid --pass-env")?;
         Ok(Settings {
             wrapper: absolutize(&cwd, &wrapper),
             bash: absolutize(&cwd, &bash),
@@ -264,6 +279,7 @@ impl Settings {
                     .unwrap_or(DEFAULT_ELICITATION_WAIT_SECS),
             ),
             default_timeout: Duration::from_millis(default_timeout_ms),
+            pass_env,
             cwd,
             protected_paths,
             exec_check: s
@@ -307,12 +323,14 @@ mod tests {
             output_tail_bytes = 20
             elicitation_timeout_secs = 5
             default_timeout_ms = 1000
+            pass_env = ["MY_VAR"]
             "#,
         )
         .unwrap();
         assert_eq!(c.sandbox, Some(SandboxMode::DangerFullAccess));
         assert_eq!(c.rules, vec![PathBuf::from("a.rules")]);
         assert_eq!(c.default_timeout_ms, Some(1000));
+        assert_eq!(c.pass_env, ["MY_VAR"]);
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The per-exec decision: rules first, then the dangerous-command
 //! heuristics, and a human (through an [`Approver`]) for `prompt`.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use escalate::{Decider, ExecRequest, TimerPause, Verdict};
-use policy::{Decision, Evaluation, MatchOptions, Policy};
+use escalate::{Decider, Exec, ExecRequest, TimerPause, Verdict, display};
+use policy::{Decision, MatchOptions, Policy, ProgramEvaluation};
 
 /// Rule heads beyond which the wrappers are not given a list (it would not
 /// fit `protocol::MAX_ASK_LIST` anyway) and ask about every exec.
@@ -63,9 +63,15 @@ enum Judgement {
 /// A [`Judgement`] with what the audit log needs.
 struct Judged {
     judgement: Judgement,
-    program: PathBuf,
+    /// The path Bash used, absolute.
+    used: PathBuf,
+    /// The program to name to people: the file that runs when known, else
+    /// `used`.
+    shown: PathBuf,
     /// `file:line:col` of the rule that decided, if any.
     rule: Option<String>,
+    /// Why a rule that matched did not decide (a link's other name).
+    note: Option<String>,
 }
 
 impl Decider for RulesDecider {
@@ -73,11 +79,11 @@ impl Decider for RulesDecider {
     /// nothing at the default level, so a stalled stderr cannot stall the
     /// shell's execs. Everything else is judged again, and logged, on a
     /// worker.
-    fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {
-        let judged = self.judge(request);
+    fn decide_now(&self, exec: &Exec<'_>) -> Option<Verdict> {
+        let judged = self.judge(exec.request, exec.program);
         match judged.judgement {
-            Judgement::Final(Verdict::Run) => {
-                log_decision(request, &judged, &Verdict::Run);
+            Judgement::Final(Verdict::Run) if judged.note.is_none() => {
+                log_decision(exec.request, &judged, &Verdict::Run);
                 Some(Verdict::Run)
             }
             _ => None,
@@ -90,21 +96,20 @@ impl Decider for RulesDecider {
             .map(|names| names.iter().map(String::as_str).collect())
     }
 
-    fn decide(&self, request: &ExecRequest) -> Verdict {
-        let judged = self.judge(request);
+    fn decide(&self, exec: &Exec<'_>) -> Verdict {
+        let judged = self.judge(exec.request, exec.program);
         match &judged.judgement {
             Judgement::Final(verdict) => {
-                log_decision(request, &judged, verdict);
+                log_decision(exec.request, &judged, verdict);
                 verdict.clone()
             }
             Judgement::Ask { dangerous } => {
-                let program = &judged.program;
+                let program = &judged.shown;
                 if let Some(reason) = dangerous {
                     tracing::info!(program = %program.display(), %reason, "no rule matched a dangerous command");
                 }
-                let args = request.argv.get(1..).unwrap_or_default();
-                let verdict = self.prompt(program, args, &request.cwd);
-                tracing::info!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
+                let verdict = self.prompt(exec, &judged.used);
+                tracing::info!(program = %program.display(), args = %log_args(exec.request), cwd = %log_cwd(exec.request),
                     rule = judged.rule.as_deref().unwrap_or("none"), ?verdict, "exec decided by the user");
                 verdict
             }
@@ -113,8 +118,9 @@ impl Decider for RulesDecider {
 
     /// The exec check's path: the same judgement, but an `allow` runs the
     /// program inside the sandbox (only the wrapper's path escalates).
+    /// `request.file` is already the file that runs.
     fn check_sandboxed(&self, request: &ExecRequest) -> Option<Verdict> {
-        let judged = self.judge(request);
+        let judged = self.judge(request, None);
         match &judged.judgement {
             Judgement::Final(Verdict::Escalate) => {
                 log_decision(request, &judged, &Verdict::Run);
@@ -129,80 +135,119 @@ impl Decider for RulesDecider {
     }
 
     fn ask_sandboxed(&self, request: &ExecRequest) -> Verdict {
-        let judged = self.judge(request);
-        let program = &judged.program;
-        let args = request.argv.get(1..).unwrap_or_default();
-        let message = format!(
-            "Allow agent to run `{}` in `{}` (inside the sandbox)?",
-            command_line(program, args),
-            Path::new(&request.cwd).display()
-        );
-        let verdict = match self.ask_with(&message) {
-            Verdict::Escalate => Verdict::Run,
-            other => other,
+        let judged = self.judge(request, None);
+        let verdict = match sandboxed_question(request) {
+            Ok(message) => match self.ask_with(&message) {
+                Verdict::Escalate => Verdict::Run,
+                other => other,
+            },
+            Err(len) => too_long(len),
         };
-        tracing::info!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
+        tracing::info!(program = %judged.shown.display(), args = %log_args(request), cwd = %log_cwd(request),
             rule = judged.rule.as_deref().unwrap_or("none"), ?verdict, "exec (not through the shell) decided by the user");
         verdict
     }
+}
+
+/// The program to name to people: the file that runs when known.
+fn shown_program<'a>(exec: &'a Exec<'_>, used: &'a Path) -> &'a Path {
+    exec.program.unwrap_or(used)
+}
+
+/// `argv[1..]`, quoted and cut for a log line.
+fn log_args(request: &ExecRequest) -> String {
+    let args = request.argv.get(1..).unwrap_or_default();
+    match args.split_first() {
+        Some((first, rest)) => display::for_log(first, rest.iter().map(OsString::as_os_str)),
+        None => String::new(),
+    }
+}
+
+fn log_cwd(request: &ExecRequest) -> String {
+    display::for_log(&request.cwd, [])
 }
 
 /// The audit trail: every verdict at info, with the rule that decided;
 /// a plain Run (no rule, nothing dangerous) only at debug, as its log line
 /// would cost more than the decision.
 fn log_decision(request: &ExecRequest, judged: &Judged, verdict: &Verdict) {
-    let program = judged.program.display();
-    let args = request.argv.get(1..).unwrap_or_default();
-    let cwd = Path::new(&request.cwd).display();
+    let program = judged.shown.display();
+    let (args, cwd) = (log_args(request), log_cwd(request));
     let rule = judged.rule.as_deref().unwrap_or("none");
-    if *verdict == Verdict::Run && judged.rule.is_none() {
-        tracing::debug!(%program, ?args, %cwd, rule, ?verdict, "exec decided");
+    let note = judged.note.as_deref().unwrap_or("");
+    if *verdict == Verdict::Run && judged.rule.is_none() && judged.note.is_none() {
+        tracing::debug!(%program, %args, %cwd, rule, ?verdict, "exec decided");
     } else {
-        tracing::info!(%program, ?args, %cwd, rule, ?verdict, "exec decided");
+        tracing::info!(%program, %args, %cwd, rule, note, ?verdict, "exec decided");
     }
 }
 
 impl RulesDecider {
-    /// Rules first, then the dangerous-command heuristics. No side effects.
-    fn judge(&self, request: &ExecRequest) -> Judged {
-        let program = program_path(request);
+    /// Rules (by both names of the program) first, then the
+    /// dangerous-command heuristics. No side effects.
+    /// `resolved`: the file the program resolves to, when known.
+    fn judge(&self, request: &ExecRequest, resolved: Option<&Path>) -> Judged {
+        let used = program_path(request);
+        let shown = resolved.unwrap_or(&used).to_path_buf();
         let args = request.argv.get(1..).unwrap_or_default();
-        let program_os = program.clone().into_os_string();
-        let evaluation = self.policy.check(&program_os, args, self.options);
+        let evaluation = self
+            .policy
+            .check_program(used.as_os_str(), resolved, args, self.options);
         let judgement = match evaluation.decision {
             Some(Decision::Allow) => Judgement::Final(Verdict::Escalate),
             Some(Decision::Forbidden) => {
-                Judgement::Final(Verdict::Deny(forbidden_reason(&program, args, &evaluation)))
+                Judgement::Final(Verdict::Deny(forbidden_reason(&shown, args, &evaluation)))
             }
             Some(Decision::Prompt) => Judgement::Ask { dangerous: None },
-            None => match policy::dangerous_reason(&program_os, args) {
-                Some(reason) => Judgement::Ask {
-                    dangerous: Some(reason),
-                },
-                None => Judgement::Final(Verdict::Run),
-            },
+            None => {
+                let dangerous = policy::dangerous_reason(&used.clone().into_os_string(), args)
+                    .or_else(|| {
+                        let file = resolved?.as_os_str().to_owned();
+                        policy::dangerous_reason(&file, args)
+                    });
+                match dangerous {
+                    Some(reason) => Judgement::Ask {
+                        dangerous: Some(reason),
+                    },
+                    None => Judgement::Final(Verdict::Run),
+                }
+            }
         };
         let rule = evaluation
-            .matched_rules
-            .iter()
+            .matched_rules()
             .find(|m| Some(m.decision) == evaluation.decision)
             .map(|m| {
                 let l = &m.location;
                 format!("{}:{}:{}", l.file, l.line, l.column)
             });
+        // An allow of one name that the other name's lack of a rule
+        // overruled: say so in the log.
+        let note = match (&evaluation.by_file, evaluation.decision) {
+            (Some(by_file), None)
+                if evaluation.by_name.decision.is_some() || by_file.decision.is_some() =>
+            {
+                Some(format!(
+                    "{} resolves to {}: a program escalates only when a rule allows both names",
+                    used.display(),
+                    shown.display()
+                ))
+            }
+            _ => None,
+        };
         Judged {
             judgement,
-            program,
+            used,
+            shown,
             rule,
+            note,
         }
     }
 
-    fn prompt(&self, program: &Path, args: &[OsString], cwd: &OsStr) -> Verdict {
-        let message = format!(
-            "Allow agent to run `{}` in `{}`?",
-            command_line(program, args),
-            Path::new(cwd).display()
-        );
+    fn prompt(&self, exec: &Exec<'_>, used: &Path) -> Verdict {
+        let message = match question(exec, used) {
+            Ok(message) => message,
+            Err(len) => return too_long(len),
+        };
         self.ask_with(&message)
     }
 
@@ -219,6 +264,83 @@ impl RulesDecider {
     }
 }
 
+/// The approval question: the reference's ``Allow agent to run `<file>
+/// <args>` in `<workdir>`?`` with the file that runs, every word quoted so
+/// that control characters and argument boundaries show; the name Bash
+/// used when its file name differs; the request's variables the program
+/// would get that differ from the server's; and, when the escalation would
+/// be refused, that it runs inside the sandbox and why. `Err(bytes)` when
+/// the command is too long to show whole.
+pub fn question(exec: &Exec<'_>, used: &Path) -> Result<String, usize> {
+    let program = shown_program(exec, used);
+    let args = exec.request.argv.get(1..).unwrap_or_default();
+    let (command, omitted) = display::command_line_within(
+        program.as_os_str(),
+        args.iter().map(OsString::as_os_str),
+        MAX_QUESTION,
+    );
+    let mut message = format!("Allow agent to run `{command}`");
+    if program.file_name() != used.file_name() {
+        message.push_str(&format!(
+            " (started as `{}`)",
+            display::quote(used.as_os_str())
+        ));
+    }
+    message.push_str(&format!(" in `{}`", display::quote(exec.cwd().as_os_str())));
+    let changes = exec.env_changes();
+    if !changes.is_empty() {
+        let vars: Vec<String> = changes
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.to_os_string();
+                kv.push("=");
+                kv.push(v);
+                display::quote(&kv)
+            })
+            .collect();
+        message.push_str(&format!(" with `{}`", vars.join(" ")));
+    }
+    message.push('?');
+    if omitted > 0 || message.len() > MAX_QUESTION {
+        return Err(message.len() + omitted);
+    }
+    if let Some(refusal) = exec.refusal() {
+        message.push_str(&format!(
+            " It cannot run outside the sandbox ({}); if you accept, it runs inside the sandbox.",
+            display::one_line(&display::cut(&refusal.to_string(), MAX_QUESTION))
+        ));
+    }
+    Ok(message)
+}
+
+/// The exec check's question (the program runs inside the sandbox whatever
+/// the answer): ``Allow agent to run `<file> <args>` in `<cwd>` (inside the
+/// sandbox)?``, every word quoted as in [`question`]. `Err(bytes)` when the
+/// command is too long to show whole.
+pub fn sandboxed_question(request: &ExecRequest) -> Result<String, usize> {
+    let args = request.argv.get(1..).unwrap_or_default();
+    let (command, omitted) = display::command_line_within(
+        &request.file,
+        args.iter().map(OsString::as_os_str),
+        MAX_QUESTION,
+    );
+    let message = format!(
+        "Allow agent to run `{command}` in `{}` (inside the sandbox)?",
+        display::quote(&request.cwd)
+    );
+    if omitted > 0 || message.len() > MAX_QUESTION {
+        return Err(message.len() + omitted);
+    }
+    Ok(message)
+}
+
+/// The denial of a question too long to show whole.
+fn too_long(len: usize) -> Verdict {
+    Verdict::Deny(format!(
+        "too long to approve: {len} bytes (at most {MAX_QUESTION} can be shown in a question)"
+    ))
+}
+
 /// The absolute path of the program: the wrapper reports what Bash resolved,
 /// which is relative when the command named a relative path.
 pub fn program_path(request: &ExecRequest) -> PathBuf {
@@ -230,36 +352,28 @@ pub fn program_path(request: &ExecRequest) -> PathBuf {
     }
 }
 
-/// Longest command line quoted in a prompt or a denial: argv may be
-/// megabytes, which no human reads and no wrapper should have to take.
-const MAX_COMMAND_LINE: usize = 4096;
+/// Longest question (command, working directory, variables) shown to a
+/// human: a longer one is denied rather than shown cut. Also the longest
+/// command line quoted in a denial.
+pub const MAX_QUESTION: usize = 4096;
 
-/// `program arg1 arg2`, lossily decoded, for messages; cut at
-/// [`MAX_COMMAND_LINE`] bytes with `…`.
+/// `program arg1 arg2`, quoted, for a denial; cut at [`MAX_QUESTION`]
+/// bytes with the number of bytes left out.
 pub fn command_line(program: &Path, args: &[OsString]) -> String {
-    let mut line = program.display().to_string();
-    for arg in args {
-        line.push(' ');
-        line.push_str(&arg.to_string_lossy());
-        if line.len() > MAX_COMMAND_LINE {
-            break;
-        }
-    }
-    if line.len() > MAX_COMMAND_LINE {
-        let mut cut = MAX_COMMAND_LINE;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
-        line.push('…');
+    let (mut line, omitted) = display::command_line_within(
+        program.as_os_str(),
+        args.iter().map(OsString::as_os_str),
+        MAX_QUESTION,
+    );
+    if omitted > 0 {
+        line.push_str(&format!("… ({omitted} more bytes)"));
     }
     line
 }
 
-fn forbidden_reason(program: &Path, args: &[OsString], evaluation: &Evaluation) -> String {
+fn forbidden_reason(program: &Path, args: &[OsString], evaluation: &ProgramEvaluation) -> String {
     let rule = evaluation
-        .matched_rules
-        .iter()
+        .matched_rules()
         .find(|m| m.decision == Decision::Forbidden);
     let mut reason = format!("`{}` is forbidden", command_line(program, args));
     if let Some(rule) = rule {
@@ -297,21 +411,17 @@ mod tests {
     }
 
     #[test]
-    fn command_line_joins_with_spaces() {
+    fn command_line_quotes_and_cuts() {
         assert_eq!(
-            command_line(Path::new("/usr/bin/rm"), &["-rf".into(), "/x".into()]),
-            "/usr/bin/rm -rf /x"
+            command_line(Path::new("/usr/bin/rm"), &["-rf".into(), "/x y".into()]),
+            "/usr/bin/rm -rf '/x y'"
         );
         assert_eq!(command_line(Path::new("/bin/ls"), &[]), "/bin/ls");
         let long = command_line(
             Path::new("/bin/echo"),
             &["é".repeat(5000).into(), "x".into()],
         );
-        assert_eq!(long.chars().last(), Some('…'));
-        assert!(
-            long.len() <= MAX_COMMAND_LINE + '…'.len_utf8(),
-            "{}",
-            long.len()
-        );
+        assert!(long.ends_with(" more bytes)"), "{long}");
+        assert!(long.len() <= MAX_QUESTION + 40, "{}", long.len());
     }
 }

@@ -32,13 +32,20 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return config_error(e),
     };
-    let policy = match rules::rules_files(&settings.extra_rules).and_then(|files| {
+    let mut policy = match rules::rules_files(&settings.extra_rules).and_then(|files| {
         tracing::info!(?files, "loading rules");
         rules::load_policy(&files)
     }) {
         Ok(policy) => policy,
         Err(e) => return config_error(e.into()),
     };
+    // A declared path that is a symlink (Debian's /usr/bin/python3) names
+    // the file it resolves to: the one an exec runs.
+    policy.resolve_host_executables(|path| {
+        std::fs::canonicalize(path)
+            .ok()
+            .filter(|resolved| resolved != path)
+    });
     let options = MatchOptions {
         preserve_program_paths: settings.preserve_program_paths,
     };
@@ -140,6 +147,17 @@ fn check_sandbox(settings: &Settings) -> anyhow::Result<()> {
 }
 
 fn serve(settings: Settings, policy: policy::Policy) -> anyhow::Result<()> {
+    for rule in policy.rules() {
+        if rule.decision != policy::Decision::Allow {
+            continue;
+        }
+        for head in rule.heads {
+            if let Some(why) = policy::code_runner(head) {
+                let warning = check::runner_warning(head, rule.location, why);
+                tracing::warn!(%warning, "rules");
+            }
+        }
+    }
     for (what, path) in [
         ("patched bash", &settings.bash),
         ("execve wrapper", &settings.wrapper),

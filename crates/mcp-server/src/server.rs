@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use escalate::{
-    Control, EscalationConfig, Outcome, ProgressFn, ShellConfig, ShellRequest, TimerPause,
+    Control, EnvPolicy, EscalationConfig, Exposure, Outcome, ProgressFn, ShellConfig, ShellRequest,
+    TimerPause, display,
 };
 use policy::{MatchOptions, Policy};
 use rmcp::model::{
@@ -198,6 +199,9 @@ pub struct ExecServer {
     warned: Mutex<std::collections::HashSet<String>>,
     /// The sandbox launcher (see [`crate::launcher`]).
     launcher: Launcher,
+    /// How escalated programs start: their environment, and what sandboxed
+    /// code could have written since start (shared by every call).
+    escalation: EscalationConfig,
     /// Cancelled when the server shuts down: stops every running call.
     shutdown: CancellationToken,
     /// The running calls, so shutdown can wait for them to end.
@@ -214,7 +218,15 @@ impl ExecServer {
         let launcher = Launcher::find(&exe);
         let settings_wait = settings.elicitation_wait;
         tracing::debug!(?launcher, "sandbox launcher");
+        let env = EnvPolicy::new(std::env::vars_os(), &settings.pass_env)?;
+        tracing::debug!(passed = ?env.passed(), "variables escalated programs take from requests");
+        let escalation = EscalationConfig {
+            env: Arc::new(env),
+            exposure: Exposure::new(),
+            reaper: Some(launcher.reaper()),
+        };
         Ok(ExecServer {
+            escalation,
             settings,
             ask: crate::decider::ask_list(&policy),
             policy: Arc::new(policy),
@@ -356,11 +368,7 @@ impl ExecServer {
             wrapper: self.settings.wrapper.clone(),
             launcher,
             sandbox,
-            escalation: EscalationConfig {
-                writable_roots: spec.map(|s| s.writable_roots.clone()).unwrap_or_default(),
-                reaper: Some(self.launcher.reaper()),
-                ..EscalationConfig::default()
-            },
+            escalation: self.escalation.clone(),
             output_limits: self.settings.output_limits,
             kill_grace: KILL_GRACE,
             exec_check: self.settings.exec_check == crate::config::ExecCheckMode::All,
@@ -458,7 +466,9 @@ impl ExecServer {
             timer,
             progress: Some(progress.reporter()),
         };
-        tracing::info!(command = %shell_request.command, workdir = %shell_request.workdir.display(), sandboxed = spec.is_some(), "shell call");
+        tracing::info!(command = %display::cut(&shell_request.command, display::LOG_LIMIT),
+            workdir = %display::cut(&shell_request.workdir.display().to_string(), display::LOG_LIMIT),
+            sandboxed = spec.is_some(), "shell call");
         let call = self.paused.call_id();
         let paused = self.paused.clone();
         let ended = cancel.clone();
@@ -793,7 +803,7 @@ impl Approver for McpApprover {
             message: message.to_string(),
             requested_schema: mrtr::approval_schema(),
         };
-        tracing::info!(%message, "asking the user");
+        tracing::info!(message = %display::cut(message, 2 * display::LOG_LIMIT), "asking the user");
         let wait = self.wait;
         self.handle.block_on(async {
             tokio::select! {

@@ -44,6 +44,22 @@
 //! match). Every matching rule is reported, in the order written; the
 //! decision is the strictest one (`forbidden` > `prompt` > `allow`).
 //!
+//! # Both names of a program
+//!
+//! The path Bash used may be a symlink to another program (`cat ->
+//! /usr/bin/python3`). [`Policy::check_program`] evaluates the path as
+//! used and the file it resolves to (which the caller finds: this crate
+//! does no IO), and combines them so that a link borrows no rule: the
+//! stricter decision wins, and for this purpose *no rule* is stricter than
+//! `allow` (a program escalates only when both names are allowed), while
+//! `prompt` and `forbidden` of either name apply. `host_executable` is
+//! checked against the resolved file; a name whose `host_executable`
+//! declaration lists the resolved file (once the caller added resolved
+//! forms with [`Policy::resolve_host_executables`]) is bound to it, and the
+//! file's own name then needs no rule of its own (`host_executable(name =
+//! "python3", paths = ["/usr/bin/python3"])` with Debian's `python3 ->
+//! python3.11`).
+//!
 //! # Dangerous commands
 //!
 //! [`dangerous_reason`] flags commands that matched no rule but should prompt
@@ -55,9 +71,11 @@ use std::path::{Path, PathBuf};
 
 pub mod dangerous;
 mod load;
+pub mod runners;
 mod split;
 
 pub use dangerous::{DANGEROUS_PROGRAMS, dangerous_reason};
+pub use runners::{CODE_RUNNERS, code_runner};
 
 /// A rule's decision. Ordered by strictness: `Allow < Prompt < Forbidden`;
 /// the strictest matching decision wins.
@@ -128,6 +146,58 @@ impl Evaluation {
             matched_rules,
         }
     }
+}
+
+/// The result of [`Policy::check_program`]: the program judged by the
+/// name Bash used and by the file it resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProgramEvaluation {
+    /// By the path as used (`host_executable` checked against the file).
+    pub by_name: Evaluation,
+    /// By the resolved file, when it is another path than the one used;
+    /// `None` when they are the same or the path does not resolve.
+    pub by_file: Option<Evaluation>,
+    /// The name is bound to the file by its `host_executable` declaration:
+    /// the file's own name needs no rule.
+    pub bound: bool,
+    /// The combined decision (see the crate docs): `None` means the program
+    /// runs in the sandbox.
+    pub decision: Option<Decision>,
+}
+
+impl ProgramEvaluation {
+    /// Every matching rule of both evaluations, by name first.
+    pub fn matched_rules(&self) -> impl Iterator<Item = &RuleMatch> {
+        let by_file = self.by_file.iter().flat_map(|e| &e.matched_rules);
+        self.by_name.matched_rules.iter().chain(by_file)
+    }
+}
+
+/// The decision for a program known by two names: the stricter one, where
+/// no rule counts as stricter than `allow` unless the name is bound to the
+/// file.
+fn combine(by_name: &Evaluation, by_file: Option<&Evaluation>, bound: bool) -> Option<Decision> {
+    let Some(by_file) = by_file else {
+        return by_name.decision;
+    };
+    // `None < Some(_)`: the strictest decision either name has.
+    match by_name.decision.max(by_file.decision) {
+        Some(Decision::Allow)
+            if !bound && (by_name.decision.is_none() || by_file.decision.is_none()) =>
+        {
+            None
+        }
+        strictest => strictest,
+    }
+}
+
+/// One rule as loaded, for reports (`check`, start-up warnings).
+#[derive(Debug, Clone, Copy)]
+pub struct RuleSummary<'a> {
+    /// The alternatives for the program token.
+    pub heads: &'a [String],
+    pub decision: Decision,
+    pub location: &'a Location,
 }
 
 /// How the program token is compared with a rule's first token.
@@ -206,16 +276,84 @@ impl Policy {
         self.rules.is_empty()
     }
 
+    /// Every rule, in the order loaded.
+    pub fn rules(&self) -> impl Iterator<Item = RuleSummary<'_>> {
+        self.rules.iter().map(|rule| RuleSummary {
+            heads: &rule.heads,
+            decision: rule.decision,
+            location: &rule.location,
+        })
+    }
+
+    /// Adds, to every `host_executable` declaration, what its paths resolve
+    /// to (`resolve` returns `None` for a path that does not, or resolves to
+    /// itself), so that a symlink declared by the user (Debian's
+    /// `/usr/bin/python3 -> python3.11`) matches the file it names. The
+    /// caller resolves; this crate does no IO.
+    pub fn resolve_host_executables(&mut self, resolve: impl Fn(&Path) -> Option<PathBuf>) {
+        for paths in self.host_executables.values_mut() {
+            let resolved: Vec<PathBuf> = paths
+                .iter()
+                .filter_map(|p| resolve(p))
+                .filter(|r| !paths.contains(r))
+                .collect();
+            for r in resolved {
+                if !paths.contains(&r) {
+                    paths.push(r);
+                }
+            }
+        }
+    }
+
     /// Evaluates `program` (the absolute path the wrapper reported) with its
     /// arguments (`argv[1..]`). Costs one hash lookup (two for the basename
     /// fallback) plus a prefix comparison per rule for that program.
     pub fn check(&self, program: &OsString, args: &[OsString], opts: MatchOptions) -> Evaluation {
-        let index = Index {
+        Evaluation::from_matches(
+            self.index()
+                .matches(program, args, opts, Path::new(program)),
+        )
+    }
+
+    /// Evaluates a program by the path Bash used (`used`, as the wrapper
+    /// reported it) and by the file it resolves to (`resolved`, absolute,
+    /// every symlink followed; `None` when it does not resolve), and
+    /// combines the two (see the crate docs).
+    pub fn check_program(
+        &self,
+        used: &OsStr,
+        resolved: Option<&Path>,
+        args: &[OsString],
+        opts: MatchOptions,
+    ) -> ProgramEvaluation {
+        let index = self.index();
+        let file = resolved.unwrap_or(Path::new(used));
+        let by_name = Evaluation::from_matches(index.matches(used, args, opts, file));
+        let by_file = resolved
+            .filter(|r| r.as_os_str() != used)
+            .map(|r| Evaluation::from_matches(index.matches(r.as_os_str(), args, opts, r)));
+        let bound = by_file.is_some()
+            && !opts.preserve_program_paths
+            && Path::new(used)
+                .file_name()
+                .and_then(OsStr::to_str)
+                .and_then(|name| self.host_executables.get(name))
+                .is_some_and(|paths| paths.iter().any(|p| p == file));
+        let decision = combine(&by_name, by_file.as_ref(), bound);
+        ProgramEvaluation {
+            by_name,
+            by_file,
+            bound,
+            decision,
+        }
+    }
+
+    fn index(&self) -> Index<'_> {
+        Index {
             rules: &self.rules,
             by_program: &self.by_program,
             host_executables: &self.host_executables,
-        };
-        Evaluation::from_matches(index.matches(program, args, opts))
+        }
     }
 }
 
@@ -228,11 +366,15 @@ pub(crate) struct Index<'a> {
 }
 
 impl Index<'_> {
+    /// Rules matching `program` (the path as given) and `args`;
+    /// `host_executable` declarations are checked against `file`, the file
+    /// that runs (the program itself, or what it resolves to).
     pub(crate) fn matches(
         &self,
         program: &OsStr,
         args: &[OsString],
         opts: MatchOptions,
+        file: &Path,
     ) -> Vec<RuleMatch> {
         // Rule tokens are UTF-8: a non-UTF-8 program equals none of them.
         let exact = program
@@ -250,7 +392,7 @@ impl Index<'_> {
             return Vec::new();
         };
         if let Some(paths) = self.host_executables.get(basename)
-            && !paths.iter().any(|allowed| allowed == path)
+            && !paths.iter().any(|allowed| allowed == file)
         {
             return Vec::new();
         }

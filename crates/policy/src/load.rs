@@ -123,7 +123,12 @@ fn validate_examples(builder: &Builder, examples: &PendingExamples) -> Result<()
         let program = OsString::from(&example[0]);
         let args: Vec<OsString> = example[1..].iter().map(OsString::from).collect();
         !index
-            .matches(&program, &args, MatchOptions::default())
+            .matches(
+                &program,
+                &args,
+                MatchOptions::default(),
+                Path::new(&program),
+            )
             .is_empty()
     };
     for example in &examples.not_matches {

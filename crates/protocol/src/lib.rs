@@ -38,8 +38,9 @@
 //!  wrapper                                  server
 //!     | -- handshake datagram (fd) ----------> |  session socket
 //!     |    + Exec{file, argv, env, cwd}        |  (inline, or next on the stream)
-//!     | <------------- Run | Deny{reason} ---- |  private stream
+//!     | <-- Run | RunSandboxed{notice} | Deny{reason}   private stream
 //!     |    Run:  execve(file, argv) inside the sandbox
+//!     |    RunSandboxed: <notice> on stderr, then as Run
 //!     |    Deny: "Execution denied: <reason>", exit 1
 //!     | <------------------------- Escalate -- |
 //!     | -- Fds{targets} + SCM_RIGHTS --------> |  spawns file outside the sandbox
@@ -59,6 +60,7 @@
 //! | `Exited` | `0x14` | server → wrapper | exit code (`u32`, 0–255) |
 //! | `Signaled` | `0x15` | server → wrapper | signal number (`u32`) |
 //! | `Error` | `0x16` | server → wrapper | message (UTF-8); the wrapper fails closed |
+//! | `RunSandboxed` | `0x17` | server → wrapper | notice (UTF-8, one line): why a program the rules would escalate runs inside the sandbox; the wrapper prints it on stderr, then runs the program as for `Run` |
 //!
 //! Everything received is bounded: [`MAX_FRAME_LEN`] bytes per frame,
 //! [`MAX_FDS`] fds per frame, list lengths checked against the bytes that
@@ -181,8 +183,16 @@ pub enum WrapperMsg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerMsg {
     Run,
+    /// Run, after printing `notice` (one line) on stderr: the rules would
+    /// have escalated the program, but the server refused (see the
+    /// server's `escalated` module).
+    RunSandboxed {
+        notice: String,
+    },
     Escalate,
-    Deny { reason: String },
+    Deny {
+        reason: String,
+    },
     Exited(i32),
     Signaled(i32),
     Error(String),
@@ -310,6 +320,10 @@ impl Message for ServerMsg {
                 out.push(0x16);
                 put_bytes(out, message.as_bytes());
             }
+            ServerMsg::RunSandboxed { notice } => {
+                out.push(0x17);
+                put_bytes(out, notice.as_bytes());
+            }
         }
     }
 
@@ -324,6 +338,9 @@ impl Message for ServerMsg {
             0x14 => ServerMsg::Exited(r.small_int()?),
             0x15 => ServerMsg::Signaled(r.small_int()?),
             0x16 => ServerMsg::Error(r.string()?),
+            0x17 => ServerMsg::RunSandboxed {
+                notice: r.string()?,
+            },
             tag => return Err(Error::UnknownTag(tag)),
         };
         r.finish()?;
@@ -520,6 +537,9 @@ mod tests {
         roundtrip(ServerMsg::Exited(42));
         roundtrip(ServerMsg::Signaled(9));
         roundtrip(ServerMsg::Error("bad".into()));
+        roundtrip(ServerMsg::RunSandboxed {
+            notice: "not escalated: why".into(),
+        });
     }
 
     #[test]

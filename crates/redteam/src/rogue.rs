@@ -144,7 +144,8 @@ impl Handover<'_> {
 }
 
 /// One request, answered as a wrapper would; returns a short verdict:
-/// `run`, `deny:..`, `error:..`, `exited:N`, `signaled:N`, `closed`.
+/// `run`, `run-sandboxed:NOTICE`, `deny:..`, `error:..`, `exited:N`,
+/// `signaled:N`, `closed`.
 /// One request, sent as the real wrapper sends it: inline in the handshake
 /// when it fits (answered at once by the server's accepting thread), on the
 /// connection otherwise.
@@ -185,6 +186,7 @@ fn answer(conn: &Conn, handover: &Handover<'_>, push_after_run: bool) -> Result<
             format!("run;pushed={};then={after}", sent.is_ok())
         }
         ServerMsg::Run => "run".into(),
+        ServerMsg::RunSandboxed { notice } => format!("run-sandboxed:{notice}"),
         ServerMsg::Deny { reason } => format!("deny:{reason}"),
         ServerMsg::Error(m) => format!("error:{m}"),
         ServerMsg::Escalate => {

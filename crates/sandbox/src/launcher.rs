@@ -1,7 +1,7 @@
 //! The launcher the server places before every command it starts:
 //!
 //! ```text
-//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] (--spec JSON | --unconfined) -- ARGV...
+//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] (--spec JSON | --unconfined) -- ARGV...
 //! ```
 //!
 //! `--spec` confines the command to a sandbox spec (JSON, see
@@ -15,6 +15,14 @@
 //! very file the server checked, `/proc/self/fd/N`). `--report` prints what
 //! the sandbox enforced on stderr (`applied: JSON`, see [`crate::Applied`])
 //! before the command starts (the server's `doctor` and start-up check).
+//! `--report-fd FD` (with `--spec`) writes the same report, as JSON alone,
+//! to the write end of a pipe and closes it, from the process that
+//! confines itself, right before the exec: the server learns which
+//! read-only subpaths the call really protects (none when no mount
+//! namespace could be had) from the only process that knows, before any
+//! sandboxed code runs; the supervisors close their copies at once, so the
+//! server sees the end of the pipe then (or when the launcher fails,
+//! having written nothing).
 //! `--exec-notify FD` (with `--spec`) is the socket on which the seccomp
 //! listener that hands every exec to the server is sent (see
 //! [`crate::Launch::exec_notify`]).
@@ -46,7 +54,7 @@ pub fn main(name: &str, args: Vec<OsString>) -> u8 {
 fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let usage = || {
         format!(
-            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV..."
+            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] (--spec <JSON> | --unconfined) -- ARGV..."
         )
     };
     let mut it = args.into_iter();
@@ -56,28 +64,25 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let mut spec = None;
     let mut unconfined = false;
     let mut report = false;
+    let mut report_fd = None;
     loop {
         let Some(arg) = it.next() else {
             return Err(usage());
         };
         match arg.to_str() {
-            Some("--lifeline") => {
+            Some(flag @ ("--lifeline" | "--exec-notify" | "--report-fd")) => {
                 let fd = it.next().ok_or_else(usage)?;
                 let fd: RawFd = fd
                     .to_str()
                     .and_then(|s| s.parse().ok())
                     .filter(|&fd| fd > 2)
-                    .ok_or_else(|| format!("invalid --lifeline {fd:?}"))?;
-                lifeline = Some(take_fd(fd)?);
-            }
-            Some("--exec-notify") => {
-                let fd = it.next().ok_or_else(usage)?;
-                let fd: RawFd = fd
-                    .to_str()
-                    .and_then(|s| s.parse().ok())
-                    .filter(|&fd| fd > 2)
-                    .ok_or_else(|| format!("invalid --exec-notify {fd:?}"))?;
-                exec_notify = Some(take_fd(fd)?);
+                    .ok_or_else(|| format!("invalid {flag} {fd:?}"))?;
+                let fd = Some(take_fd(flag, fd)?);
+                match flag {
+                    "--lifeline" => lifeline = fd,
+                    "--exec-notify" => exec_notify = fd,
+                    _ => report_fd = fd,
+                }
             }
             Some("--program") => program = Some(it.next().ok_or_else(usage)?),
             Some("--spec") => {
@@ -93,7 +98,9 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
             _ => return Err(usage()),
         }
     }
-    if spec.is_some() == unconfined || (unconfined && exec_notify.is_some()) {
+    if spec.is_some() == unconfined
+        || (unconfined && (exec_notify.is_some() || report_fd.is_some()))
+    {
         return Err(usage());
     }
     let argv: Vec<OsString> = it.collect();
@@ -106,6 +113,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
         argv,
         program,
         report,
+        report_fd,
         namespaces: true,
         exec_notify,
     })
@@ -113,12 +121,12 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
 
 /// Takes ownership of an inherited fd: it must be open and not reached by
 /// the command (close-on-exec is set).
-fn take_fd(fd: RawFd) -> Result<OwnedFd, String> {
+fn take_fd(flag: &str, fd: RawFd) -> Result<OwnedFd, String> {
     let flags = nix::fcntl::fcntl(borrow(fd), nix::fcntl::FcntlArg::F_GETFD)
-        .map_err(|e| format!("--lifeline {fd} is not an open fd: {e}"))?;
+        .map_err(|e| format!("{flag} {fd} is not an open fd: {e}"))?;
     let flags = nix::fcntl::FdFlag::from_bits_truncate(flags) | nix::fcntl::FdFlag::FD_CLOEXEC;
     nix::fcntl::fcntl(borrow(fd), nix::fcntl::FcntlArg::F_SETFD(flags))
-        .map_err(|e| format!("--lifeline {fd}: {e}"))?;
+        .map_err(|e| format!("{flag} {fd}: {e}"))?;
     // SAFETY: the fd was handed to this process for it alone (the server
     // passes it on the command line), it is open (checked above), and
     // nothing else in this process refers to it.
@@ -174,7 +182,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_invocations() {
-        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV...";
+        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] (--spec <JSON> | --unconfined) -- ARGV...";
         assert!(
             parse("x", os(&["--spec", "{}", "--", "y"]))
                 .unwrap_err()
@@ -195,6 +203,11 @@ mod tests {
             parse("x", os(&["--lifeline", "1", "--unconfined", "--", "y"]))
                 .unwrap_err()
                 .contains("invalid --lifeline")
+        );
+        assert!(
+            parse("x", os(&["--report-fd", "2", "--unconfined", "--", "y"]))
+                .unwrap_err()
+                .contains("invalid --report-fd")
         );
     }
 }

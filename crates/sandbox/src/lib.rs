@@ -296,6 +296,11 @@ pub struct Launch {
     /// Print the [`Applied`] report on stderr (`applied: JSON`) before the
     /// exec (for tests and debugging).
     pub report: bool,
+    /// Write the [`Applied`] report (JSON) here, then close it, before the
+    /// exec: the write end of a pipe the server reads to its end (see
+    /// [`launcher`]). Only with a spec. Nothing is written when the sandbox
+    /// cannot be applied.
+    pub report_fd: Option<OwnedFd>,
     /// Enter namespaces where the kernel allows (see `namespaces`); `false`
     /// runs with Landlock, seccomp and the subreaper only, as on a kernel
     /// without user namespaces.
@@ -355,6 +360,7 @@ pub fn launch(launch: Launch) -> Error {
         program,
         lifeline,
         report,
+        report_fd,
         exec_notify,
         ..
     } = launch;
@@ -370,6 +376,11 @@ pub fn launch(launch: Launch) -> Error {
                 Ok(json) => eprintln!("applied: {json}"),
                 Err(e) => eprintln!("cannot encode the report: {e}"),
             }
+        }
+        if let Some(fd) = report_fd {
+            // Closed here, before the command runs: the server reads to
+            // the end of the pipe (the supervisors closed their copies).
+            let _ = serde_json::to_writer(std::fs::File::from(fd), &applied);
         }
         report_failure(&exec(program.as_deref(), &argv))
     };

@@ -154,7 +154,7 @@ fn argv_bytes_arrive_identical() {
 }
 
 #[test]
-fn environment_of_run_is_preserved_and_escalation_filters_it() {
+fn environment_of_run_is_preserved_and_escalation_takes_only_the_allow_list() {
     let dir = tmp();
     let out = run(
         "FOO='bar baz' LD_PRELOAD=/nonexistent.so /usr/bin/env",
@@ -165,16 +165,24 @@ fn environment_of_run_is_preserved_and_escalation_filters_it() {
         out.output.contains("FOO=bar baz\n") && out.output.contains("LD_PRELOAD=/nonexistent.so\n"),
         "{out:?}"
     );
+    // Escalated: the server's environment (this test's), plus allow-listed
+    // variables of the request (TERM, LC_*); nothing else of the request.
     let out = run(
-        "FOO='bar baz' LD_PRELOAD=/nonexistent.so BASH_ENV=/x env",
+        "FOO='bar baz' LD_PRELOAD=/nonexistent.so BASH_ENV=/x HOME=/tmp/h TERM=test-term env",
         dir.path(),
         TestDecider::escalating(&["env"]),
     );
-    assert!(out.output.contains("FOO=bar baz\n"), "{out:?}");
+    assert!(out.output.contains("TERM=test-term\n"), "{out:?}");
+    assert!(out.output.contains("LC_ALL=C\n"), "{out:?}");
     assert!(
-        !out.output.contains("LD_PRELOAD=") && !out.output.contains("BASH_ENV="),
+        !out.output.contains("FOO=")
+            && !out.output.contains("LD_PRELOAD=/nonexistent.so")
+            && !out.output.contains("BASH_ENV=")
+            && !out.output.contains("HOME=/tmp/h"),
         "{out:?}"
     );
+    let pwd = format!("PWD={}\n", dir.path().canonicalize().unwrap().display());
+    assert!(out.output.contains(&pwd), "{out:?}");
     assert!(
         !out.output.contains("CODEX_ESCALATE_SOCKET") && !out.output.contains("BASH_EXEC_WRAPPER"),
         "{out:?}"
@@ -192,7 +200,8 @@ fn requests_too_big_for_the_handshake_follow_on_the_stream() {
         dir.path(),
         decider.clone(),
     );
-    assert_eq!(out.output, "100001\n100001\n", "{out:?}");
+    // (The escalated printenv does not get BIG: not on the allow-list.)
+    assert_eq!(out.output, "100001\n0\n", "{out:?}");
     // The small request was answered from the handshake; the big ones,
     // run and escalated alike, were read from the stream and decided later.
     let deferred = decider.deferred.lock().unwrap().clone();

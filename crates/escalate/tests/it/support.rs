@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use escalate::{
-    Control, Decider, EscalationConfig, ExecRequest, Outcome, ShellConfig, ShellRequest, Verdict,
+    Control, Decider, EscalationConfig, Exec, ExecRequest, Outcome, ShellConfig, ShellRequest,
+    Verdict,
 };
 
 /// The patched Bash built by `cargo xtask bash`.
@@ -93,11 +94,12 @@ impl Decider for TestDecider {
         self.ask.clone()
     }
 
-    fn decide_now(&self, request: &ExecRequest) -> Option<Verdict> {
-        Some(self.verdict(request))
+    fn decide_now(&self, exec: &Exec<'_>) -> Option<Verdict> {
+        Some(self.verdict(exec.request))
     }
 
-    fn decide(&self, request: &ExecRequest) -> Verdict {
+    fn decide(&self, exec: &Exec<'_>) -> Verdict {
+        let request = exec.request;
         let name = String::from_utf8_lossy(basename(&request.file)).into_owned();
         self.deferred.lock().unwrap().push(name);
         self.verdict(request)

@@ -123,6 +123,7 @@ fn help_and_version() {
         "--network",
         "--config",
         "--elicitation-timeout-secs",
+        "--pass-env",
         "--default-timeout-ms",
         "--output-head-bytes",
         "check",
@@ -237,6 +238,73 @@ fn sandbox_launchers_confine_then_exec() {
     }
 }
 
+/// `--report-fd`: the launcher writes what it enforced (JSON) on the pipe
+/// and closes it before the command runs: the reader sees the end of the
+/// pipe while the command still waits (here, for its stdin), so no
+/// supervisor kept a copy. The fd is set up by `sh` (`3>&1`): the test's
+/// pipe is fd 3 of the launcher, its stdout goes to stderr.
+#[test]
+fn the_launcher_reports_on_its_fd_and_closes_it_before_the_command_runs() {
+    use std::io::{Read, Write};
+    let small = crate::util::sandbox_exec();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    let spec = serde_json::json!({
+        "writable_roots": [root],
+        "read_only_subpaths": [root.join(".git")],
+        "network": false
+    })
+    .to_string();
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#"exec "$0" --report-fd 3 --spec "$1" -- /bin/sh -c 'read line; echo "got $line"' 3>&1 1>&2"#)
+        .arg(&small)
+        .arg(&spec)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Read on a thread: a launcher that kept the pipe open until the
+    // command's end would block the read for good.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut report = String::new();
+        let read = stdout.read_to_string(&mut report).map(|_| report);
+        let _ = tx.send(read);
+    });
+    let report = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let still_running = child.try_wait().unwrap().is_none();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "report: {report:?}\nstatus: {:?}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = report
+        .expect("no end of the report pipe while the command ran")
+        .unwrap();
+    assert!(still_running, "{text}");
+    let applied: serde_json::Value = serde_json::from_str(&report).expect(&text);
+    assert!(applied["landlock_abi"].as_u64().is_some(), "{text}");
+    // The read-only subpath is reported protected exactly when the
+    // launcher got a mount namespace.
+    let protected = applied["read_only_subpaths"] == serde_json::json!([root.join(".git")]);
+    let unprotected =
+        applied["unprotected_subpaths"][0]["path"] == serde_json::json!(root.join(".git"));
+    assert!(protected != unprotected, "{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("got go"),
+        "{text}"
+    );
+}
+
 /// Every error the binary prints names its cause once (a chain whose cause
 /// is already in its message is not printed twice).
 #[test]
@@ -284,4 +352,82 @@ fn start_up_errors_name_each_cause_once() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.matches(cause).count(), 1, "{text}");
     }
+}
+
+/// `check` judges the name given and the file it resolves to, and says
+/// when they disagree; `allow` rules for programs that run project code
+/// are warned about.
+#[test]
+fn check_shows_both_names_and_warns_about_code_runners() {
+    let home = codex_home_with(&[(
+        "a.rules",
+        "prefix_rule(pattern = [\"cat\"])\nprefix_rule(pattern = [\"make\"])\n\
+         prefix_rule(pattern = [\"rm\"], decision = \"forbidden\")\n",
+    )]);
+    let python = std::fs::canonicalize("/usr/bin/python3").expect("python3");
+    let rm = std::fs::canonicalize("/bin/rm").unwrap();
+    let links = tempfile::tempdir().unwrap();
+    let cat = links.path().join("cat");
+    std::os::unix::fs::symlink(&python, &cat).unwrap();
+    let x = links.path().join("x");
+    std::os::unix::fs::symlink(&rm, &x).unwrap();
+
+    let cat = cat.display().to_string();
+    let args = ["check", "--", &cat, "-c", "print(1)"];
+    let out = run_server(&args, home.path());
+    assert!(out.status.success(), "{}", describe(&args, &out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], Value::Null, "{v}");
+    assert_eq!(v["matched_rules"][0]["decision"], "allow", "{v}");
+    assert_eq!(v["file"], python.display().to_string(), "{v}");
+    assert_eq!(v["file_evaluation"]["decision"], Value::Null, "{v}");
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("allows both names")),
+        "{v}"
+    );
+
+    let x = x.display().to_string();
+    let args = ["check", "--", &x, "f"];
+    let v: Value = serde_json::from_slice(&run_server(&args, home.path()).stdout).unwrap();
+    assert_eq!(v["decision"], "forbidden", "{v}");
+    assert_eq!(v["matched_rules"], serde_json::json!([]), "{v}");
+    assert_eq!(v["file_evaluation"]["decision"], "forbidden", "{v}");
+
+    let args = ["check", "--", "make", "all"];
+    let v: Value = serde_json::from_slice(&run_server(&args, home.path()).stdout).unwrap();
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("a.rules:2:1") && warnings.contains("runs the project's build file"),
+        "{v}"
+    );
+}
+
+/// `--pass-env` refuses names that select code or configuration.
+#[test]
+fn pass_env_refuses_names_that_load_code() {
+    let home = codex_home_with(&[]);
+    for name in [
+        "LD_PRELOAD",
+        "HOME",
+        "GIT_DIR",
+        "XDG_CONFIG_HOME",
+        "PATH",
+        "not-a-name",
+    ] {
+        let args = ["--pass-env", name, "check", "--", "ls"];
+        let out = run_server(&args, home.path());
+        let text = describe(&args, &out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(name),
+            "{text}"
+        );
+    }
+    let args = ["--pass-env", "MY_TOOL_OPTS", "check", "--", "ls"];
+    let out = run_server(&args, home.path());
+    assert!(out.status.success(), "{}", describe(&args, &out));
 }

@@ -77,7 +77,11 @@ async fn prompt_accepted_escalates() {
         .reply(Reply::Accept)
         .start()
         .await;
-    let program = which(&s, "touch").await;
+    // The question names the file that runs.
+    let program = std::fs::canonicalize(which(&s, "touch").await)
+        .unwrap()
+        .display()
+        .to_string();
     let (r, created) = touch(&s, "f").await;
     assert!(created, "{r:?}");
     let work = s.work.canonicalize().unwrap();
@@ -258,4 +262,40 @@ async fn rules_flag_adds_to_discovered_rules() {
     assert!(r.output.starts_with("Execution denied: "), "{r:?}");
     let r = s.shell("ls /").await;
     assert!(r.output.starts_with("Execution denied: "), "{r:?}");
+}
+
+/// An escalated program gets the server's environment, plus the
+/// allow-listed variables of the request (built-in ones and `--pass-env`
+/// names); a question shows those that differ from the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalated_programs_get_the_servers_environment() {
+    let s = setup()
+        .rules(
+            "a.rules",
+            "prefix_rule(pattern = [\"printenv\"])\nprefix_rule(pattern = [\"env\"], decision = \"prompt\")\n",
+        )
+        .arg("--sandbox")
+        .arg("read-only")
+        .arg("--pass-env")
+        .arg("MY_TOOL_OPTS")
+        .env("LC_ALL", "C")
+        .reply(Reply::Decline)
+        .start()
+        .await;
+    let home = s.home().display().to_string();
+    let r = s
+        .shell("MY_TOOL_OPTS=-v OTHER=2 HOME=/tmp/h LC_ALL=C printenv MY_TOOL_OPTS HOME LC_ALL OTHER; echo status=$?")
+        .await;
+    assert_eq!(r.output, format!("-v\n{home}\nC\nstatus=1\n"), "{r:?}");
+    // Asked: only what passes and differs (LC_ALL=C is the server's too).
+    let r = s
+        .shell("MY_TOOL_OPTS=-v HOME=/tmp/h LC_ALL=C TERM=dumb env")
+        .await;
+    assert!(r.output.contains("User declined execution"), "{r:?}");
+    let asked = s.asked();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        asked[0].ends_with(" with `MY_TOOL_OPTS=-v TERM=dumb`?"),
+        "{asked:?}"
+    );
 }

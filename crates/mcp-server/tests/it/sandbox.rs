@@ -291,10 +291,16 @@ async fn escalated_programs_write_outside_and_reach_the_network() {
     let s = setup()
         .rules(
             "a.rules",
-            r#"
+            &format!(
+                r#"
 prefix_rule(pattern = ["touch"], decision = "allow")
+# Debian's python3 is a link to python3.11: the declaration binds the name
+# to the file it resolves to, which then needs no rule of its own.
+host_executable(name = "python3", paths = ["{}"])
 prefix_rule(pattern = ["python3"], decision = "allow")
 "#,
+                python()
+            ),
         )
         .start()
         .await;

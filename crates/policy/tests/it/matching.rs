@@ -3,8 +3,9 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 
-use policy::{Decision, Location, MatchOptions, Policy};
+use policy::{Decision, Location, MatchOptions, Policy, ProgramEvaluation};
 
 use crate::{check, check_os, check_with, load, prefixes};
 
@@ -342,4 +343,142 @@ fn policy_can_be_shared_between_threads() {
     fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
     assert_send_sync::<Policy>();
     assert_send_sync::<policy::Evaluation>();
+}
+
+/// `check_program` with the path Bash used and the file it resolves to.
+#[track_caller]
+fn check_both(
+    policy: &Policy,
+    used: &str,
+    resolved: Option<&str>,
+    args: &[&str],
+    expected: Option<Decision>,
+) -> ProgramEvaluation {
+    let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+    let e = policy.check_program(
+        used.as_ref(),
+        resolved.map(Path::new),
+        &args,
+        MatchOptions::default(),
+    );
+    assert_eq!(
+        e.decision, expected,
+        "{used} -> {resolved:?} {args:?}: {e:#?}"
+    );
+    e
+}
+
+#[test]
+fn a_link_borrows_no_rule_for_escalation() {
+    let policy = load(
+        r#"
+prefix_rule(["cat"])
+prefix_rule(["python3"], decision = "prompt")
+prefix_rule(["rm"], decision = "forbidden")
+prefix_rule(["ls"])
+"#,
+    );
+    // `cat -> python3.11`: allowed by name, no rule for the file.
+    check_both(
+        &policy,
+        "/w/bin/cat",
+        Some("/usr/bin/python3.11"),
+        &["-c", "x"],
+        None,
+    );
+    // Any name for rm is still forbidden; prompt of either name applies.
+    check_both(&policy, "/w/bin/x", Some("/usr/bin/rm"), &["f"], FORBIDDEN);
+    check_both(
+        &policy,
+        "/w/bin/cat",
+        Some("/usr/bin/rm"),
+        &["f"],
+        FORBIDDEN,
+    );
+    check_both(&policy, "/w/bin/x", Some("/usr/bin/python3"), &[], PROMPT);
+    // `ls -> cat`: both names allowed.
+    let e = check_both(&policy, "/w/bin/ls", Some("/usr/bin/cat"), &[], ALLOW);
+    assert_eq!(e.by_name.decision, ALLOW);
+    assert_eq!(e.by_file.as_ref().unwrap().decision, ALLOW);
+    assert_eq!(e.matched_rules().count(), 2);
+    // The same path: one evaluation.
+    let e = check_both(&policy, "/usr/bin/cat", Some("/usr/bin/cat"), &[], ALLOW);
+    assert!(e.by_file.is_none());
+    // Unresolvable: judged by name.
+    check_both(&policy, "/nowhere/cat", None, &[], ALLOW);
+    // A directory symlink (`/bin -> usr/bin`) keeps the name.
+    check_both(&policy, "/bin/cat", Some("/usr/bin/cat"), &[], ALLOW);
+}
+
+#[test]
+fn host_executable_is_checked_against_the_resolved_file() {
+    let rules = r#"
+host_executable(name = "cat", paths = ["/usr/bin/cat"])
+prefix_rule(["cat"])
+host_executable(name = "python3", paths = ["/usr/bin/python3"])
+prefix_rule(["python3"])
+"#;
+    let mut policy = load(rules);
+    // A link named cat in a writable directory, to the real cat: the file
+    // is the declared one.
+    check_both(&policy, "/w/bin/cat", Some("/usr/bin/cat"), &[], ALLOW);
+    // The declared path itself, resolving elsewhere: not the declared file
+    // until resolved forms are added; then the name is bound to the file.
+    check_both(
+        &policy,
+        "/usr/bin/python3",
+        Some("/usr/bin/python3.11"),
+        &[],
+        None,
+    );
+    policy.resolve_host_executables(|p| {
+        (p == Path::new("/usr/bin/python3")).then(|| PathBuf::from("/usr/bin/python3.11"))
+    });
+    let e = check_both(
+        &policy,
+        "/usr/bin/python3",
+        Some("/usr/bin/python3.11"),
+        &[],
+        ALLOW,
+    );
+    assert!(e.bound);
+    // Another link to python3.11 named python3 is bound too (the file is
+    // what was declared); one named cat is not.
+    check_both(
+        &policy,
+        "/w/bin/python3",
+        Some("/usr/bin/python3.11"),
+        &[],
+        ALLOW,
+    );
+    check_both(
+        &policy,
+        "/w/bin/cat",
+        Some("/usr/bin/python3.11"),
+        &[],
+        None,
+    );
+}
+
+#[test]
+fn rules_are_listed_with_their_heads() {
+    let policy = load(
+        "prefix_rule([[\"make\", \"gmake\"], \"all\"])\nprefix_rule([\"rm\"], decision = \"forbidden\")\n",
+    );
+    let rules: Vec<_> = policy
+        .rules()
+        .map(|r| (r.heads.to_vec(), r.decision, r.location.line))
+        .collect();
+    assert_eq!(
+        rules,
+        vec![
+            (
+                vec!["make".to_string(), "gmake".to_string()],
+                Decision::Allow,
+                1
+            ),
+            (vec!["rm".to_string()], Decision::Forbidden, 2),
+        ]
+    );
+    assert!(policy::code_runner("make").is_some());
 }

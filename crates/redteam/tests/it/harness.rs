@@ -7,12 +7,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::RunningService;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ElicitRequestParams, ElicitResult,
+    ElicitationAction, Implementation, InitializeRequestParams, ProtocolVersion,
+};
+use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 /// Rules every test server loads: `true` and `sleep` are allowed (they can
@@ -79,9 +83,78 @@ pub struct Counts {
     pub children: usize,
 }
 
+/// How the client answers approval requests (`elicitation/create`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The client does not declare elicitation: prompts are denied.
+    Unsupported,
+    Accept,
+    Decline,
+}
+
+/// The MCP client: records every approval question and answers it.
+pub struct Client {
+    reply: Reply,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Client {
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let ElicitRequestParams::FormElicitationParams { message, .. } = request else {
+            return Err(McpError::invalid_params(
+                "expected a form elicitation",
+                None,
+            ));
+        };
+        self.asked.lock().unwrap().push(message);
+        Ok(ElicitResult::new(match self.reply {
+            Reply::Accept => ElicitationAction::Accept,
+            Reply::Decline | Reply::Unsupported => ElicitationAction::Decline,
+        }))
+    }
+
+    fn get_info(&self) -> InitializeRequestParams {
+        let caps = match self.reply {
+            Reply::Unsupported => json!({}),
+            _ => json!({"elicitation": {}}),
+        };
+        let caps: ClientCapabilities = serde_json::from_value(caps).unwrap();
+        let mut info = InitializeRequestParams::new(caps, Implementation::new("redteam", "0"));
+        info.protocol_version = ProtocolVersion::V_2025_06_18;
+        info
+    }
+}
+
+/// Run before the server starts, with the workspace and the outside
+/// directory (e.g. to make the workspace a git repository).
+pub type Prepare = Box<dyn FnOnce(&Path, &Path)>;
+
+/// What a test server starts with beyond its rules.
+pub struct Options {
+    pub reply: Reply,
+    pub prepare: Prepare,
+    /// Extra server arguments.
+    pub args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            reply: Reply::Unsupported,
+            prepare: Box::new(|_, _| {}),
+            args: Vec::new(),
+        }
+    }
+}
+
 /// A running server, its client, and the directories of one test.
 pub struct Server {
-    pub service: RunningService<RoleClient, ()>,
+    pub service: RunningService<RoleClient, Client>,
+    asked: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
     /// The server's working directory: a writable root of the sandbox.
     pub work: PathBuf,
@@ -132,21 +205,30 @@ impl Shell {
 }
 
 pub async fn start(rules: &str) -> Server {
-    start_from(rules, false, &[]).await
+    start_from(rules, false, Options::default()).await
+}
+
+/// A server with `options`.
+pub async fn start_with(rules: &str, options: Options) -> Server {
+    start_from(rules, false, options).await
 }
 
 /// [`start`] with extra server arguments.
 pub async fn start_with_args(rules: &str, extra: &[&str]) -> Server {
-    start_from(rules, false, extra).await
+    let options = Options {
+        args: extra.iter().map(|a| a.to_string()).collect(),
+        ..Options::default()
+    };
+    start_from(rules, false, options).await
 }
 
 /// A server whose binaries (server, wrapper, sandbox launcher) are copies
 /// installed in `work/bin`, under a writable root of the sandbox.
 pub async fn start_installed_in_work(rules: &str) -> Server {
-    start_from(rules, true, &[]).await
+    start_from(rules, true, Options::default()).await
 }
 
-async fn start_from(rules: &str, installed_in_work: bool, extra: &[&str]) -> Server {
+async fn start_from(rules: &str, installed_in_work: bool, options: Options) -> Server {
     // `/tmp` is a writable root of the default sandbox: a checkout under it
     // (CI may clone there) must not put the "outside" directories under it.
     let base = project_root().join("target/redteam-tmp");
@@ -169,6 +251,7 @@ async fn start_from(rules: &str, installed_in_work: bool, extra: &[&str]) -> Ser
         std::fs::create_dir_all(d).unwrap();
     }
     std::fs::write(codex_home.join("rules/redteam.rules"), rules).unwrap();
+    (options.prepare)(&work, &outside);
     let log = dir_path.join("server.log");
     let _ = sibling("codex-execve-wrapper");
     let server = if installed_in_work {
@@ -191,7 +274,7 @@ async fn start_from(rules: &str, installed_in_work: bool, extra: &[&str]) -> Ser
         "--sandbox".into(),
         "workspace-write".into(),
     ];
-    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend(options.args.iter().cloned());
     let mut cmd = tokio::process::Command::new(&server);
     cmd.args(&args)
         .current_dir(&work)
@@ -220,7 +303,12 @@ async fn start_from(rules: &str, installed_in_work: bool, extra: &[&str]) -> Ser
         .spawn()
         .unwrap();
     let pid = transport.id().expect("server pid");
-    let service = match ().serve(transport).await {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let client = Client {
+        reply: options.reply,
+        asked: asked.clone(),
+    };
+    let service = match client.serve(transport).await {
         Ok(service) => service,
         Err(e) => panic!(
             "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",
@@ -229,6 +317,7 @@ async fn start_from(rules: &str, installed_in_work: bool, extra: &[&str]) -> Ser
     };
     Server {
         service,
+        asked,
         _dir: dir,
         work,
         outside,
@@ -241,6 +330,16 @@ async fn start_from(rules: &str, installed_in_work: bool, extra: &[&str]) -> Ser
 impl Server {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The size of the server's log so far.
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
+    /// Messages of the approval questions asked so far.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
     }
 
     /// Runs `command` through the `shell` tool in `workdir`.
@@ -399,4 +498,36 @@ pub async fn eventually(secs: u64, mut condition: impl FnMut() -> bool) -> bool 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     condition()
+}
+
+/// Whether the sandbox can keep read-only subpaths (`.git`) read-only on
+/// this machine: it needs a mount namespace (root, or unprivileged user
+/// namespaces). Found by running the real launcher on a probe directory.
+pub fn protects_read_only_subpaths() -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let ro = root.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let spec = json!({"writable_roots": [root], "read_only_subpaths": [ro], "network": false});
+    let probe = ro.join("probe");
+    let _ = std::process::Command::new(sibling("codex-sandbox-exec"))
+        .args(["--spec", &spec.to_string(), "--", "/bin/sh", "-c"])
+        .arg(format!(": > '{}'", probe.display()))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    !probe.exists()
+}
+
+/// Prints why a case is skipped and returns true when the machine cannot
+/// keep read-only subpaths read-only.
+pub fn skip_without_read_only_subpaths(case: &str) -> bool {
+    if protects_read_only_subpaths() {
+        return false;
+    }
+    eprintln!(
+        "skipped {case}: no mount namespace here (not root, unprivileged user namespaces disabled), \
+         so the sandbox cannot keep .git read-only and git is never escalated in a workspace"
+    );
+    true
 }

@@ -17,3 +17,4 @@
 mod cases;
 mod exec_bypass;
 mod harness;
+mod integrity;

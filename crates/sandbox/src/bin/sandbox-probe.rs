@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             argv,
             program: None,
             report: !quiet,
+            report_fd: None,
             namespaces: !no_namespaces,
             exec_notify: None,
         });
