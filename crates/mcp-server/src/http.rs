@@ -48,6 +48,7 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -214,6 +215,7 @@ struct Front {
     owners: Mutex<HashMap<SessionId, Client>>,
     /// POST responses still streaming, which shutdown lets finish.
     responses: TaskTracker,
+    inflight: Arc<Inflight>,
 }
 
 /// Serves MCP over Streamable HTTP until SIGTERM or SIGINT (see the module
@@ -238,12 +240,12 @@ pub async fn serve(shared: Arc<Shared>, http: HttpSettings) -> anyhow::Result<()
         .disable_allowed_hosts()
         .disable_allowed_origins();
     let factory_shared = shared.clone();
-    let next_session = std::sync::atomic::AtomicU64::new(0);
+    let next_session = AtomicU64::new(0);
     let mcp = StreamableHttpService::new(
         move || {
             // One per session (or stateless request): its own sandbox
             // state and principal.
-            let n = next_session.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let n = next_session.fetch_add(1, Ordering::Relaxed);
             Ok(ExecServer::new(
                 factory_shared.clone(),
                 format!("http-session:{n}").into_bytes(),
@@ -264,6 +266,7 @@ pub async fn serve(shared: Arc<Shared>, http: HttpSettings) -> anyhow::Result<()
         max_request_bytes: http.max_request_bytes,
         owners: Mutex::default(),
         responses: TaskTracker::new(),
+        inflight: Arc::default(),
     });
     tracing::info!(
         address = %local,
@@ -395,6 +398,20 @@ impl Front {
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(client.clone());
         if method != Method::POST {
+            if method == Method::DELETE
+                && let Some(id) = &session
+            {
+                // Its calls stop now, not after rmcp's drain time.
+                let requests: Vec<RequestId> = self
+                    .inflight
+                    .lock()
+                    .get(id)
+                    .map(|r| r.values().cloned().collect())
+                    .unwrap_or_default();
+                for request in requests {
+                    cancel(&self.sessions, id, request, "the session ended").await;
+                }
+            }
             let request = Request::from_parts(parts, Full::new(Bytes::new()));
             let response = self.mcp.handle(request).await;
             if method == Method::DELETE
@@ -414,11 +431,14 @@ impl Front {
         };
         // A request in a session is cancelled when its response stream
         // closes early (rmcp does the same for stateless requests).
-        let cancel_on_drop = session.clone().and_then(|session| {
-            request_id(&body).map(|request| CancelOnDrop {
-                sessions: self.sessions.clone(),
-                session,
-                request,
+        let tracked = session.clone().and_then(|session| {
+            request_id(&body).map(|request| {
+                SessionRequest::new(
+                    self.sessions.clone(),
+                    self.inflight.clone(),
+                    session,
+                    request,
+                )
             })
         });
         let response = self
@@ -435,7 +455,7 @@ impl Front {
         let body = Tracked {
             inner: body,
             _response: self.responses.token(),
-            cancel_on_drop,
+            request: tracked,
         };
         Response::from_parts(parts, body.boxed())
     }
@@ -635,44 +655,107 @@ impl Refusal {
     }
 }
 
-/// Sends a session `notifications/cancelled` for its request unless
-/// disarmed (the response ended normally).
-struct CancelOnDrop {
-    sessions: Arc<LocalSessionManager>,
-    session: SessionId,
-    request: RequestId,
+/// The requests of each session whose response is still streaming, so
+/// that a `DELETE` can stop them at once (rmcp would let them run on for
+/// its drain time).
+#[derive(Default)]
+struct Inflight {
+    next: AtomicU64,
+    by_session: Mutex<HashMap<SessionId, HashMap<u64, RequestId>>>,
 }
 
-impl CancelOnDrop {
-    fn fire(self) {
-        let CancelOnDrop {
+impl Inflight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, HashMap<u64, RequestId>>> {
+        self.by_session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remove(&self, session: &SessionId, key: u64) {
+        let mut map = self.lock();
+        if let Some(requests) = map.get_mut(session) {
+            requests.remove(&key);
+            if requests.is_empty() {
+                map.remove(session);
+            }
+        }
+    }
+}
+
+/// A request of a session, from its POST until its response ends; when
+/// the response stream is dropped before that (the client went away), the
+/// request is cancelled.
+struct SessionRequest {
+    sessions: Arc<LocalSessionManager>,
+    inflight: Arc<Inflight>,
+    session: SessionId,
+    request: RequestId,
+    key: u64,
+    ended: bool,
+}
+
+impl SessionRequest {
+    fn new(
+        sessions: Arc<LocalSessionManager>,
+        inflight: Arc<Inflight>,
+        session: SessionId,
+        request: RequestId,
+    ) -> SessionRequest {
+        let key = inflight.next.fetch_add(1, Ordering::Relaxed);
+        inflight
+            .lock()
+            .entry(session.clone())
+            .or_default()
+            .insert(key, request.clone());
+        SessionRequest {
             sessions,
+            inflight,
             session,
             request,
-        } = self;
-        tracing::info!(%session, %request, "response stream closed early: cancelling the request");
-        let notification =
-            ClientJsonRpcMessage::notification(ClientNotification::CancelledNotification(
-                CancelledNotification::new(CancelledNotificationParam::new(
-                    Some(request),
-                    Some("the client disconnected".into()),
-                )),
-            ));
+            key,
+            ended: false,
+        }
+    }
+}
+
+impl Drop for SessionRequest {
+    fn drop(&mut self) {
+        self.inflight.remove(&self.session, self.key);
+        if self.ended {
+            return;
+        }
+        tracing::info!(session = %self.session, request = %self.request, "response stream closed early: cancelling the request");
+        let sessions = self.sessions.clone();
+        let session = self.session.clone();
+        let request = self.request.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                // The session may have ended already: nothing to cancel.
-                let _ = sessions.accept_message(&session, notification).await;
+                cancel(&sessions, &session, request, "the client disconnected").await;
             });
         }
     }
 }
 
+/// Sends `session` a `notifications/cancelled` for `request`.
+async fn cancel(
+    sessions: &LocalSessionManager,
+    session: &SessionId,
+    request: RequestId,
+    reason: &str,
+) {
+    let notification = ClientJsonRpcMessage::notification(
+        ClientNotification::CancelledNotification(CancelledNotification::new(
+            CancelledNotificationParam::new(Some(request), Some(reason.into())),
+        )),
+    );
+    // The session may have ended already: then there is nothing to cancel.
+    let _ = sessions.accept_message(session, notification).await;
+}
+
 /// A response body that counts as in flight until it ends or is dropped,
-/// and cancels its request when dropped before the end.
+/// and (for a session request) cancels its request when dropped early.
 struct Tracked {
     inner: HttpBody,
     _response: TaskTrackerToken,
-    cancel_on_drop: Option<CancelOnDrop>,
+    request: Option<SessionRequest>,
 }
 
 impl Body for Tracked {
@@ -684,8 +767,9 @@ impl Body for Tracked {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = poll {
-            self.cancel_on_drop = None;
+        let ended = matches!(poll, Poll::Ready(None)) || self.inner.is_end_stream();
+        if ended && let Some(request) = &mut self.request {
+            request.ended = true;
         }
         poll
     }
@@ -696,16 +780,6 @@ impl Body for Tracked {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        if let Some(cancel) = self.cancel_on_drop.take()
-            && !self.inner.is_end_stream()
-        {
-            cancel.fire();
-        }
     }
 }
 
