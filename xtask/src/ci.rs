@@ -67,12 +67,12 @@ pub(crate) const STEPS: &[Step] = &[
     },
     Step {
         name: "python-e2e",
-        about: "MCP Python SDK end-to-end test over stdio (crates/mcp-server/tests/python)",
+        about: "MCP Python SDK end-to-end tests over stdio and HTTP (crates/mcp-server/tests/python)",
         run: python_e2e,
     },
     Step {
         name: "node-e2e",
-        about: "MCP TypeScript SDK end-to-end test over stdio (crates/mcp-server/tests/node)",
+        about: "MCP TypeScript SDK end-to-end tests over stdio and HTTP (crates/mcp-server/tests/node)",
         run: node_e2e,
     },
     Step {
@@ -278,6 +278,6 @@ fn node_e2e(sh: &Shell) -> Result<()> {
     cmd!(sh, "{cargo} build --workspace").run()?;
     let _dir = sh.push_dir("crates/mcp-server/tests/node");
     cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?;
-    cmd!(sh, "node --test e2e.test.mjs").run()?;
+    cmd!(sh, "node --test e2e.test.mjs http.test.mjs").run()?;
     Ok(())
 }
