@@ -253,10 +253,12 @@ fn python_e2e(sh: &Shell) -> Result<()> {
     }
     let pip_quiet = ["--quiet", "--disable-pip-version-check"];
     cmd!(sh, "{python} -m pip install {pip_quiet...} {PYTHON_MCP}").run()?;
-    let test = "crates/mcp-server/tests/python/test_e2e.py";
     let server = "target/debug/codex-exec-mcp-server";
     let bash = format!("target/dist/vendor/{}/bash", bash::DEFAULT_TRIPLE);
-    cmd!(sh, "{python} {test} {server} {bash}").run()?;
+    for test in ["test_e2e.py", "test_http.py"] {
+        let test = format!("crates/mcp-server/tests/python/{test}");
+        cmd!(sh, "{python} {test} {server} {bash}").run()?;
+    }
     Ok(())
 }
 

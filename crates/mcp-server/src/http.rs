@@ -413,7 +413,7 @@ impl Front {
                 }
             }
             let request = Request::from_parts(parts, Full::new(Bytes::new()));
-            let response = self.mcp.handle(request).await;
+            let mut response = self.mcp.handle(request).await;
             if method == Method::DELETE
                 && response.status().is_success()
                 && let Some(id) = session
@@ -422,6 +422,8 @@ impl Front {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&id);
+                // rmcp says 202; clients (the Python SDK) expect 200 or 204.
+                *response.status_mut() = StatusCode::NO_CONTENT;
             }
             return response;
         }
