@@ -76,6 +76,11 @@ pub(crate) const STEPS: &[Step] = &[
         run: node_e2e,
     },
     Step {
+        name: "clients-e2e",
+        about: "real Codex CLI and Claude Code with a scripted model, no network but loopback (crates/mcp-server/tests/clients)",
+        run: clients_e2e,
+    },
+    Step {
         name: "dist",
         about: "release binaries, Bash, smoke run, OCI image, npm tarball (cargo xtask dist)",
         run: |sh| crate::dist::run(sh, &[]),
@@ -307,6 +312,36 @@ fn kubernetes(sh: &Shell) -> Result<()> {
 /// The TypeScript SDK as package-lock.json pins it, freshly installed by
 /// `npm ci` into node_modules under the test directory (gitignored).
 fn node_e2e(sh: &Shell) -> Result<()> {
+    ensure_npm(sh)?;
+    let cargo = util::cargo();
+    cmd!(sh, "{cargo} build --workspace").run()?;
+    let _dir = sh.push_dir("crates/mcp-server/tests/node");
+    cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?;
+    cmd!(sh, "node --test e2e.test.mjs http.test.mjs").run()?;
+    Ok(())
+}
+
+/// The real clients as package-lock.json pins them (`npm ci`, about 1.2 GB
+/// unpacked), run by `node --test` in a network namespace with only
+/// loopback up, so that they reach nothing but the scripted model on
+/// 127.0.0.1. Needs root for `unshare --net`.
+fn clients_e2e(sh: &Shell) -> Result<()> {
+    if !util::is_root() {
+        bail!("clients-e2e runs the clients under `unshare --net`, which needs root");
+    }
+    setup::ensure(sh)?; // util-linux (unshare), iproute2 (ip)
+    ensure_npm(sh)?;
+    let cargo = util::cargo();
+    cmd!(sh, "{cargo} build --workspace").run()?;
+    let _dir = sh.push_dir("crates/mcp-server/tests/clients");
+    cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?;
+    let script = "ip link set lo up && exec node --test codex.test.mjs claude.test.mjs";
+    cmd!(sh, "unshare --net -- sh -c {script}").run()?;
+    Ok(())
+}
+
+/// Installs npm if missing (root only).
+fn ensure_npm(sh: &Shell) -> Result<()> {
     if cmd!(sh, "npm --version").quiet().read().is_err() {
         // Debian's nodejs (setup installs it) comes without npm; NodeSource's
         // bundles it and conflicts with Debian's npm package.
@@ -318,10 +353,5 @@ fn node_e2e(sh: &Shell) -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .run()?;
     }
-    let cargo = util::cargo();
-    cmd!(sh, "{cargo} build --workspace").run()?;
-    let _dir = sh.push_dir("crates/mcp-server/tests/node");
-    cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?;
-    cmd!(sh, "node --test e2e.test.mjs http.test.mjs").run()?;
     Ok(())
 }

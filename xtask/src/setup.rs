@@ -35,6 +35,9 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "qemu-user-static",
     "nix-bin",
+    // clients-e2e: `unshare --net` and `ip link set lo up`.
+    "util-linux",
+    "iproute2",
 ];
 pub(crate) const RUSTUP_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
 pub(crate) const RUST_TARGETS: &[&str] =

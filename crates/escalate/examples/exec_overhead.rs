@@ -42,6 +42,8 @@ fn main() {
         bash: bash.clone().into(),
         wrapper: wrapper.into(),
         launcher: Vec::new(),
+        sandbox: None,
+        exec_check: false,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
         kill_grace: Duration::from_millis(100),

@@ -29,7 +29,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::{EscalationConfig, ExecRequest, sys};
+use crate::{EscalationConfig, ExecRequest, Reaper, ReaperProgram, sys};
 
 /// Variables removed from every escalated program's environment: each
 /// loads code or configuration into the new process, or steers the shell
@@ -220,9 +220,19 @@ pub fn filter_env(env: &[OsString], config: &EscalationConfig) -> Vec<(OsString,
 }
 
 impl Prepared {
-    /// Starts the program in its own process group with the wrapper's fds:
-    /// `fds[i]` appears at `targets[i]`; stdio not passed is `/dev/null`.
-    pub fn spawn(&self, targets: &[i32], fds: Vec<OwnedFd>) -> std::io::Result<Child> {
+    /// Starts the program with the wrapper's fds: `fds[i]` appears at
+    /// `targets[i]`; stdio not passed is `/dev/null`. Under `reaper` (the
+    /// launcher's program and leading arguments, see `sandbox::launcher`)
+    /// when given: the launcher leads its own process group, the program
+    /// runs as its child in another, and everything the program starts ends
+    /// when it does or when the returned lifeline is dropped. Without one,
+    /// the program leads its own process group.
+    pub fn spawn(
+        &self,
+        targets: &[i32],
+        fds: Vec<OwnedFd>,
+        reaper: Option<&Reaper>,
+    ) -> std::io::Result<(Child, Option<OwnedFd>)> {
         // The checked file must still be at its fd number when the child
         // execs it, after the wrapper's fds were moved to their targets: a
         // forged target equal to that number would otherwise make the
@@ -238,10 +248,43 @@ impl Prepared {
             Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
             None => self.program.clone(),
         };
-        let mut cmd = Command::new(&exec_path);
-        cmd.arg0(&self.argv[0])
-            .args(&self.argv[1..])
-            .env_clear()
+        let mut keep_open = Vec::new();
+        // Above every target too: a forged target must not replace it.
+        let launcher_fd = match reaper.map(|r| &r.program) {
+            Some(ReaperProgram::File(file)) => {
+                Some(sys::dup_at_least(file.as_fd(), above_targets)?)
+            }
+            _ => None,
+        };
+        let (mut cmd, lifeline) = match reaper {
+            Some(reaper) => {
+                let launcher = match (&reaper.program, &launcher_fd) {
+                    (_, Some(fd)) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+                    (ReaperProgram::Path(path), None) => path.clone(),
+                    (ReaperProgram::File(_), None) => unreachable!("duplicated above"),
+                };
+                let (read, write) = sys::lifeline(above_targets)?;
+                let mut cmd = Command::new(launcher);
+                cmd.args(&reaper.leading)
+                    .arg("--lifeline")
+                    .arg(read.as_raw_fd().to_string())
+                    .arg("--program")
+                    .arg(&exec_path)
+                    .arg("--unconfined")
+                    .arg("--")
+                    .args(&self.argv);
+                keep_open.push(read.as_raw_fd());
+                // The launcher execs the checked file by its fd number.
+                keep_open.extend(exec_fd.as_ref().map(|fd| fd.as_raw_fd()));
+                (cmd, Some((read, write)))
+            }
+            None => {
+                let mut cmd = Command::new(&exec_path);
+                cmd.arg0(&self.argv[0]).args(&self.argv[1..]);
+                (cmd, None)
+            }
+        };
+        cmd.env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)
             .process_group(0);
@@ -262,12 +305,25 @@ impl Prepared {
         cmd.stdin(to_stdio(stdin))
             .stdout(to_stdio(stdout))
             .stderr(to_stdio(stderr));
-        if !extra.is_empty() {
-            sys::map_fds(&mut cmd, extra, None);
+        if !extra.is_empty() || !keep_open.is_empty() {
+            sys::map_fds(&mut cmd, extra, keep_open);
         }
         let child = cmd.spawn();
         drop(keep);
         drop(exec_fd);
-        child
+        drop(launcher_fd);
+        let lifeline = lifeline.map(|(read, write)| {
+            drop(read);
+            write
+        });
+        child.map(|child| (child, lifeline))
     }
+}
+
+/// The file a request's program resolves to (relative to its working
+/// directory, symlinks followed), or the path as given when it cannot be
+/// resolved.
+pub fn canonical_program(request: &ExecRequest) -> PathBuf {
+    let joined = Path::new(&request.cwd).join(Path::new(&request.file));
+    std::fs::canonicalize(&joined).unwrap_or(joined)
 }

@@ -8,6 +8,7 @@
 //! wrapper passed.
 
 mod escalated;
+mod exec_check;
 mod output;
 mod session;
 mod shell;
@@ -63,6 +64,24 @@ pub trait Decider: Send + Sync + 'static {
     /// [`Decider::decide_now`] left open (or that arrived without an inline
     /// request); it may block, for instance to ask a human.
     fn decide(&self, request: &ExecRequest) -> Verdict;
+
+    /// The verdict for an exec seen by the exec check (any process of the
+    /// sandbox, not through the wrapper), which runs in the sandbox
+    /// whatever the rules say: [`Verdict::Run`] or [`Verdict::Deny`] at
+    /// once, or `None` when a human must be asked (then
+    /// [`Decider::ask_sandboxed`], on a thread of its own). Must not block.
+    /// The default lets everything run.
+    fn check_sandboxed(&self, request: &ExecRequest) -> Option<Verdict> {
+        let _ = request;
+        Some(Verdict::Run)
+    }
+
+    /// Asks a human about an exec [`Decider::check_sandboxed`] left open:
+    /// [`Verdict::Run`] (inside the sandbox) or [`Verdict::Deny`]. May block.
+    fn ask_sandboxed(&self, request: &ExecRequest) -> Verdict {
+        let _ = request;
+        Verdict::Deny("nobody can be asked".into())
+    }
 }
 
 /// How escalated programs are started.
@@ -76,6 +95,29 @@ pub struct EscalationConfig {
     /// Directories the sandboxed side can write: a program under one of
     /// them is never escalated (it could have been planted).
     pub writable_roots: Vec<PathBuf>,
+    /// The launcher escalated programs run under (see
+    /// `ShellConfig::launcher`), so that nothing they start outlives them or
+    /// the call. `None`: they are started directly.
+    pub reaper: Option<Reaper>,
+}
+
+/// The launcher that supervises escalated programs.
+#[derive(Debug, Clone)]
+pub struct Reaper {
+    pub program: ReaperProgram,
+    /// Arguments before the launcher's own (`sandbox-exec` for the server's
+    /// fallback mode).
+    pub leading: Vec<OsString>,
+}
+
+/// Where the launcher is. An open file is exec'd through
+/// `/proc/self/fd/N`, with `N` placed above every fd target of the
+/// wrapper's, so a forged target cannot swap it for a file the sandbox
+/// wrote.
+#[derive(Debug, Clone)]
+pub enum ReaperProgram {
+    File(std::sync::Arc<std::os::fd::OwnedFd>),
+    Path(PathBuf),
 }
 
 impl Default for EscalationConfig {
@@ -84,6 +126,7 @@ impl Default for EscalationConfig {
             path: std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
             extra_env_denylist: Vec::new(),
             writable_roots: Vec::new(),
+            reaper: None,
         }
     }
 }

@@ -70,20 +70,36 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Escalated programs of one session, by process group. An entry is removed
-/// before its leader is reaped, so a signalled group id is never a recycled
-/// one.
+/// Escalated programs of one session, by process group, with the write
+/// end of each one's lifeline when it runs under a launcher (see
+/// `EscalationConfig::reaper`). An entry is removed before its leader is
+/// reaped, so a signalled group id is never a recycled one.
 #[derive(Default)]
 struct Registry {
     inner: Mutex<RegistryState>,
+    /// Notified when an entry is removed.
+    removed: Condvar,
 }
 
 #[derive(Default)]
 struct RegistryState {
     closed: bool,
     next_id: u64,
-    groups: HashMap<u64, Pid>,
+    groups: HashMap<u64, Escalated>,
 }
+
+struct Escalated {
+    pgid: Pid,
+    /// Under a launcher: dropped (set to `None`) to end the program and
+    /// everything it started. A supervised program's launcher is never
+    /// SIGKILLed while it ends them (but by [`Registry::drain`], last).
+    lifeline: Option<OwnedFd>,
+    supervised: bool,
+}
+
+/// How long [`Session::close`] waits for the launchers of escalated
+/// programs to end them, before killing what is left.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
@@ -92,25 +108,72 @@ impl Registry {
 
     /// Spawns under the lock, so a concurrent [`Registry::kill_all`] either
     /// sees the new group or happens before the spawn is allowed.
-    fn spawn(&self, f: impl FnOnce() -> std::io::Result<Child>) -> std::io::Result<(u64, Child)> {
+    fn spawn(
+        &self,
+        f: impl FnOnce() -> std::io::Result<(Child, Option<OwnedFd>)>,
+    ) -> std::io::Result<(u64, Child)> {
         let mut state = self.lock();
         if state.closed {
             return Err(std::io::Error::other("the shell call has ended"));
         }
-        let child = f()?;
+        let (child, lifeline) = f()?;
         state.next_id += 1;
         let id = state.next_id;
-        state.groups.insert(id, Pid::from_raw(child.id() as i32));
+        let pgid = Pid::from_raw(child.id() as i32);
+        let supervised = lifeline.is_some();
+        state.groups.insert(
+            id,
+            Escalated {
+                pgid,
+                lifeline,
+                supervised,
+            },
+        );
         Ok((id, child))
     }
 
     fn remove(&self, id: u64) {
         self.lock().groups.remove(&id);
+        self.removed.notify_all();
     }
 
+    /// SIGKILL ends every program through its launcher (its lifeline is
+    /// dropped: the launcher kills the program and everything it started,
+    /// which a SIGKILL of the launcher's group would leave running); other
+    /// signals go to each launcher's group, which passes them on.
     fn kill_all(&self, signal: Signal) {
-        for pgid in self.lock().groups.values() {
-            let _ = killpg(*pgid, signal);
+        for escalated in self.lock().groups.values_mut() {
+            if signal == Signal::SIGKILL && escalated.supervised {
+                escalated.lifeline = None;
+                continue;
+            }
+            let _ = killpg(escalated.pgid, signal);
+        }
+    }
+
+    /// Ends one program and everything it started: through its launcher's
+    /// lifeline, or by SIGKILL of its group when it has no launcher.
+    fn end(&self, id: u64) {
+        if let Some(escalated) = self.lock().groups.get_mut(&id) {
+            if escalated.supervised {
+                escalated.lifeline = None;
+            } else {
+                let _ = killpg(escalated.pgid, Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// Waits up to `wait` for every program to end (their launchers were
+    /// told to end them), then SIGKILLs what is left.
+    fn drain(&self, wait: Duration) {
+        let state = self.lock();
+        let (state, _) = self
+            .removed
+            .wait_timeout_while(state, wait, |s| !s.groups.is_empty())
+            .unwrap_or_else(|e| e.into_inner());
+        for escalated in state.groups.values() {
+            tracing::warn!(pgid = %escalated.pgid, "an escalated program's launcher did not end it in time; killing it");
+            let _ = killpg(escalated.pgid, Signal::SIGKILL);
         }
     }
 
@@ -120,16 +183,18 @@ impl Registry {
 }
 
 impl Session {
-    /// Creates the socket pair and starts accepting. Returns the session
+    /// Creates the socket pair (sequenced packets: see the `protocol`
+    /// crate) and starts accepting. Returns the session
     /// and the end Bash must inherit (close-on-exec; the spawner clears the
     /// flag in the child only).
     pub fn start(
         decider: Arc<dyn Decider>,
         config: EscalationConfig,
+        expected: Option<Arc<crate::exec_check::Expected>>,
     ) -> std::io::Result<(Session, OwnedFd)> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
-            SockType::Datagram,
+            SockType::SeqPacket,
             None,
             SockFlag::SOCK_CLOEXEC,
         )
@@ -139,6 +204,7 @@ impl Session {
         let shared = Arc::new(Shared {
             decider,
             config,
+            expected,
             registry: registry.clone(),
             live: AtomicUsize::new(0),
             workers: Workers::default(),
@@ -169,11 +235,15 @@ impl Session {
         self.registry.len()
     }
 
-    /// Refuses further escalations, kills the running ones and stops the
-    /// acceptor.
+    /// Refuses further escalations, kills the running ones (waiting, at
+    /// most a couple of seconds, for their launchers to end everything they
+    /// started) and stops the acceptor.
     pub fn close(&mut self) {
         self.registry.lock().closed = true;
         self.registry.kill_all(Signal::SIGKILL);
+        if self.registry.len() > 0 {
+            self.registry.drain(CLOSE_WAIT);
+        }
         self.stop.take();
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
@@ -190,6 +260,9 @@ impl Drop for Session {
 struct Shared {
     decider: Arc<dyn Decider>,
     config: EscalationConfig,
+    /// Where execs decided after a human was asked are announced to the
+    /// exec check, so it does not ask again (when the call has one).
+    expected: Option<Arc<crate::exec_check::Expected>>,
     registry: Arc<Registry>,
     live: AtomicUsize,
     workers: Workers,
@@ -295,16 +368,36 @@ fn accept_loop(session: OwnedFd, stop: UnixStream, shared: &Arc<Shared>) {
         if fds[1].any().unwrap_or(true) {
             return;
         }
+        // Every copy of Bash's end is closed (the call's processes are
+        // gone): once the queue is drained, nothing can arrive any more.
+        let hung_up = fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP));
         // A bounded batch, then back to `poll`: a peer that floods the
         // socket must not keep this thread from seeing `stop`.
         for _ in 0..ACCEPT_BATCH {
             match protocol::recv_handshake(session.as_fd(), &mut buf) {
                 Ok(Some(handshake)) => accept(handshake, shared),
                 Ok(None) => break,
+                Err(_) if hung_up => return,
+                // End-of-file reads as an empty record: the last holder of
+                // Bash's end closed it after our poll.
+                Err(protocol::Error::BadHandshake("empty datagram")) if peers_gone(&session) => {
+                    return;
+                }
                 Err(e) => tracing::warn!(error = %e, "rejected an escalation handshake"),
             }
         }
     }
+}
+
+/// Whether every copy of Bash's end of the session socket is closed.
+fn peers_gone(session: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(session.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
 
 /// Answers a handshake at once when its inline request needs no more than
@@ -405,9 +498,23 @@ fn serve(conn: &Conn, request: Option<(ExecRequest, Option<Verdict>)>, shared: &
             Err(None) => return,
         },
     };
+    let asked = verdict.is_none();
     let verdict = verdict.unwrap_or_else(|| shared.decider.decide(&request));
     let audit = Audit(&request);
     match verdict {
+        Verdict::Run if asked => {
+            // The wrapper runs it itself next: the exec check must not
+            // ask about it again.
+            if let Some(expected) = &shared.expected
+                && let Ok(creds) =
+                    nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)
+            {
+                let file = crate::escalated::canonical_program(&request);
+                expected.expect(creds.pid() as u32, file, request.argv.clone());
+            }
+            tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
+            reply(ServerMsg::Run)
+        }
         Verdict::Run => {
             tracing::debug!(program = %audit.file(), argv = ?audit.argv(), cwd = %audit.cwd(), decision = "run", "exec");
             reply(ServerMsg::Run)
@@ -425,7 +532,12 @@ fn serve(conn: &Conn, request: Option<(ExecRequest, Option<Verdict>)>, shared: &
             Ok(prepared) => {
                 tracing::info!(program = %prepared.program.display(), argv = ?audit.argv(), cwd = %audit.cwd(),
                     decision = "escalate", "exec");
-                escalate(conn, &prepared, &shared.registry)
+                escalate(
+                    conn,
+                    &prepared,
+                    &shared.registry,
+                    shared.config.reaper.as_ref(),
+                )
             }
         },
     }
@@ -457,7 +569,7 @@ fn kind(msg: &WrapperMsg) -> &'static str {
 }
 
 /// Runs `prepared` with the wrapper's fds and reports how it ended.
-fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
+fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry, reaper: Option<&crate::Reaper>) {
     let fail = |message: String| {
         tracing::warn!(program = %prepared.program.display(), %message, "escalation failed");
         let _ = conn.send_within(&ServerMsg::Error(message), READ_DEADLINE);
@@ -476,7 +588,7 @@ fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
     if let Err(message) = check_targets(&targets, fds.len()) {
         return fail(message);
     }
-    let (id, mut child) = match registry.spawn(|| prepared.spawn(&targets, fds)) {
+    let (id, mut child) = match registry.spawn(|| prepared.spawn(&targets, fds, reaper)) {
         Ok(spawned) => spawned,
         Err(e) => return fail(format!("cannot start {}: {e}", prepared.program.display())),
     };
@@ -485,7 +597,7 @@ fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
         Ok(fd) => fd,
         Err(e) => {
             // Cannot watch it: do not leave it running unsupervised.
-            let _ = killpg(pgid, Signal::SIGKILL);
+            registry.end(id);
             registry.remove(id);
             let _ = child.wait();
             return fail(format!("pidfd_open: {e}"));
@@ -507,7 +619,7 @@ fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => {
                 tracing::error!(error = %e, "poll on an escalated program failed");
-                let _ = killpg(pgid, Signal::SIGKILL);
+                registry.end(id);
             }
         }
         if fds[0].any().unwrap_or(false) {
@@ -534,7 +646,7 @@ fn escalate(conn: &Conn, prepared: &Prepared, registry: &Registry) {
                     tracing::info!(program = %prepared.program.display(), error = %e,
                         "wrapper gone mid-escalation; killing the escalated program");
                     wrapper_alive = false;
-                    let _ = killpg(pgid, Signal::SIGKILL);
+                    registry.end(id);
                 }
             }
         }

@@ -25,6 +25,9 @@ pub const TIMEOUT_EXIT_CODE: i32 = 124;
 /// After Bash has exited, how long output may keep arriving (from processes
 /// that escaped the kill) before the capture is cut off.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+/// After the lifeline is dropped, how long the launcher may take to kill
+/// the call's processes and exit before it is killed itself.
+const LAUNCHER_GRACE: Duration = Duration::from_secs(2);
 /// Progress callbacks at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -35,10 +38,18 @@ pub struct ShellConfig {
     pub bash: PathBuf,
     /// `codex-execve-wrapper`, put in `BASH_EXEC_WRAPPER`.
     pub wrapper: PathBuf,
-    /// Program and arguments placed before Bash's own argv, for instance the
-    /// sandbox launcher (`[codex-sandbox-exec, "--spec", JSON, "--"]`).
-    /// Empty: Bash is started directly, unsandboxed.
+    /// The launcher (`codex-sandbox-exec`, see `sandbox::launcher`):
+    /// program and leading arguments. Bash runs under it, supervised, and
+    /// so do escalated programs (`EscalationConfig::reaper`). Empty: Bash
+    /// is started directly, unsupervised and unsandboxed (this crate's
+    /// tests).
     pub launcher: Vec<OsString>,
+    /// The sandbox, as the launcher's `--spec` JSON; `None`: Bash runs
+    /// unconfined (still supervised when there is a launcher).
+    pub sandbox: Option<String>,
+    /// Judge every exec in the sandbox (see `exec_check`), not only those
+    /// Bash makes through the wrapper. Needs a launcher and a sandbox.
+    pub exec_check: bool,
     pub escalation: EscalationConfig,
     pub output_limits: OutputLimits,
     /// Between SIGTERM and SIGKILL when a call is stopped.
@@ -67,6 +78,8 @@ pub struct Outcome {
     pub output: String,
     /// Bytes dropped from the middle of the output.
     pub dropped_bytes: u64,
+    /// Execs refused by the exec check, with the reason.
+    pub denied: Vec<String>,
     pub timed_out: bool,
     pub duration: Duration,
 }
@@ -152,14 +165,46 @@ pub async fn run_shell(
     // Only the decider knows which programs it may decide anything but Run
     // for; the wrappers ask about those alone.
     let ask_list = decider.asks_about().and_then(protocol::encode_ask_list);
-    let (mut session, bash_end) = Session::start(decider, config.escalation.clone())?;
+    let expected = Arc::new(crate::exec_check::Expected::default());
+    let checked = !config.launcher.is_empty() && config.sandbox.is_some() && config.exec_check;
+    let (mut session, bash_end) = Session::start(
+        decider.clone(),
+        config.escalation.clone(),
+        checked.then(|| expected.clone()),
+    )?;
+    // The launcher sends the exec check's listener on this pair.
+    let exec_channel = match checked {
+        true => Some(sys::seqpacket_pair()?),
+        false => None,
+    };
+    let denied = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (out_read, out_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
 
+    // The launcher's lifeline: when we drop the write end (or die), the
+    // launcher kills everything the call started.
+    let lifeline = match config.launcher.is_empty() {
+        true => None,
+        false => Some(sys::lifeline(3)?),
+    };
+    let mut keep_open = vec![bash_end.as_raw_fd()];
     let mut cmd = match config.launcher.split_first() {
         Some((program, args)) => {
             let mut cmd = Command::new(program);
-            cmd.args(args).arg(&config.bash);
+            cmd.args(args);
+            if let Some((read, _)) = &lifeline {
+                cmd.arg("--lifeline").arg(read.as_raw_fd().to_string());
+                keep_open.push(read.as_raw_fd());
+            }
+            if let Some((_, theirs)) = &exec_channel {
+                cmd.arg("--exec-notify").arg(theirs.as_raw_fd().to_string());
+                keep_open.push(theirs.as_raw_fd());
+            }
+            match &config.sandbox {
+                Some(spec) => cmd.arg("--spec").arg(spec),
+                None => cmd.arg("--unconfined"),
+            };
+            cmd.arg("--").arg(&config.bash);
             cmd
         }
         None => Command::new(&config.bash),
@@ -177,16 +222,42 @@ pub async fn run_shell(
         .stderr(Stdio::from(out_write));
     // Never one inherited from the server's own environment: without a
     // list of ours, every exec is asked about.
-    match ask_list {
-        Some(list) => cmd.env(protocol::ENV_ASK, list),
+    match &ask_list {
+        Some(list) => cmd.env(protocol::ENV_ASK, list.as_str()),
         None => cmd.env_remove(protocol::ENV_ASK),
     };
-    sys::map_fds(&mut cmd, Vec::new(), Some(bash_end.as_raw_fd()));
+    sys::map_fds(&mut cmd, Vec::new(), keep_open);
     let spawned = cmd.spawn();
     // The parent's copies of Bash's ends must close now, or the output pipe
     // never reaches end-of-file.
     drop(cmd);
     drop(bash_end);
+    let mut lifeline = lifeline.map(|(read, write)| {
+        drop(read);
+        write
+    });
+    let mut exec_check = match exec_channel {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            let checker = crate::exec_check::Checker {
+                decider: decider.clone(),
+                ask_list: ask_list.clone(),
+                wrapper: config
+                    .wrapper
+                    .canonicalize()
+                    .unwrap_or_else(|_| config.wrapper.clone()),
+                bash: config
+                    .bash
+                    .canonicalize()
+                    .unwrap_or_else(|_| config.bash.clone()),
+                denied: denied.clone(),
+                expected: expected.clone(),
+                answered: Default::default(),
+            };
+            Some(crate::exec_check::ExecCheck::start(ours, checker)?)
+        }
+        None => None,
+    };
     let mut child = spawned.map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -204,21 +275,51 @@ pub async fn run_shell(
 
     let end = wait_or_stop(&exited, request.timeout, &control.cancel, &control.timer).await;
     if end != End::Exited {
+        // The launcher passes SIGTERM on to Bash and its processes.
         let _ = killpg(pgid, Signal::SIGTERM);
         session.kill_all(Signal::SIGTERM);
         if tokio::time::timeout(config.kill_grace, exited.readable())
             .await
             .is_err()
         {
-            let _ = killpg(pgid, Signal::SIGKILL);
-            session.kill_all(Signal::SIGKILL);
+            if lifeline.take().is_some() {
+                // The launcher kills everything, then exits; SIGKILL only
+                // if it does not (it would leave the call's processes).
+                if tokio::time::timeout(LAUNCHER_GRACE, exited.readable())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("the launcher did not end its call in time; killing it");
+                    let _ = killpg(pgid, Signal::SIGKILL);
+                }
+            } else {
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
             let _ = exited.readable().await;
         }
     }
-    // Bash is a zombie: its group id is still ours. What is left in the
-    // group (background jobs) and every escalated program ends with the call.
+    // The launcher (or Bash) is a zombie: its group id is still ours.
+    // Whatever is left (unsupervised background jobs) and every escalated
+    // program ends with the call.
+    drop(lifeline);
     let _ = killpg(pgid, Signal::SIGKILL);
-    session.close();
+    let session = if session.running() > 0 {
+        // Escalated programs end through their own launchers: wait for
+        // that off the async threads.
+        tokio::task::spawn_blocking(move || {
+            session.close();
+            session
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    } else {
+        session.close();
+        session
+    };
+    drop(session);
+    if let Some(check) = exec_check.as_mut() {
+        check.stop();
+    }
     let status = child.wait()?;
 
     let capture = {
@@ -243,10 +344,12 @@ pub async fn run_shell(
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
     };
+    let denied = std::mem::take(&mut *denied.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(Outcome {
         exit_code,
         output,
         dropped_bytes,
+        denied,
         timed_out: end == End::TimedOut,
         duration: start.elapsed(),
     })

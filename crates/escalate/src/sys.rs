@@ -1,9 +1,9 @@
-//! Raw syscalls the supervisor needs and `std` does not wrap: pidfds and the
-//! fd shuffling done between `fork` and `exec`. The only module of this
-//! crate with `unsafe`.
+//! Raw syscalls the supervisor needs and `std` does not wrap: pidfds, the
+//! fd shuffling done between `fork` and `exec`, and the lifeline pipes of
+//! the launchers. The only module of this crate with `unsafe`.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
 use std::os::unix::process::CommandExt;
@@ -21,8 +21,9 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 }
 
 /// Arranges for the child to see `src` at `dst` for each pair (targets must
-/// be 3 or above: std places stdio itself), and to leave `keep_open`
-/// inherited (its close-on-exec flag cleared in the child only).
+/// be 3 or above: std places stdio itself), and to leave the fds in
+/// `keep_open` inherited (their close-on-exec flag cleared in the child
+/// only; they must lie above every target).
 ///
 /// Sources are first parked above every target (`F_DUPFD_CLOEXEC` with a
 /// minimum of the largest target plus one, which never replaces an open
@@ -31,7 +32,7 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 /// under the usual soft `RLIMIT_NOFILE` of 1024 (`F_DUPFD` fails with
 /// `EINVAL` at or above the limit). Every fd of the parent above the
 /// largest target survives untouched.
-pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Option<RawFd>) {
+pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Vec<RawFd>) {
     let park_at = pairs.iter().map(|&(_, dst)| dst + 1).max().unwrap_or(3);
     let mut parked = vec![-1; pairs.len()];
     // SAFETY: the closure runs between fork and exec in the child. It only
@@ -39,10 +40,10 @@ pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Option<
     // `parked`, allocated before the fork: nothing allocates or locks.
     unsafe {
         cmd.pre_exec(move || {
-            if let Some(fd) = keep_open
-                && libc::fcntl(fd, libc::F_SETFD, 0) < 0
-            {
-                return Err(io::Error::last_os_error());
+            for &fd in &keep_open {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             for (slot, (src, _)) in parked.iter_mut().zip(&pairs) {
                 *slot = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, park_at);
@@ -83,4 +84,150 @@ pub fn async_pidfd(pidfd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedF
         tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
     }
     .map_err(|e| e.into_parts().1)
+}
+
+/// A lifeline (see `sandbox::launch`): the read end for a launcher, the
+/// write end for us. Both close-on-exec; the read end is handed to one
+/// child through `map_fds`'s `keep_open`, at or above `min`.
+pub fn lifeline(min: RawFd) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let read = if read.as_raw_fd() < min {
+        dup_at_least(read.as_fd(), min)?
+    } else {
+        read
+    };
+    Ok((read, write))
+}
+
+/// Receives one byte and at most one fd on `socket`. Every other fd that
+/// came along is closed.
+pub fn recv_one_fd(socket: BorrowedFd<'_>, byte: &mut [u8; 1]) -> io::Result<Option<OwnedFd>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [io::IoSliceMut::new(byte)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received: Vec<OwnedFd> = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel installed these fds for us just now;
+                // nobody else owns them.
+                received.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    let mut received = received.into_iter();
+    let first = received.next();
+    drop(received);
+    Ok(first)
+}
+
+/// Whether `fd` is a seccomp listener (as the launcher must have sent).
+pub fn is_seccomp_listener(fd: &OwnedFd) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .is_ok_and(|target| target.as_os_str() == "anon_inode:seccomp notify")
+}
+
+/// `SECCOMP_IOCTL_NOTIF_RECV`: the next notification.
+pub fn notif_recv(listener: BorrowedFd<'_>) -> Result<libc::seccomp_notif, nix::errno::Errno> {
+    // SAFETY: seccomp_notif is plain old data; all zeroes is valid (and the
+    // kernel requires the buffer zeroed).
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes one `struct seccomp_notif` into `notif`,
+    // which is ours and of the right size.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV as _,
+            &mut notif as *mut libc::seccomp_notif,
+        )
+    };
+    if ret < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(notif)
+    }
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`: whether notification `id` is still
+/// pending (its process alive and still in that syscall).
+pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64, ours.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID as _,
+            &id as *const u64,
+        )
+    };
+    ret == 0
+}
+
+fn notif_send(listener: BorrowedFd<'_>, resp: libc::seccomp_notif_resp) -> io::Result<()> {
+    // SAFETY: the ioctl reads one `struct seccomp_notif_resp`, ours.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND as _,
+            &resp as *const libc::seccomp_notif_resp,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Lets the syscall of notification `id` proceed as the process made it.
+pub fn notif_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    notif_send(
+        listener,
+        libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        },
+    )
+}
+
+/// Fails the syscall of notification `id` with `errno`.
+pub fn notif_refuse(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::Result<()> {
+    notif_send(
+        listener,
+        libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: -errno,
+            flags: 0,
+        },
+    )
+}
+
+/// `pidfd_getfd(2)`: a duplicate of `fd` of the process behind `pidfd`.
+pub fn pidfd_getfd(pidfd: &OwnedFd, fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: three integer arguments; the kernel returns a new fd or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// A close-on-exec `AF_UNIX`/`SOCK_SEQPACKET` pair.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
 }

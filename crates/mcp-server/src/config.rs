@@ -73,16 +73,16 @@ pub struct Cli {
 pub struct ServeArgs {
     /// Sandbox used until the client sends its own policy (`codex/sandbox-state`) [default:
     /// workspace-write]
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(long, value_enum, value_name = "MODE", global = true)]
     pub sandbox: Option<SandboxMode>,
 
     /// Extra writable directory for workspace-write (repeatable); the server's working
     /// directory at start and the temp dirs are always writable
-    #[arg(long = "writable-root", value_name = "DIR")]
+    #[arg(long = "writable-root", value_name = "DIR", global = true)]
     pub writable_roots: Vec<PathBuf>,
 
     /// Allow network access inside the default sandbox
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub network: bool,
 
     /// Bytes of output kept from the start of a command's output [default: 65536]
@@ -104,6 +104,12 @@ pub struct ServeArgs {
     /// Calls running at once; one more is refused with a JSON-RPC error [default: 64]
     #[arg(long, value_name = "N")]
     pub max_calls: Option<usize>,
+
+    /// Which execs the rules judge: `all` (every exec in the sandbox, from any process:
+    /// seccomp user notification) or `bash-only` (only those the patched Bash makes)
+    /// [default: all]
+    #[arg(long, value_enum, value_name = "WHICH", global = true)]
+    pub exec_check: Option<ExecCheckMode>,
 
     #[command(flatten)]
     pub http: HttpArgs,
@@ -132,6 +138,16 @@ pub struct HttpArgs {
     pub max_request_bytes: Option<usize>,
 }
 
+/// Which execs the rules judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecCheckMode {
+    /// Every exec in the sandbox, whatever process makes it.
+    All,
+    /// Only the execs of the patched Bash (through the wrapper).
+    BashOnly,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Evaluate a command line against the rules and print the decision as JSON
@@ -140,6 +156,10 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<OsString>,
     },
+    /// Show which mechanism enforces each protection of the default sandbox on this
+    /// kernel and for this user, and the fix for each gap; exits 1 when the default
+    /// sandbox cannot be enforced
+    Doctor,
 }
 
 /// The sandbox modes Codex names.
@@ -174,6 +194,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
     pub max_request_bytes: Option<usize>,
+    pub exec_check: Option<ExecCheckMode>,
 }
 
 impl FileConfig {
@@ -207,6 +228,12 @@ pub struct Settings {
     pub max_calls: usize,
     /// Streamable HTTP instead of stdio.
     pub http: Option<HttpSettings>,
+    /// Which execs in the sandbox the rules judge.
+    pub exec_check: ExecCheckMode,
+    /// What a command must never write, for it is read at the next start:
+    /// the rules (system directory, `$CODEX_HOME`, every `--rules` file) and
+    /// the config file (see `rules::protected_paths`).
+    pub protected_paths: Vec<PathBuf>,
 }
 
 /// The Streamable HTTP transport's settings.
@@ -308,6 +335,9 @@ impl Settings {
         };
         let mut rules = file.rules;
         rules.extend(cli.rules.iter().cloned());
+        let rules: Vec<PathBuf> = rules.iter().map(|p| absolutize(&cwd, p)).collect();
+        let config_file = cli.config.as_ref().map(|p| absolutize(&cwd, p));
+        let protected_paths = crate::rules::protected_paths(&rules, config_file.as_deref());
         let mut writable_roots: Vec<PathBuf> = file.writable_roots;
         writable_roots.extend(s.writable_roots.iter().cloned());
         let writable_roots = writable_roots
@@ -345,6 +375,11 @@ impl Settings {
             cwd,
             max_calls,
             http,
+            protected_paths,
+            exec_check: s
+                .exec_check
+                .or(file.exec_check)
+                .unwrap_or(ExecCheckMode::All),
         })
     }
 }
@@ -448,7 +483,7 @@ mod tests {
             Some(Command::Check { command }) => {
                 assert_eq!(command, vec![OsString::from("git"), "push".into()])
             }
-            None => panic!("no subcommand"),
+            other => panic!("not check: {other:?}"),
         }
     }
 }

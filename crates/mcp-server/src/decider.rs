@@ -110,6 +110,41 @@ impl Decider for RulesDecider {
             }
         }
     }
+
+    /// The exec check's path: the same judgement, but an `allow` runs the
+    /// program inside the sandbox (only the wrapper's path escalates).
+    fn check_sandboxed(&self, request: &ExecRequest) -> Option<Verdict> {
+        let judged = self.judge(request);
+        match &judged.judgement {
+            Judgement::Final(Verdict::Escalate) => {
+                log_decision(request, &judged, &Verdict::Run);
+                Some(Verdict::Run)
+            }
+            Judgement::Final(verdict) => {
+                log_decision(request, &judged, verdict);
+                Some(verdict.clone())
+            }
+            Judgement::Ask { .. } => None,
+        }
+    }
+
+    fn ask_sandboxed(&self, request: &ExecRequest) -> Verdict {
+        let judged = self.judge(request);
+        let program = &judged.program;
+        let args = request.argv.get(1..).unwrap_or_default();
+        let message = format!(
+            "Allow agent to run `{}` in `{}` (inside the sandbox)?",
+            command_line(program, args),
+            Path::new(&request.cwd).display()
+        );
+        let verdict = match self.ask_with(&message) {
+            Verdict::Escalate => Verdict::Run,
+            other => other,
+        };
+        tracing::info!(program = %program.display(), ?args, cwd = %Path::new(&request.cwd).display(),
+            rule = judged.rule.as_deref().unwrap_or("none"), ?verdict, "exec (not through the shell) decided by the user");
+        verdict
+    }
 }
 
 /// The audit trail: every verdict at info, with the rule that decided;
@@ -168,8 +203,14 @@ impl RulesDecider {
             command_line(program, args),
             Path::new(cwd).display()
         );
+        self.ask_with(&message)
+    }
+
+    /// Asks `message`, the call's timer paused meanwhile: accepted is
+    /// [`Verdict::Escalate`].
+    fn ask_with(&self, message: &str) -> Verdict {
         let _paused = self.timer.pause();
-        match self.approver.ask(&message) {
+        match self.approver.ask(message) {
             Answer::Accept => Verdict::Escalate,
             Answer::Decline => Verdict::Deny("User declined execution".into()),
             Answer::Cancel => Verdict::Deny("User cancelled execution".into()),

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
 
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
@@ -27,7 +28,7 @@ pub const SANDBOX_EXEC: &str = "codex-sandbox-exec";
 pub struct Launcher {
     argv: Vec<OsString>,
     /// The sealed copy `argv[0]` names (`/proc/self/fd/N`); close-on-exec.
-    _copy: Option<OwnedFd>,
+    copy: Option<Arc<OwnedFd>>,
 }
 
 impl Launcher {
@@ -41,7 +42,7 @@ impl Launcher {
                 Ok(fd) => {
                     return Launcher {
                         argv: vec![format!("/proc/self/fd/{}", fd.as_raw_fd()).into()],
-                        _copy: Some(fd),
+                        copy: Some(Arc::new(fd)),
                     };
                 }
                 Err(e) => tracing::warn!(launcher = %small.display(), error = %e,
@@ -50,7 +51,22 @@ impl Launcher {
         }
         Launcher {
             argv: vec!["/proc/self/exe".into(), "sandbox-exec".into()],
-            _copy: None,
+            copy: None,
+        }
+    }
+
+    /// The same launcher for escalated programs: started from the sealed
+    /// copy's fd, which the escalation moves above the wrapper's fd targets.
+    pub fn reaper(&self) -> escalate::Reaper {
+        match &self.copy {
+            Some(copy) => escalate::Reaper {
+                program: escalate::ReaperProgram::File(copy.clone()),
+                leading: Vec::new(),
+            },
+            None => escalate::Reaper {
+                program: escalate::ReaperProgram::Path("/proc/self/exe".into()),
+                leading: vec!["sandbox-exec".into()],
+            },
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod config;
 pub mod decider;
+pub mod doctor;
 pub mod http;
 pub mod launcher;
 pub mod mrtr;

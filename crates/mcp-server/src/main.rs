@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Parser;
 use mcp_server::config::{Cli, Command, Settings};
-use mcp_server::{check, rules, sandbox_exec, server};
+use mcp_server::launcher::Launcher;
+use mcp_server::{check, doctor, rules, sandbox_exec, sandbox_state, server};
 use policy::MatchOptions;
 
 /// musl's allocator maps and unmaps pages for small allocations; the server
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Some(Command::Check { command }) => print_check(&policy, &command, options),
+        Some(Command::Doctor) => return doctor(&settings),
         None => serve(settings, policy),
     };
     match outcome {
@@ -72,6 +74,69 @@ fn print_check(
     Ok(())
 }
 
+/// `doctor`: the table on stdout; exit 1 when the default sandbox cannot be
+/// enforced.
+fn doctor(settings: &Settings) -> ExitCode {
+    if let Err(e) = rules::ensure_codex_home() {
+        println!("GAP  $CODEX_HOME: cannot create it ({e}); a command could create it first");
+    }
+    let probe = match sandbox_state::default_spec(settings) {
+        Ok(spec) => {
+            let exe = std::env::current_exe().unwrap_or_default();
+            doctor::probe(&Launcher::find(&exe), settings, spec.as_ref())
+        }
+        Err(e) => doctor::Probe::Refused(e.to_string()),
+    };
+    print!("{}", doctor::render(&doctor::rows(&probe, settings)));
+    if doctor::enforceable(&probe) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// What the server checks before it serves: the default sandbox can be
+/// enforced as configured (refusing to start otherwise, naming the
+/// cause), and what it enforces, once in the log.
+fn check_sandbox(settings: &Settings) -> anyhow::Result<()> {
+    match rules::ensure_codex_home() {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create $CODEX_HOME/rules; a command under a writable root could create it first")
+        }
+    }
+    if sandbox_state::start_directory_too_wide(&settings.cwd) {
+        tracing::warn!(cwd = %settings.cwd.display(),
+            "the working directory is / or your home directory: it is not made writable by default (pass --writable-root to make it so)");
+    }
+    let probe = match sandbox_state::default_spec(settings) {
+        Ok(spec) => {
+            let exe = std::env::current_exe().context("failed to locate the server executable")?;
+            doctor::probe(&Launcher::find(&exe), settings, spec.as_ref())
+        }
+        Err(e) => doctor::Probe::Refused(e.to_string()),
+    };
+    if let doctor::Probe::Refused(why) = &probe {
+        tracing::error!(%why, "the default sandbox cannot be enforced here: calls under it will fail (`codex-exec-mcp-server doctor` shows what is missing)");
+        return Ok(());
+    }
+    let rows = doctor::rows(&probe, settings);
+    let gaps: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.holds)
+        .map(|r| format!("{}: {}", r.protection, r.how))
+        .collect();
+    if gaps.is_empty() {
+        tracing::info!("sandbox: every protection holds here (`doctor` lists how)");
+    } else {
+        tracing::warn!(
+            ?gaps,
+            "sandbox: protections missing here (`doctor` lists them with fixes)"
+        );
+    }
+    Ok(())
+}
+
 fn serve(settings: Settings, policy: policy::Policy) -> anyhow::Result<()> {
     for (what, path) in [
         ("patched bash", &settings.bash),
@@ -84,6 +149,7 @@ fn serve(settings: Settings, policy: policy::Policy) -> anyhow::Result<()> {
             );
         }
     }
+    check_sandbox(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

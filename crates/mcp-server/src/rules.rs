@@ -35,6 +35,41 @@ pub fn codex_home() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".codex"))
 }
 
+/// What a sandboxed command must never write, because the server reads it
+/// at its next start: a command that could would grant itself escalation.
+/// The system rules directory, `$CODEX_HOME` (all of it: its `rules/`, and
+/// whatever Codex keeps there), every rules file given explicitly, and the
+/// config file. Each one lying under a writable root of a call's sandbox
+/// becomes a read-only subpath there (`SandboxSpec::protect`).
+pub fn protected_paths(extra_rules: &[PathBuf], config: Option<&Path>) -> Vec<PathBuf> {
+    let mut paths = vec![PathBuf::from(SYSTEM_RULES_DIR)];
+    paths.extend(codex_home());
+    paths.extend(extra_rules.iter().cloned());
+    paths.extend(config.map(Path::to_path_buf));
+    paths
+}
+
+/// Creates `$CODEX_HOME/rules` (and `$CODEX_HOME`, private) when missing,
+/// so that no command can create it first: a directory that does not exist
+/// cannot be kept read-only.
+pub fn ensure_codex_home() -> std::io::Result<Option<PathBuf>> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(home) = codex_home() else {
+        return Ok(None);
+    };
+    if !home.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&home)?;
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(home.join("rules"))?;
+    Ok(Some(home))
+}
+
 /// The discovered rules files followed by `extra`.
 pub fn rules_files(extra: &[PathBuf]) -> Result<Vec<PathBuf>, RulesError> {
     let mut files = rules_in_dir(Path::new(SYSTEM_RULES_DIR))?;

@@ -19,7 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sandbox::{PermissionProfile, Resolution, SandboxPolicy, SandboxSpec, Unenforceable};
+use sandbox::{Grants, PermissionProfile, Resolution, SandboxPolicy, SandboxSpec, Unenforceable};
 use serde_json::Value;
 
 use crate::config::{SandboxMode, Settings};
@@ -97,14 +97,23 @@ impl SandboxState {
         })
     }
 
-    /// The sandbox for commands run under this state.
-    pub fn resolve(&self, server_cwd: &Path) -> Result<Resolution, Unenforceable> {
+    /// The sandbox for commands run under this state, with `protected`
+    /// (see `rules::protected_paths`) kept read-only where it is writable.
+    pub fn resolve(
+        &self,
+        server_cwd: &Path,
+        protected: &[PathBuf],
+    ) -> Result<Resolution, Unenforceable> {
         let cwd = self.sandbox_cwd.as_deref().unwrap_or(server_cwd);
         let tmpdir = tmpdir();
-        match &self.requested {
+        let mut resolution = match &self.requested {
             Requested::Policy(policy) => policy.resolve(cwd, tmpdir.as_deref()),
             Requested::Profile(profile) => profile.resolve(cwd, tmpdir.as_deref()),
+        }?;
+        if let Some(spec) = resolution.spec.as_mut() {
+            spec.protect(protected)?;
         }
+        Ok(resolution)
     }
 }
 
@@ -128,30 +137,48 @@ fn tmpdir() -> Option<PathBuf> {
 }
 
 /// The sandbox used when the client has said nothing: `--sandbox`,
-/// `--writable-root`, `--network`.
-pub fn default_spec(settings: &Settings) -> Option<SandboxSpec> {
-    let policy = match settings.sandbox {
-        SandboxMode::DangerFullAccess => SandboxPolicy::DangerFullAccess,
-        SandboxMode::ReadOnly => SandboxPolicy::read_only(),
-        SandboxMode::WorkspaceWrite => SandboxPolicy::WorkspaceWrite {
-            writable_roots: settings.writable_roots.clone(),
-            read_only_access: sandbox::ReadAccess::FullAccess,
-            network_access: settings.network,
-            exclude_tmpdir_env_var: false,
-            exclude_slash_tmp: false,
-        },
-    };
-    let resolution = match policy.resolve(&settings.cwd, tmpdir().as_deref()) {
-        Ok(resolution) => resolution,
-        // Only a client's read restrictions are unenforceable.
-        Err(e) => unreachable!("the server's own policy is enforceable: {e}"),
+/// `--writable-root`, `--network`. Workspace-write makes the server's
+/// working directory writable, but not when that is `/` or the user's home
+/// directory (everything, or every dotfile the user's tools read: only an
+/// explicit `--writable-root` or the client's state makes those writable).
+pub fn default_spec(settings: &Settings) -> Result<Option<SandboxSpec>, Unenforceable> {
+    let resolution = match settings.sandbox {
+        SandboxMode::DangerFullAccess => return Ok(None),
+        SandboxMode::ReadOnly => Grants::default().resolve(),
+        SandboxMode::WorkspaceWrite => {
+            let mut writable = settings.writable_roots.clone();
+            if !start_directory_too_wide(&settings.cwd) {
+                writable.push(settings.cwd.clone());
+            }
+            writable.push(PathBuf::from("/tmp"));
+            writable.extend(tmpdir());
+            Grants {
+                writable,
+                network: settings.network,
+                ..Grants::default()
+            }
+            .resolve()
+        }
     };
     for warning in resolution_warnings(&resolution) {
         tracing::warn!(%warning, "default sandbox");
     }
-    let mut spec = resolution.spec?;
-    spec.network = settings.network;
-    Some(spec)
+    let Some(mut spec) = resolution.spec else {
+        return Ok(None);
+    };
+    spec.protect(&settings.protected_paths)?;
+    Ok(Some(spec))
+}
+
+/// Whether `cwd` is `/` or the user's home directory, which the default
+/// sandbox does not make writable.
+pub fn start_directory_too_wide(cwd: &Path) -> bool {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let cwd = canonical(cwd);
+    cwd == Path::new("/")
+        || std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .is_some_and(|home| canonical(Path::new(&home)) == cwd)
 }
 
 #[cfg(test)]
@@ -160,7 +187,7 @@ mod tests {
     use serde_json::json;
 
     fn resolve(v: Value, cwd: &Path) -> Result<Resolution, Unenforceable> {
-        SandboxState::parse(&v).unwrap().resolve(cwd)
+        SandboxState::parse(&v).unwrap().resolve(cwd, &[])
     }
 
     #[test]

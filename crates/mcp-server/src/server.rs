@@ -22,7 +22,6 @@
 //! At most `--max-calls` calls run at once, over every transport; one more
 //! is refused with JSON-RPC error [`SERVER_BUSY`].
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -102,6 +101,10 @@ pub struct ExecResult {
     /// the server could not read, a writable root it refused).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Execs refused by the rules that did not go through the shell's
+    /// wrapper (a program started by another program), with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<String>,
 }
 
 /// `std::time::Duration` as serde writes it, as the reference does.
@@ -123,6 +126,7 @@ impl From<Outcome> for ExecResult {
             timed_out: o.timed_out,
             dropped_bytes: o.dropped_bytes,
             warnings: Vec::new(),
+            denied: o.denied,
         }
     }
 }
@@ -177,7 +181,8 @@ pub fn output_schema() -> JsonObject {
             },
             "timed_out": {"description": "Whether the command was stopped by its timeout.", "type": "boolean"},
             "dropped_bytes": {"description": "Bytes elided from the middle of the output.", "type": "integer", "minimum": 0},
-            "warnings": {"description": "How the call ran differently from what was asked (a sandbox state the server could not read).", "type": "array", "items": {"type": "string"}}
+            "warnings": {"description": "How the call ran differently from what was asked (a sandbox state the server could not read).", "type": "array", "items": {"type": "string"}},
+            "denied": {"description": "Execs the rules refused that were not the shell's own (a program started by another program).", "type": "array", "items": {"type": "string"}}
         },
         "required": ["exit_code", "output", "duration", "timed_out"]
     }) else {
@@ -361,12 +366,16 @@ impl ExecServer {
         let spec = match from_meta.or(stored) {
             Some(state) => {
                 let resolution = state
-                    .resolve(&self.shared.settings.cwd)
+                    .resolve(
+                        &self.shared.settings.cwd,
+                        &self.shared.settings.protected_paths,
+                    )
                     .map_err(|e| format!("cannot run under the client's sandbox: {e}"))?;
                 warnings.extend(sandbox_state::resolution_warnings(&resolution));
                 resolution.spec
             }
-            None => sandbox_state::default_spec(&self.shared.settings),
+            None => sandbox_state::default_spec(&self.shared.settings)
+                .map_err(|e| format!("cannot run under the server's sandbox: {e}"))?,
         };
         for warning in &warnings {
             let first = self
@@ -398,30 +407,26 @@ impl ExecServer {
     }
 
     fn shell_config(&self, spec: Option<&SandboxSpec>) -> Result<ShellConfig, McpError> {
-        let mut launcher = Vec::new();
-        let mut writable_roots = Vec::new();
-        if let Some(spec) = spec {
-            let json = serde_json::to_string(spec).map_err(|e| {
+        let sandbox = match spec {
+            Some(spec) => Some(serde_json::to_string(spec).map_err(|e| {
                 McpError::internal_error(format!("failed to encode sandbox spec: {e}"), None)
-            })?;
-            launcher = self.shared.launcher.argv().to_vec();
-            launcher.extend([
-                OsString::from("--spec"),
-                OsString::from(json),
-                OsString::from("--"),
-            ]);
-            writable_roots = spec.writable_roots.clone();
-        }
+            })?),
+            None => None,
+        };
+        let launcher = self.shared.launcher.argv().to_vec();
         Ok(ShellConfig {
             bash: self.shared.settings.bash.clone(),
             wrapper: self.shared.settings.wrapper.clone(),
             launcher,
+            sandbox,
             escalation: EscalationConfig {
-                writable_roots,
+                writable_roots: spec.map(|s| s.writable_roots.clone()).unwrap_or_default(),
+                reaper: Some(self.shared.launcher.reaper()),
                 ..EscalationConfig::default()
             },
             output_limits: self.shared.settings.output_limits,
             kill_grace: KILL_GRACE,
+            exec_check: self.shared.settings.exec_check == crate::config::ExecCheckMode::All,
         })
     }
 
@@ -705,7 +710,10 @@ impl ServerHandler for ExecServer {
             tracing::warn!(error = %e, "bad sandbox state");
             McpError::invalid_params("failed to deserialize sandbox state", Some(params.clone()))
         })?;
-        if let Err(e) = state.resolve(&self.shared.settings.cwd) {
+        if let Err(e) = state.resolve(
+            &self.shared.settings.cwd,
+            &self.shared.settings.protected_paths,
+        ) {
             return Err(McpError::invalid_params(
                 format!("cannot run under this sandbox state: {e}"),
                 Some(params),
@@ -898,6 +906,7 @@ mod tests {
             timed_out: false,
             dropped_bytes: 0,
             warnings: Vec::new(),
+            denied: Vec::new(),
         };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(

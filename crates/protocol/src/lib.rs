@@ -7,13 +7,20 @@
 //!
 //! # Transport
 //!
-//! The server creates an `AF_UNIX`/`SOCK_DGRAM` socket pair per shell
+//! The server creates an `AF_UNIX`/`SOCK_SEQPACKET` socket pair per shell
 //! session and lets Bash inherit one end; its fd number is in
 //! [`ENV_SOCKET`]. Every wrapper invocation opens a private `SOCK_STREAM`
 //! connection by sending a *handshake* datagram ([`HANDSHAKE`] plus one end
-//! of a fresh socket pair, via `SCM_RIGHTS`) on the session socket. Datagrams
+//! of a fresh socket pair, via `SCM_RIGHTS`) on the session socket. Records
 //! are atomic, so any number of wrappers (a pipeline, `&` jobs) can hand over
 //! their connections concurrently through the one inherited socket.
+//!
+//! Sequenced packets, not datagrams: the kernel ignores a destination
+//! address on a `SOCK_SEQPACKET` send, while a `SOCK_DGRAM` socket, even a
+//! connected one, sends to any named socket given in `sendmsg` (`/dev/log`,
+//! a service's datagram socket outside the sandbox). The sandbox refuses to
+//! create datagram sockets when the network is off; the inherited session
+//! socket must not be one either.
 //!
 //! The handshake datagram may carry the wrapper's first frame (its `Exec`)
 //! right after the magic, when the frame is at most [`MAX_INLINE_FRAME`]

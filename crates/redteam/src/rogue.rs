@@ -16,12 +16,11 @@
 //! - `flood COUNT HOLD`: COUNT handshakes in a burst, HOLD of them kept open.
 //! - `trickle SECS`: an exec request on the connection, one byte a second,
 //!   never finished; reports how long the server listened and its answer.
-//! - `spawn-and-kill SECS -- ARGV..`: starts an escalation in a child
-//!   process, SIGKILLs the child once the program runs, and waits for the
-//!   escalated program to disappear.
-//! - `wait-gone PATTERN SECS`, `wait-seen PATTERN SECS`: waits until no
-//!   process's command line (or until one) starts with PATTERN, where `\0`
-//!   stands for the NUL between arguments.
+//! - `spawn-and-kill SECS TRIGGER -- ARGV..`: starts an escalation in a
+//!   child process and SIGKILLs the child once the file TRIGGER exists (the
+//!   test creates it when it sees the escalated program run: from inside
+//!   the sandbox's pid namespace, outside processes cannot be seen).
+//! - `wait-file PATH SECS`: waits until PATH exists.
 //! - `payload MARKER`: what a planted copy of this binary does when it runs:
 //!   write MARKER (only possible outside the sandbox).
 
@@ -30,7 +29,7 @@ use std::fs::File;
 use std::io::{IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -75,15 +74,14 @@ fn run(args: &[OsString]) -> Result<()> {
         "fds" => many_fds(number(0)?),
         "flood" => flood(number(0)?, number(1)?),
         "trickle" => trickle(number(0)?),
-        "spawn-and-kill" => spawn_and_kill(number(0)?, rest.get(2..).unwrap_or_default()),
-        "wait-gone" => {
-            let gone = wait_gone(&pattern(text(0)?), Duration::from_secs(number(1)? as u64));
-            println!("gone={gone}");
-            Ok(())
-        }
-        "wait-seen" => {
-            let seen = wait_seen(&pattern(text(0)?), Duration::from_secs(number(1)? as u64));
-            println!("seen={seen}");
+        "spawn-and-kill" => spawn_and_kill(
+            number(0)?,
+            Path::new(text(1)?),
+            rest.get(3..).unwrap_or_default(),
+        ),
+        "wait-file" => {
+            let seen = wait_file(Path::new(text(0)?), Duration::from_secs(number(1)? as u64));
+            println!("file-seen={seen}");
             Ok(())
         }
         other => Err(format!("unknown subcommand {other:?}")),
@@ -414,7 +412,15 @@ fn garbage() -> Result<()> {
 
     // Handshake datagrams.
     let (a, b) = UnixStream::pair().map_err(|e| e.to_string())?;
-    let (da, _db) = UnixDatagram::pair().map_err(|e| e.to_string())?;
+    // A socket that is not a stream (datagram sockets cannot be made in
+    // the sandbox with the network off).
+    let (da, _db) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| e.to_string())?;
     let (pr, _pw) = nix::unistd::pipe().map_err(|e| e.to_string())?;
     let dgram = |payload: &[u8], fds: &[RawFd]| -> String {
         let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() {
@@ -838,15 +844,13 @@ fn flood(count: usize, hold: usize) -> Result<()> {
 // ---------------------------------------------------------------------------
 // spawn-and-kill
 
-/// A child process acts as the wrapper of an escalation of ARGV; once the
-/// escalated program runs (its command line shows up), the child is
-/// SIGKILLed; then the escalated program must go away.
-fn spawn_and_kill(secs: usize, argv: &[OsString]) -> Result<()> {
+/// A child process acts as the wrapper of an escalation of ARGV; once
+/// `trigger` exists, the child is SIGKILLed.
+fn spawn_and_kill(secs: usize, trigger: &Path, argv: &[OsString]) -> Result<()> {
     let argv: Vec<&str> = argv
         .iter()
         .map(|a| a.to_str().ok_or_else(|| "argv must be UTF-8".to_string()))
         .collect::<Result<_>>()?;
-    let pattern = argv.join("\0");
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new(me)
         .arg("exec")
@@ -856,63 +860,24 @@ fn spawn_and_kill(secs: usize, argv: &[OsString]) -> Result<()> {
         .args(&argv)
         .spawn()
         .map_err(|e| e.to_string())?;
-    let seen = wait_seen(pattern.as_bytes(), Duration::from_secs(secs as u64));
-    println!("escalated-seen={seen}");
+    let seen = wait_file(trigger, Duration::from_secs(secs as u64));
+    println!("trigger-seen={seen}");
     child.kill().map_err(|e| e.to_string())?;
     let status = child.wait().map_err(|e| e.to_string())?;
     println!("wrapper-status={status}");
-    let gone = wait_gone(pattern.as_bytes(), Duration::from_secs(secs as u64));
-    println!("gone={gone}");
     Ok(())
 }
 
-/// `\0` in a command-line argument stands for NUL.
-fn pattern(text: &str) -> Vec<u8> {
-    text.replace("\\0", "\0").into_bytes()
-}
-
-/// Waits (bounded) until a process matches; true if one did.
-fn wait_seen(pattern: &[u8], within: Duration) -> bool {
+/// Polls for `path` (a condition the test sets) until `within` passes.
+fn wait_file(path: &Path, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if !find_processes(pattern).is_empty() {
+        if path.exists() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
-    false
-}
-
-/// Pids whose NUL-separated command line starts with `pattern`.
-fn find_processes(pattern: &[u8]) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.starts_with(pattern))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-/// Waits (bounded) until no process matches; true if none is left.
-fn wait_gone(pattern: &[u8], within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        let found = find_processes(pattern);
-        if found.is_empty() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            println!("still-running={found:?}");
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    path.exists()
 }
 
 /// The few raw operations: the only place with `unsafe`.

@@ -1,48 +1,76 @@
-//! The Landlock ruleset: read and execute everywhere, every write-ish right
-//! below the writable roots and on the device files a shell needs, and (when
-//! the network is off) no TCP bind or connect.
+//! The Landlock ruleset: read and execute everywhere (but the host's
+//! terminals when `/dev` is the host's), every write-ish right below the
+//! writable roots except making device nodes, the device files a shell
+//! needs, and (when the network is off) no TCP or UDP. Scopes (ABI 6): no
+//! signal to, and no abstract UNIX socket of, a process outside the
+//! sandbox. Named UNIX sockets (ABI 9): `RESOLVE_UNIX` is handled and
+//! granted nowhere, so only sockets made inside the sandbox can be reached.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreated, RulesetCreatedAttr, RulesetStatus,
+    RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
 use crate::{Error, SandboxSpec};
 
-/// The newest ABI whose filesystem rights we ask for. ABI 9 adds
-/// `RESOLVE_UNIX` (connecting to named UNIX sockets) as a write-ish right;
-/// AF_UNIX stays allowed in this sandbox, so it is deliberately not handled.
-const FS_ABI: ABI = ABI::V8;
+/// The newest ABI whose filesystem rights we ask for (9 adds
+/// `RESOLVE_UNIX`).
+const FS_ABI: ABI = ABI::V9;
 /// The newest ABI whose network rights we ask for (TCP since 4, UDP since 10).
 const NET_ABI: ABI = ABI::V10;
+/// The newest ABI whose scopes we ask for (signals, abstract sockets: 6).
+const SCOPE_ABI: ABI = ABI::V10;
 
-/// Device files a shell (and most programs) open for writing or ioctl.
-pub(crate) const DEVICE_FILES: &[&str] = &[
+/// Which `/dev` the command sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Devices {
+    /// The private, minimal one (`rootfs`): everything in it is the call's
+    /// own, so it may be read, and its pseudo-terminals and `shm` written.
+    Private,
+    /// The host's: its terminals must be neither written nor read (a tty's
+    /// input is its user's keystrokes), so `/dev` is readable only for a
+    /// few harmless entries.
+    Host,
+}
+
+/// Written in either `/dev`.
+const WRITABLE_DEVICES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
     "/dev/full",
-    "/dev/tty",
     "/dev/urandom",
     "/dev/random",
-    "/dev/ptmx",
-    "/dev/pts",
 ];
+/// Written in the private `/dev` only.
+const PRIVATE_DEVICES: &[&str] = &["/dev/tty", "/dev/ptmx", "/dev/pts", "/dev/shm"];
+/// Read in the host's `/dev` (symlinks such as `/dev/fd` lead to `/proc`,
+/// which is readable).
+const READABLE_HOST_DEVICES: &[&str] = &["null", "zero", "full", "urandom", "random", "shm"];
 
 /// What [`restrict_self`] enforced.
 pub(crate) struct Enforced {
     pub tcp: bool,
+    pub scopes: bool,
     pub missing_writable_roots: Vec<PathBuf>,
 }
 
 /// Builds the ruleset for `spec` and enforces it on the calling thread
 /// (inherited across fork and exec). `abi` is the kernel's version, used
 /// only to report what the best-effort ruleset covered.
-pub(crate) fn restrict_self(spec: &SandboxSpec, abi: u32) -> Result<Enforced, Error> {
+pub(crate) fn restrict_self(
+    spec: &SandboxSpec,
+    abi: u32,
+    devices: Devices,
+) -> Result<Enforced, Error> {
     let all = AccessFs::from_all(FS_ABI);
     let read = AccessFs::from_read(FS_ABI);
+    // Device nodes made in a writable root (`/tmp`) would open the disk or
+    // memory behind the sandbox's back; sockets there are reachable only
+    // from inside (RESOLVE_UNIX is never granted).
+    let writable = all & !(AccessFs::MakeChar | AccessFs::MakeBlock | AccessFs::ResolveUnix);
     let mut ruleset = Ruleset::default()
         .handle_access(all)
         .map_err(landlock_error("handle filesystem access"))?;
@@ -52,21 +80,34 @@ pub(crate) fn restrict_self(spec: &SandboxSpec, abi: u32) -> Result<Enforced, Er
             .handle_access(AccessNet::from_all(NET_ABI))
             .map_err(landlock_error("handle network access"))?;
     }
+    let scopes = abi >= 6;
+    if scopes {
+        ruleset = ruleset
+            .scope(Scope::from_all(SCOPE_ABI))
+            .map_err(landlock_error("scope signals and abstract sockets"))?;
+    }
     let mut created = ruleset.create().map_err(landlock_error("create ruleset"))?;
 
-    created = add_rule(created, Path::new("/"), true, read)?;
+    match devices {
+        Devices::Private => created = add_rule(created, Path::new("/"), true, read)?,
+        Devices::Host => created = add_host_read_rules(created, read)?,
+    }
     let mut missing_writable_roots = Vec::new();
     // One stat per path: it runs on every sandboxed call.
     for root in &spec.writable_roots {
         match std::fs::metadata(root) {
-            Ok(meta) => created = add_rule(created, root, meta.is_dir(), all)?,
+            Ok(meta) => created = add_rule(created, root, meta.is_dir(), writable)?,
             // Fewer writable paths is safe: report it rather than fail.
             Err(_) => missing_writable_roots.push(root.clone()),
         }
     }
-    for device in DEVICE_FILES.iter().map(Path::new) {
+    let private = match devices {
+        Devices::Private => PRIVATE_DEVICES,
+        Devices::Host => &[],
+    };
+    for device in WRITABLE_DEVICES.iter().chain(private).map(Path::new) {
         if let Ok(meta) = std::fs::metadata(device) {
-            created = add_rule(created, device, meta.is_dir(), all)?;
+            created = add_rule(created, device, meta.is_dir(), writable)?;
         }
     }
 
@@ -80,8 +121,42 @@ pub(crate) fn restrict_self(spec: &SandboxSpec, abi: u32) -> Result<Enforced, Er
     }
     Ok(Enforced {
         tcp: deny_tcp,
+        scopes,
         missing_writable_roots,
     })
+}
+
+/// Read everywhere but `/dev`, where only [`READABLE_HOST_DEVICES`]: one
+/// rule per top-level entry.
+fn add_host_read_rules(
+    mut created: RulesetCreated,
+    read: BitFlags<AccessFs>,
+) -> Result<RulesetCreated, Error> {
+    // Listing any directory (names only; `/dev/pts` included) is harmless.
+    created = add_rule(created, Path::new("/"), true, AccessFs::ReadDir.into())?;
+    let entries = std::fs::read_dir("/").map_err(|source| Error::Path {
+        path: PathBuf::from("/"),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path == Path::new("/dev") {
+            continue;
+        }
+        // Symlinks (`/bin` → `usr/bin`) lead to entries covered anyway.
+        match entry.file_type() {
+            Ok(t) if t.is_symlink() => continue,
+            Ok(t) => created = add_rule(created, &path, t.is_dir(), read)?,
+            Err(_) => continue,
+        }
+    }
+    for name in READABLE_HOST_DEVICES {
+        let path = Path::new("/dev").join(name);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            created = add_rule(created, &path, meta.is_dir(), read)?;
+        }
+    }
+    Ok(created)
 }
 
 fn landlock_error<E>(step: &'static str) -> impl FnOnce(E) -> Error

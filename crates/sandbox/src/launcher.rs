@@ -1,46 +1,134 @@
-//! The launcher placed before Bash: `--spec <JSON> -- PROGRAM ARGS...`
-//! confines the calling (single-threaded, runtime-free) process to the spec
-//! and execs the program. Shared by the small `codex-sandbox-exec` binary
-//! and the server's hidden `sandbox-exec` mode (its fallback).
+//! The launcher the server places before every command it starts:
+//!
+//! ```text
+//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] (--spec JSON | --unconfined) -- ARGV...
+//! ```
+//!
+//! `--spec` confines the command to a sandbox spec (JSON, see
+//! [`SandboxSpec`]); `--unconfined` runs it outside any sandbox (an
+//! escalated program, a call without a sandbox). Either way the launcher
+//! stays as the command's supervisor (see [`crate::launch`]): nothing the
+//! command starts outlives it, and the launcher exits the way it did.
+//! `--lifeline FD` is the read end of a pipe whose write end only the server
+//! holds: when it closes, everything is killed. `--program PATH` is the file
+//! to execute when it is not `ARGV[0]` (an escalated program run from the
+//! very file the server checked, `/proc/self/fd/N`). `--report` prints what
+//! the sandbox enforced on stderr (`applied: JSON`, see [`crate::Applied`])
+//! before the command starts (the server's `doctor` and start-up check).
+//! `--exec-notify FD` (with `--spec`) is the socket on which the seccomp
+//! listener that hands every exec to the server is sent (see
+//! [`crate::Launch::exec_notify`]).
+//!
+//! Shared by the small `codex-sandbox-exec` binary and the server's hidden
+//! `sandbox-exec` mode (its fallback).
 
 use std::ffi::OsString;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
-use crate::SandboxSpec;
+use crate::{Launch, SandboxSpec};
 
 /// Exit status when the program was not run, as a shell reports a command
 /// it could not execute.
 pub const EXIT_NOT_RUN: u8 = 126;
 
-/// Applies the spec and execs the program; returns (an exit status, after
-/// printing why on stderr prefixed with `name`) only on failure. `args` are
-/// the arguments after the program name (or after `sandbox-exec`).
+/// Starts the command; returns (an exit status, after printing why on
+/// stderr prefixed with `name`) only on failure. `args` are the arguments
+/// after the program name (or after `sandbox-exec`).
 pub fn main(name: &str, args: Vec<OsString>) -> u8 {
     let message = match parse(name, args) {
-        Ok((spec, argv)) => crate::exec_sandboxed(&spec, &argv).to_string(),
+        Ok(launch) => crate::launch(launch).to_string(),
         Err(message) => message,
     };
     eprintln!("{name}: {message}");
     EXIT_NOT_RUN
 }
 
-fn parse(name: &str, args: Vec<OsString>) -> Result<(SandboxSpec, Vec<OsString>), String> {
-    let usage = || format!("usage: {name} --spec <JSON> -- PROGRAM [ARGS...]");
+fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
+    let usage = || {
+        format!(
+            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV..."
+        )
+    };
     let mut it = args.into_iter();
-    if it.next().as_deref() != Some("--spec".as_ref()) {
-        return Err(usage());
+    let mut lifeline = None;
+    let mut exec_notify = None;
+    let mut program = None;
+    let mut spec = None;
+    let mut unconfined = false;
+    let mut report = false;
+    loop {
+        let Some(arg) = it.next() else {
+            return Err(usage());
+        };
+        match arg.to_str() {
+            Some("--lifeline") => {
+                let fd = it.next().ok_or_else(usage)?;
+                let fd: RawFd = fd
+                    .to_str()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|&fd| fd > 2)
+                    .ok_or_else(|| format!("invalid --lifeline {fd:?}"))?;
+                lifeline = Some(take_fd(fd)?);
+            }
+            Some("--exec-notify") => {
+                let fd = it.next().ok_or_else(usage)?;
+                let fd: RawFd = fd
+                    .to_str()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|&fd| fd > 2)
+                    .ok_or_else(|| format!("invalid --exec-notify {fd:?}"))?;
+                exec_notify = Some(take_fd(fd)?);
+            }
+            Some("--program") => program = Some(it.next().ok_or_else(usage)?),
+            Some("--spec") => {
+                let json = it.next().ok_or_else(usage)?;
+                let json = json.to_str().ok_or("--spec is not UTF-8")?;
+                let parsed: SandboxSpec = serde_json::from_str(json)
+                    .map_err(|e| format!("invalid --spec {json}: {e}"))?;
+                spec = Some(parsed);
+            }
+            Some("--unconfined") => unconfined = true,
+            Some("--report") => report = true,
+            Some("--") => break,
+            _ => return Err(usage()),
+        }
     }
-    let json = it.next().ok_or_else(usage)?;
-    let json = json.to_str().ok_or("--spec is not UTF-8")?;
-    let spec: SandboxSpec =
-        serde_json::from_str(json).map_err(|e| format!("invalid --spec {json}: {e}"))?;
-    if it.next().as_deref() != Some("--".as_ref()) {
+    if spec.is_some() == unconfined || (unconfined && exec_notify.is_some()) {
         return Err(usage());
     }
     let argv: Vec<OsString> = it.collect();
     if argv.is_empty() {
         return Err(usage());
     }
-    Ok((spec, argv))
+    Ok(Launch {
+        spec,
+        lifeline,
+        argv,
+        program,
+        report,
+        namespaces: true,
+        exec_notify,
+    })
+}
+
+/// Takes ownership of an inherited fd: it must be open and not reached by
+/// the command (close-on-exec is set).
+fn take_fd(fd: RawFd) -> Result<OwnedFd, String> {
+    let flags = nix::fcntl::fcntl(borrow(fd), nix::fcntl::FcntlArg::F_GETFD)
+        .map_err(|e| format!("--lifeline {fd} is not an open fd: {e}"))?;
+    let flags = nix::fcntl::FdFlag::from_bits_truncate(flags) | nix::fcntl::FdFlag::FD_CLOEXEC;
+    nix::fcntl::fcntl(borrow(fd), nix::fcntl::FcntlArg::F_SETFD(flags))
+        .map_err(|e| format!("--lifeline {fd}: {e}"))?;
+    // SAFETY: the fd was handed to this process for it alone (the server
+    // passes it on the command line), it is open (checked above), and
+    // nothing else in this process refers to it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: only used for fcntl on an fd number, which is harmless on a
+    // closed fd (EBADF); see `take_fd`.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
 #[cfg(test)]
@@ -53,7 +141,7 @@ mod tests {
 
     #[test]
     fn parses_spec_and_argv() {
-        let (spec, argv) = parse(
+        let launch = parse(
             "x",
             os(&[
                 "--spec",
@@ -65,30 +153,48 @@ mod tests {
             ]),
         )
         .unwrap();
+        let spec = launch.spec.unwrap();
         assert_eq!(spec.writable_roots, vec![std::path::PathBuf::from("/tmp")]);
-        assert_eq!(argv, os(&["/bin/bash", "-c", "true"]));
+        assert_eq!(launch.argv, os(&["/bin/bash", "-c", "true"]));
+        let launch = parse(
+            "x",
+            os(&[
+                "--program",
+                "/proc/self/fd/9",
+                "--unconfined",
+                "--",
+                "git",
+                "status",
+            ]),
+        )
+        .unwrap();
+        assert!(launch.spec.is_none());
+        assert_eq!(launch.program, Some(OsString::from("/proc/self/fd/9")));
     }
 
     #[test]
     fn rejects_malformed_invocations() {
-        let usage = "usage: x --spec <JSON> -- PROGRAM [ARGS...]";
+        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] (--spec <JSON> | --unconfined) -- ARGV...";
         assert!(
             parse("x", os(&["--spec", "{}", "--", "y"]))
                 .unwrap_err()
                 .contains("invalid --spec")
         );
         assert_eq!(parse("x", os(&["/bin/true"])).unwrap_err(), usage);
-        assert_eq!(
-            parse(
-                "x",
-                os(&[
-                    "--spec",
-                    r#"{"writable_roots":[],"read_only_subpaths":[],"network":true}"#,
-                    "--"
-                ])
-            )
-            .unwrap_err(),
-            usage
+        assert_eq!(parse("x", os(&["--", "/bin/true"])).unwrap_err(), usage);
+        let both = os(&[
+            "--unconfined",
+            "--spec",
+            r#"{"writable_roots":[],"read_only_subpaths":[],"network":true}"#,
+            "--",
+            "y",
+        ]);
+        assert_eq!(parse("x", both).unwrap_err(), usage);
+        assert_eq!(parse("x", os(&["--unconfined", "--"])).unwrap_err(), usage);
+        assert!(
+            parse("x", os(&["--lifeline", "1", "--unconfined", "--", "y"]))
+                .unwrap_err()
+                .contains("invalid --lifeline")
         );
     }
 }

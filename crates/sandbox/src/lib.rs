@@ -7,7 +7,7 @@
 //! and later) are the sandbox as the client describes it; their `resolve`
 //! turns it into a [`SandboxSpec`] for one working directory (or an
 //! [`Unenforceable`] error naming what this sandbox cannot do), and
-//! [`apply`] (or [`exec_sandboxed`]) enforces that in a fresh,
+//! [`launch`] runs a command under it (or [`apply`] confines in place) in a fresh,
 //! single-threaded process right before `exec`.
 //!
 //! # What is protected
@@ -53,32 +53,49 @@
 //!   additionally denies TCP (ABI 4+) and UDP (ABI 10+) on sockets created
 //!   before the sandbox. With the network on there is no socket filter.
 //!
-//! Landlock scopes (abstract UNIX sockets, signals; ABI 6) are not used:
-//! sandboxed processes may signal processes of the same user outside the
-//! sandbox.
+//! - **IPC** (Landlock scopes, ABI 6): no signal to, and no connection to
+//!   an abstract UNIX socket of, a process outside the sandbox. Named UNIX
+//!   sockets: with the network off, Landlock's `RESOLVE_UNIX` (ABI 9) lets
+//!   commands connect only to sockets made inside the sandbox; below ABI 9
+//!   a seccomp filter refuses `connect(2)` and the creation of datagram
+//!   sockets altogether (`EACCES`).
+//! - **Namespaces** (see `namespaces`, `rootfs`): a read-only view of
+//!   everything outside the writable roots (metadata writes fail too), a
+//!   minimal `/dev` with a private `devpts`, a private `/proc`, pid, IPC
+//!   and (network off) network namespaces, where the kernel allows.
+//! - **Capabilities** (see `caps`): none, in any set, whatever the user.
+//! - **Terminals**: the command runs in a new session without a
+//!   controlling terminal.
+//! - **Lifetime** (see `supervise`): nothing the command starts outlives
+//!   it; the launcher stays as its supervisor and kills what is left.
 
+mod caps;
+mod exec_notify;
 mod landlock_rules;
 pub mod launcher;
-mod mounts;
+mod namespaces;
 mod policy;
 mod profile;
+mod rootfs;
 mod seccomp;
+mod supervise;
 mod sys;
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
-pub use mounts::UnprotectedSubpath;
 pub use policy::{
-    NetworkAccess, PROTECTED_SUBPATHS, ParsePolicyError, ReadAccess, Resolution, SandboxPolicy,
-    Unenforceable,
+    Grants, NetworkAccess, PROTECTED_SUBPATHS, ParsePolicyError, ReadAccess, Resolution,
+    SandboxPolicy, Unenforceable,
 };
 pub use profile::{
     EntryAccess, EntryPath, FileSystemEntry, ManagedFileSystem, PermissionProfile, ProfileNetwork,
     SpecialPath, plain_path,
 };
+pub use rootfs::View;
 
 /// What a sandboxed process may do, already resolved to concrete paths.
 /// Unknown fields are refused: a launcher older than its server must not
@@ -94,6 +111,51 @@ pub struct SandboxSpec {
     pub read_only_subpaths: Vec<PathBuf>,
     /// Allow network sockets (AF_INET, AF_INET6, ...). AF_UNIX is always allowed.
     pub network: bool,
+    /// Paths under writable roots that must end up read-only, or the
+    /// command does not run: the rules and configuration the server reads
+    /// at its next start (see [`SandboxSpec::protect`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub must_protect: Vec<PathBuf>,
+}
+
+impl SandboxSpec {
+    /// Marks each of `paths` that lies below a writable root as one that
+    /// must stay read-only ([`SandboxSpec::must_protect`]). A path there
+    /// that does not exist cannot be protected (the command could create
+    /// it): that is an error naming it.
+    pub fn protect(&mut self, paths: &[PathBuf]) -> Result<(), Unenforceable> {
+        for path in paths {
+            let canonical = path.canonicalize();
+            let resolved = canonical.as_deref().unwrap_or(path);
+            let Some(root) = self
+                .writable_roots
+                .iter()
+                .find(|root| resolved.starts_with(root))
+            else {
+                continue;
+            };
+            if canonical.is_err() {
+                return Err(Unenforceable(format!(
+                    "{} does not exist and lies under the writable root {}: a command could create \
+                     it (create it, or do not make {} writable)",
+                    path.display(),
+                    root.display(),
+                    root.display()
+                )));
+            }
+            if !self.must_protect.iter().any(|p| p == resolved) {
+                self.must_protect.push(resolved.to_path_buf());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A read-only subpath that could not be protected, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnprotectedSubpath {
+    pub path: PathBuf,
+    pub reason: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +166,14 @@ pub enum Error {
     MultiThreaded { threads: usize },
     #[error("cannot set no_new_privs: {0}")]
     NoNewPrivs(#[source] io::Error),
+    #[error("cannot drop capabilities: {0}")]
+    Capabilities(#[source] io::Error),
+    #[error("cannot start a new session: {0}")]
+    Session(#[source] io::Error),
+    #[error("cannot set up the supervisor: {0}")]
+    Supervisor(#[source] io::Error),
+    #[error("{} must stay read-only but cannot be protected here: {reason}", path.display())]
+    Unprotected { path: PathBuf, reason: String },
     #[error("landlock failed to {step}: {source}")]
     Landlock {
         step: &'static str,
@@ -118,6 +188,10 @@ pub enum Error {
     },
     #[error("cannot install the seccomp socket filter: {0}")]
     Seccomp(String),
+    #[error(
+        "cannot hand execs to the server (seccomp user notification, Linux 5.0): {0}; run the server with `--exec-check bash-only` to judge only the shell's execs"
+    )]
+    ExecCheck(#[source] io::Error),
     #[error("no command to run in the sandbox")]
     EmptyCommand,
     #[error("cannot exec {program:?}: {source}")]
@@ -128,7 +202,7 @@ pub enum Error {
     },
 }
 
-/// What [`apply`] enforced, for the caller to log. The sandbox is never
+/// What the sandbox enforced, for the caller to log. The sandbox is never
 /// weaker than documented in the crate docs; this says where it is exactly
 /// as strong as asked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -139,8 +213,24 @@ pub struct Applied {
     pub landlock_abi: u32,
     /// Landlock denies TCP bind and connect (network off and ABI 4+).
     pub landlock_denies_tcp: bool,
+    /// Landlock scopes signals and abstract UNIX sockets (ABI 6+).
+    pub landlock_scopes: bool,
+    /// How connections to named UNIX sockets are restricted (network off):
+    /// `landlock` (ABI 9+: sockets made inside the sandbox only),
+    /// `seccomp` (no `connect` at all), or `none` (network on).
+    pub unix_sockets: String,
     /// The seccomp socket filter is installed (network off).
     pub socket_filter: bool,
+    /// Every capability dropped.
+    pub capabilities_dropped: bool,
+    /// Every exec is handed to the server (seccomp user notification).
+    #[serde(default)]
+    pub exec_check: bool,
+    /// The namespaces the call runs in (`user`, `mount`, `pid`, `ipc`,
+    /// `net`); empty without any.
+    pub namespaces: Vec<String>,
+    /// The filesystem view (see `rootfs`).
+    pub view: View,
     /// Read-only subpaths protected by a read-only bind mount.
     pub read_only_subpaths: Vec<PathBuf>,
     /// Read-only subpaths left writable, and why.
@@ -166,6 +256,13 @@ impl Applied {
                 self.landlock_abi
             ));
         }
+        if !self.landlock_scopes {
+            out.push(format!(
+                "landlock abi {}: no signal or abstract-socket scoping (needs abi 6, linux 6.12)",
+                self.landlock_abi
+            ));
+        }
+        out.extend(self.view.gaps.iter().cloned());
         for sub in &self.unprotected_subpaths {
             out.push(format!(
                 "{} stays writable: {}",
@@ -183,15 +280,126 @@ impl Applied {
     }
 }
 
-/// Applies `spec` to the calling process. Call it in a fresh,
-/// single-threaded process right before `exec`: it cannot be undone.
-///
-/// Order: `no_new_privs`, read-only subpaths (mount namespace; degrades,
-/// reported in [`Applied`]), Landlock (required), seccomp (network off).
-/// Fails closed: on any error other than an unprotectable read-only subpath
-/// the caller must not exec the command.
-pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
-    let abi = sys::landlock_abi_version().map_err(|e| {
+/// One command to start under the launcher.
+#[derive(Debug)]
+pub struct Launch {
+    /// The sandbox; `None`: the command runs unconfined (an escalated
+    /// program, or a call without a sandbox) but still supervised.
+    pub spec: Option<SandboxSpec>,
+    /// The read end of the call's lifeline (see `supervise`).
+    pub lifeline: Option<OwnedFd>,
+    /// The program and its arguments; `argv[0]` is also the program run
+    /// (searched in `PATH`) unless `program` is set.
+    pub argv: Vec<OsString>,
+    /// The file to execute, when it differs from `argv[0]`.
+    pub program: Option<OsString>,
+    /// Print the [`Applied`] report on stderr (`applied: JSON`) before the
+    /// exec (for tests and debugging).
+    pub report: bool,
+    /// Enter namespaces where the kernel allows (see `namespaces`); `false`
+    /// runs with Landlock, seccomp and the subreaper only, as on a kernel
+    /// without user namespaces.
+    pub namespaces: bool,
+    /// Hand every exec of the sandbox to the server (see `exec_notify`):
+    /// the socket to send the seccomp listener on. Only with a spec.
+    pub exec_notify: Option<OwnedFd>,
+}
+
+/// Starts `launch.argv` under the launcher's supervision, confined to
+/// `launch.spec` (see the crate docs), and exits the way the command does.
+/// Call it in a fresh single-threaded process. Returns only when nothing
+/// could be started.
+pub fn launch(launch: Launch) -> Error {
+    if launch.argv.is_empty() {
+        return Error::EmptyCommand;
+    }
+    let threads = thread_count();
+    if threads > 1 {
+        return Error::MultiThreaded { threads };
+    }
+    let signals = match supervise::block_signals() {
+        Ok(signals) => signals,
+        Err(e) => return Error::Supervisor(e),
+    };
+    let Some(spec) = launch.spec else {
+        let Launch {
+            argv,
+            program,
+            lifeline,
+            ..
+        } = launch;
+        supervise::as_subreaper(signals, lifeline, move || {
+            // Its own process group, which the supervisor signals.
+            let _ =
+                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+            if let Err(e) = supervise::restore_signals() {
+                return report_failure(&Error::Supervisor(e));
+            }
+            report_failure(&exec(program.as_deref(), &argv))
+        });
+    };
+    let abi = match landlock_abi() {
+        Ok(abi) => abi,
+        Err(e) => return e,
+    };
+    let entered = if launch.namespaces {
+        namespaces::enter(!spec.network)
+    } else {
+        namespaces::Entered {
+            missing: Some("namespaces turned off".into()),
+            ..namespaces::Entered::default()
+        }
+    };
+    let Launch {
+        argv,
+        program,
+        lifeline,
+        report,
+        exec_notify,
+        ..
+    } = launch;
+    let (setup_spec, setup_entered) = (spec.clone(), entered.clone());
+    let private = entered.private;
+    let run = move |view: View| {
+        let applied = match confine(&spec, abi, &entered, view, exec_notify) {
+            Ok(applied) => applied,
+            Err(e) => return report_failure(&e),
+        };
+        if report {
+            match serde_json::to_string(&applied) {
+                Ok(json) => eprintln!("applied: {json}"),
+                Err(e) => eprintln!("cannot encode the report: {e}"),
+            }
+        }
+        report_failure(&exec(program.as_deref(), &argv))
+    };
+    if private {
+        supervise::in_pid_namespace(
+            signals,
+            lifeline,
+            move || rootfs::build(&setup_spec, &setup_entered),
+            run,
+        )
+    } else {
+        let view = rootfs::build(&setup_spec, &setup_entered);
+        supervise::as_subreaper(signals, lifeline, move || run(view))
+    }
+}
+
+/// Prints why the command could not start; the exit status to use: 127
+/// for a program that does not exist, 126 otherwise (as a shell reports
+/// them).
+fn report_failure(error: &Error) -> i32 {
+    eprintln!("codex-sandbox-exec: {error}");
+    match error {
+        Error::Exec { source, .. } if source.kind() == io::ErrorKind::NotFound => 127,
+        _ => i32::from(launcher::EXIT_NOT_RUN),
+    }
+}
+
+/// The kernel's Landlock ABI, or why there is none (fail closed).
+fn landlock_abi() -> Result<u32, Error> {
+    sys::landlock_abi_version().map_err(|e| {
         let what = match e.raw_os_error() {
             Some(libc::EOPNOTSUPP) => "landlock is built into this kernel but not enabled at boot (add `landlock` to the `lsm=` kernel parameter)",
             Some(libc::ENOSYS) => "this kernel has no landlock (linux 5.13 or newer with CONFIG_SECURITY_LANDLOCK is needed)",
@@ -200,48 +408,148 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         Error::Unsupported(format!(
             "{what}: {e}; commands cannot be confined, choose `--sandbox danger-full-access` to run them without a sandbox knowingly"
         ))
-    })?;
+    })
+}
+
+/// Confines the calling process (the command, right before its exec): a
+/// new session without a controlling terminal, `no_new_privs`, no
+/// capabilities, Landlock, then seccomp (network off).
+fn confine(
+    spec: &SandboxSpec,
+    abi: u32,
+    entered: &namespaces::Entered,
+    view: View,
+    exec_notify: Option<OwnedFd>,
+) -> Result<Applied, Error> {
+    if let Some(missed) = view
+        .unprotected
+        .iter()
+        .find(|u| spec.must_protect.contains(&u.path))
+    {
+        return Err(Error::Unprotected {
+            path: missed.path.clone(),
+            reason: missed.reason.clone(),
+        });
+    }
+    nix::unistd::setsid().map_err(|e| Error::Session(e.into()))?;
+    supervise::restore_signals().map_err(Error::Supervisor)?;
+    sys::set_no_new_privs().map_err(Error::NoNewPrivs)?;
+    caps::drop_all().map_err(Error::Capabilities)?;
+    let devices = if view.private_dev {
+        landlock_rules::Devices::Private
+    } else {
+        landlock_rules::Devices::Host
+    };
+    let enforced = landlock_rules::restrict_self(spec, abi, devices)?;
+    let unix_by_landlock = abi >= 9;
+    if !spec.network {
+        seccomp::deny_network_sockets(!unix_by_landlock)?;
+    }
+    // Last: from here on every exec, the command's own first, waits for the
+    // server's answer.
+    let exec_check = exec_notify.is_some();
+    if let Some(channel) = exec_notify {
+        let listener = exec_notify::install().map_err(Error::ExecCheck)?;
+        exec_notify::hand_over(listener, channel).map_err(Error::ExecCheck)?;
+    }
+    let mut namespaces = Vec::new();
+    if entered.user {
+        namespaces.push("user".to_owned());
+    }
+    if entered.private {
+        namespaces.extend(["mount", "pid", "ipc"].map(String::from));
+    }
+    if entered.net {
+        namespaces.push("net".to_owned());
+    }
+    Ok(Applied {
+        landlock_abi: abi,
+        landlock_denies_tcp: enforced.tcp,
+        landlock_scopes: enforced.scopes,
+        unix_sockets: match (spec.network, unix_by_landlock) {
+            (true, _) => "none",
+            (false, true) => "landlock",
+            (false, false) => "seccomp",
+        }
+        .to_owned(),
+        socket_filter: !spec.network,
+        capabilities_dropped: true,
+        exec_check,
+        namespaces,
+        read_only_subpaths: view.protected.clone(),
+        unprotected_subpaths: view.unprotected.clone(),
+        view,
+        missing_writable_roots: enforced.missing_writable_roots,
+    })
+}
+
+/// Confines the calling process to `spec` in place, without namespaces or
+/// supervision: `no_new_privs`, no capabilities, Landlock, seccomp. For a
+/// process that cannot fork a supervisor; [`launch`] is the whole sandbox.
+/// Call it in a single-threaded process right before `exec`: it cannot be
+/// undone.
+pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
+    let abi = landlock_abi()?;
     let threads = thread_count();
     if threads > 1 {
         return Err(Error::MultiThreaded { threads });
     }
     sys::set_no_new_privs().map_err(Error::NoNewPrivs)?;
-    let protection = mounts::protect(&spec.read_only_subpaths, &spec.writable_roots);
-    let enforced = landlock_rules::restrict_self(spec, abi)?;
+    caps::drop_all().map_err(Error::Capabilities)?;
+    let entered = namespaces::Entered {
+        missing: Some("confined in place, without namespaces".into()),
+        ..namespaces::Entered::default()
+    };
+    let view = rootfs::build(spec, &entered);
+    let enforced = landlock_rules::restrict_self(spec, abi, landlock_rules::Devices::Host)?;
     if !spec.network {
-        seccomp::deny_network_sockets()?;
+        seccomp::deny_network_sockets(abi < 9)?;
     }
     Ok(Applied {
         landlock_abi: abi,
         landlock_denies_tcp: enforced.tcp,
+        landlock_scopes: enforced.scopes,
+        unix_sockets: if spec.network {
+            "none"
+        } else if abi >= 9 {
+            "landlock"
+        } else {
+            "seccomp"
+        }
+        .to_owned(),
         socket_filter: !spec.network,
-        read_only_subpaths: protection.protected,
-        unprotected_subpaths: protection.unprotected,
+        capabilities_dropped: true,
+        exec_check: false,
+        namespaces: Vec::new(),
+        read_only_subpaths: Vec::new(),
+        unprotected_subpaths: view.unprotected.clone(),
+        view,
         missing_writable_roots: enforced.missing_writable_roots,
     })
 }
 
-/// Applies `spec`, then execs `argv` (searching `PATH` for `argv[0]`).
-/// Returns only on failure.
-pub fn exec_sandboxed(spec: &SandboxSpec, argv: &[OsString]) -> Error {
-    if argv.is_empty() {
-        return Error::EmptyCommand;
-    }
-    match apply(spec) {
-        Ok(_) => exec(argv),
-        Err(e) => e,
-    }
+/// Installs the exec check's filter on the calling process (see
+/// `exec_notify`; needs `no_new_privs`, which [`apply`] sets) and returns
+/// its listener, for a process that serves it itself. With the listener
+/// closed, every exec fails (`ENOSYS`): the sandbox fails closed when the
+/// server goes away.
+pub fn install_exec_listener() -> io::Result<OwnedFd> {
+    exec_notify::install()
 }
 
-/// Execs `argv` (searching `PATH` for `argv[0]`), for callers that
-/// [`apply`] first to log the [`Applied`] report. Returns only on failure.
-pub fn exec(argv: &[OsString]) -> Error {
-    let Some((program, args)) = argv.split_first() else {
+/// Execs `argv` (`program`, or `argv[0]` searched in `PATH`). Returns only
+/// on failure.
+pub fn exec(program: Option<&std::ffi::OsStr>, argv: &[OsString]) -> Error {
+    let Some((argv0, args)) = argv.split_first() else {
         return Error::EmptyCommand;
     };
-    let source = std::process::Command::new(program).args(args).exec();
+    let program = program.unwrap_or(argv0);
+    let source = std::process::Command::new(program)
+        .arg0(argv0)
+        .args(args)
+        .exec();
     Error::Exec {
-        program: program.clone(),
+        program: program.to_owned(),
         source,
     }
 }

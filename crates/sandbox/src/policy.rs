@@ -216,7 +216,7 @@ pub const PROTECTED_SUBPATHS: &[&str] = &[".git", ".codex", ".agents"];
 /// What a request grants before resolution: absolute paths, not yet
 /// canonicalised.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Grants {
+pub struct Grants {
     /// Writable roots; missing ones are dropped.
     pub writable: Vec<PathBuf>,
     /// Paths to keep read-only when they lie below a writable root (in
@@ -232,7 +232,7 @@ impl Grants {
     /// duplicates, refusing those reached through a symlink inside a
     /// writable root), and collects the read-only subpaths below them: the
     /// [`PROTECTED_SUBPATHS`] of each root, then the requested ones.
-    pub(crate) fn resolve(self) -> Resolution {
+    pub fn resolve(self) -> Resolution {
         let everything = canonical_unique(self.writable.iter().cloned());
         let (refused, trusted): (Vec<PathBuf>, Vec<PathBuf>) = self
             .writable
@@ -254,6 +254,7 @@ impl Grants {
                 writable_roots: roots,
                 read_only_subpaths,
                 network: self.network,
+                must_protect: Vec::new(),
             }),
             refused,
             ignored: self.ignored,

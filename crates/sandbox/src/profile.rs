@@ -173,6 +173,10 @@ fn restricted_grants(
                 reads_everything = true;
                 Ok(PathBuf::from("/"))
             }
+            // As Codex: no `$TMPDIR`, nothing to grant (and nothing to say).
+            EntryPath::Special { value } if value.kind == "tmpdir" && tmpdir_env.is_none() => {
+                continue;
+            }
             EntryPath::Special { value } => special_path(value, cwd, tmpdir_env),
             EntryPath::Path { path } => plain_path(path),
         };

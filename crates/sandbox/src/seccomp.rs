@@ -1,12 +1,20 @@
-//! The seccomp filter used when the network is off: `socket` and
-//! `socketpair` fail with `EACCES` for every address family but `AF_UNIX`
-//! (the escalation channel and many local tools need it), and
-//! `io_uring_setup` fails too (io_uring can open and connect sockets without
-//! the `socket` syscall). Everything else is allowed.
+//! The seccomp filter used when the network is off. Calls fail with
+//! `EACCES`:
+//! - `socket` and `socketpair` for every address family but `AF_UNIX` (the
+//!   escalation channel and many local tools need it);
+//! - `socket` and `socketpair` of `AF_UNIX` datagram sockets: a datagram
+//!   socket sends to any named socket given in `sendmsg` (`/dev/log`, a
+//!   service's socket outside the sandbox), which no filter can see;
+//! - below Landlock ABI 9 (no `RESOLVE_UNIX`), `connect` on any socket: it
+//!   is the only way to reach a UNIX socket a process outside the sandbox
+//!   listens on (a Docker daemon, tmux, ssh-agent, D-Bus), wherever it lies;
+//! - `io_uring_setup` (io_uring can open and connect sockets without the
+//!   `socket` syscall).
 //!
-//! The filter kills the process on a syscall from another architecture
-//! (e.g. 32-bit `int 0x80`, where `socketcall` would bypass the rules), and
-//! also covers the x32 numbers of the filtered syscalls on x86_64.
+//! Everything else is allowed. The filter kills the process on a syscall
+//! from another architecture (e.g. 32-bit `int 0x80`, where `socketcall`
+//! would bypass the rules), and also covers the x32 numbers of the filtered
+//! syscalls on x86_64.
 
 use std::collections::BTreeMap;
 
@@ -17,30 +25,45 @@ use seccompiler::{
 
 use crate::Error;
 
+/// `SOCK_TYPE_MASK`: the type bits of `socket(2)`'s second argument
+/// (`SOCK_CLOEXEC` and `SOCK_NONBLOCK` are flags above them).
+const SOCK_TYPE_MASK: u64 = 0xf;
+
 /// Installs the filter on the calling thread (inherited across fork and
-/// exec). Requires `no_new_privs`.
-pub(crate) fn deny_network_sockets() -> Result<(), Error> {
-    let program = build().map_err(|e| Error::Seccomp(e.to_string()))?;
+/// exec). Requires `no_new_privs`. `deny_connect`: refuse `connect` too
+/// (Landlock cannot restrict named UNIX sockets on this kernel).
+pub(crate) fn deny_network_sockets(deny_connect: bool) -> Result<(), Error> {
+    let program = build(deny_connect).map_err(|e| Error::Seccomp(e.to_string()))?;
     seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))
 }
 
-fn build() -> Result<BpfProgram, seccompiler::Error> {
+fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)?;
-    let not_unix = || -> Result<Vec<SeccompRule>, seccompiler::Error> {
-        Ok(vec![SeccompRule::new(vec![SeccompCondition::new(
-            0,
-            SeccompCmpArgLen::Dword,
-            SeccompCmpOp::Ne,
-            libc::AF_UNIX as u64,
-        )?])?])
+    let arg = |index, op, value| SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value);
+    // Not AF_UNIX, or an AF_UNIX datagram socket.
+    let socket_rules = || -> Result<Vec<SeccompRule>, seccompiler::Error> {
+        Ok(vec![
+            SeccompRule::new(vec![arg(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64)?])?,
+            SeccompRule::new(vec![
+                arg(0, SeccompCmpOp::Eq, libc::AF_UNIX as u64)?,
+                arg(
+                    1,
+                    SeccompCmpOp::MaskedEq(SOCK_TYPE_MASK),
+                    libc::SOCK_DGRAM as u64,
+                )?,
+            ])?,
+        ])
     };
+    let mut denied: Vec<(i64, Vec<SeccompRule>)> = vec![
+        (libc::SYS_socket, socket_rules()?),
+        (libc::SYS_socketpair, socket_rules()?),
+        (libc::SYS_io_uring_setup, Vec::new()),
+    ];
+    if deny_connect {
+        denied.push((libc::SYS_connect, Vec::new()));
+    }
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for (nr, conditional) in [
-        (libc::SYS_socket, true),
-        (libc::SYS_socketpair, true),
-        (libc::SYS_io_uring_setup, false),
-    ] {
-        let chain = if conditional { not_unix()? } else { Vec::new() };
+    for (nr, chain) in denied {
         if cfg!(target_arch = "x86_64") {
             const X32_SYSCALL_BIT: i64 = 0x4000_0000;
             rules.insert(nr | X32_SYSCALL_BIT, chain.clone());
@@ -60,7 +83,9 @@ fn build() -> Result<BpfProgram, seccompiler::Error> {
 mod tests {
     #[test]
     fn filter_compiles_for_this_architecture() {
-        let program = super::build().expect("filter builds");
-        assert!(!program.is_empty());
+        for deny_connect in [false, true] {
+            let program = super::build(deny_connect).expect("filter builds");
+            assert!(!program.is_empty());
+        }
     }
 }

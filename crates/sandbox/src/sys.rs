@@ -1,13 +1,15 @@
 //! The only module with `unsafe`: thin, checked wrappers over the raw
 //! syscalls the sandbox needs and std does not offer (`prctl`,
-//! `landlock_create_ruleset` for the ABI version, `unshare`, `mount`,
-//! `statvfs`, `geteuid`/`getegid`).
+//! `landlock_create_ruleset` for the ABI version, `unshare`, `mount`, the
+//! new mount API (`open_tree`, `move_mount`, `mount_setattr`), `capset`,
+//! `fork`, signal handlers, `statvfs`, `geteuid`/`getegid`).
 //!
 //! Every wrapper turns `-1` into [`io::Error::last_os_error`] and never
 //! keeps a pointer beyond the call.
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -55,13 +57,6 @@ pub(crate) fn landlock_abi_version() -> io::Result<u32> {
     }
 }
 
-/// `unshare(flags)` for the calling process.
-pub(crate) fn unshare(flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: unshare only changes kernel-side namespace membership of the
-    // calling process; it touches no memory of ours.
-    check(unsafe { libc::unshare(flags) })
-}
-
 /// Effective user and group ids of the calling process.
 pub(crate) fn effective_ids() -> (u32, u32) {
     // SAFETY: geteuid and getegid cannot fail and take no arguments.
@@ -102,8 +97,33 @@ pub(crate) fn bind_read_only(path: &Path) -> io::Result<()> {
             std::ptr::null(),
         )
     })?;
+    remount_read_only(path)
+}
+
+/// Bind-mounts `path` onto itself (writable, as it was), making it a mount
+/// point.
+pub(crate) fn bind_self(path: &Path) -> io::Result<()> {
+    let c_path = cstring(path)?;
+    // SAFETY: source and target are the same valid nul-terminated string,
+    // fstype and data may be null for a bind mount.
+    check(unsafe {
+        libc::mount(
+            c_path.as_ptr(),
+            c_path.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        )
+    })
+}
+
+/// Remounts the mount at `path` read-only, keeping its other per-mount
+/// flags (see [`bind_read_only`]).
+pub(crate) fn remount_read_only(path: &Path) -> io::Result<()> {
+    let c_path = cstring(path)?;
     let kept = mount_flags(&c_path)?;
-    // SAFETY: as above; for MS_REMOUNT the source is ignored and may be null.
+    // SAFETY: `c_path` is a valid nul-terminated string; for MS_REMOUNT the
+    // source is ignored and may be null, fstype and data too.
     check(unsafe {
         libc::mount(
             std::ptr::null(),
@@ -139,4 +159,311 @@ fn mount_flags(path: &CString) -> io::Result<libc::c_ulong> {
         .iter()
         .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
         .fold(0, |acc, (_, ms_flag)| acc | ms_flag))
+}
+
+/// `MOUNT_ATTR_RDONLY` from `linux/mount.h`.
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// `AT_RECURSIVE` from `linux/fcntl.h`.
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+/// `OPEN_TREE_CLONE` from `linux/mount.h`.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `MOVE_MOUNT_F_EMPTY_PATH` from `linux/mount.h`.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// `struct mount_attr` from `linux/mount.h`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Makes the mount at `path` and every mount below it read-only
+/// (`mount_setattr(2)` with `AT_RECURSIVE`, Linux 5.12).
+pub(crate) fn make_tree_read_only(path: &Path) -> io::Result<()> {
+    let c_path = cstring(path)?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `c_path` is a valid nul-terminated string and `attr` a valid
+    // `struct mount_attr` of the size passed, both alive for the call; the
+    // kernel only reads them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A detached copy of the mount tree at `path` (`open_tree(2)` with
+/// `OPEN_TREE_CLONE | AT_RECURSIVE`, Linux 5.2), to be attached elsewhere
+/// with [`attach_tree`].
+pub(crate) fn clone_tree(path: &Path) -> io::Result<OwnedFd> {
+    let c_path = cstring(path)?;
+    // SAFETY: `c_path` is a valid nul-terminated string alive for the call;
+    // the kernel returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches a tree from [`clone_tree`] at `path` (`move_mount(2)`).
+pub(crate) fn attach_tree(tree: &OwnedFd, path: &Path) -> io::Result<()> {
+    let c_path = cstring(path)?;
+    let empty = c"";
+    // SAFETY: `tree` is an open detached-mount fd, both strings are valid
+    // and nul-terminated for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `mount(source, target, fstype, flags, data)` for fresh filesystems
+/// (`devpts`, `proc`, `tmpfs`) and binds.
+pub(crate) fn mount(
+    source: &std::ffi::CStr,
+    target: &Path,
+    fstype: Option<&std::ffi::CStr>,
+    flags: libc::c_ulong,
+    data: Option<&std::ffi::CStr>,
+) -> io::Result<()> {
+    let c_target = cstring(target)?;
+    // SAFETY: every pointer is a valid nul-terminated string (or null where
+    // the kernel allows it) alive for the duration of the call.
+    check(unsafe {
+        libc::mount(
+            source.as_ptr(),
+            c_target.as_ptr(),
+            fstype.map_or(std::ptr::null(), |f| f.as_ptr()),
+            flags,
+            data.map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+        )
+    })
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3` and its two 32-bit halves.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Empties the effective, permitted and inheritable capability sets of the
+/// calling thread (`capset(2)`).
+pub(crate) fn clear_capabilities() -> io::Result<()> {
+    let header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: `header` and `data` are valid for the version-3 layout (one
+    // header, two data structs), alive for the call; the kernel reads them.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The effective capability set of the calling thread (bit N: capability N).
+pub(crate) fn effective_capabilities() -> io::Result<u64> {
+    let header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: as in `clear_capabilities`; the kernel writes the two data
+    // structs, which are ours and large enough.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &header as *const CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+}
+
+/// `prctl(option, arg2)` with the other arguments zero.
+pub(crate) fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the prctl options used here take integer arguments only; the
+    // unused ones must be zero, as passed.
+    check(unsafe { libc::prctl(option, arg2, 0, 0, 0) })
+}
+
+/// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)`.
+pub(crate) fn clear_ambient_capabilities() -> io::Result<()> {
+    // SAFETY: integer arguments only, the unused ones zero.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })
+}
+
+/// Closes every fd from `first` up, but those in `keep` (sorted).
+pub(crate) fn close_fds_from(first: RawFd, keep: &[RawFd]) {
+    let mut from = first;
+    for &k in keep.iter().filter(|&&k| k >= first) {
+        if k > from {
+            close_range(from, k - 1);
+        }
+        from = k + 1;
+    }
+    close_range(from, RawFd::MAX);
+}
+
+fn close_range(first: RawFd, last: RawFd) {
+    // SAFETY: close_range takes integers and only closes fds of this
+    // process, none of which is borrowed by live Rust objects that would use
+    // it afterwards (callers keep what they need in `keep`).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            last as libc::c_uint,
+            0,
+        )
+    };
+    if ret < 0 {
+        // Kernels before 5.9: close one by one up to a sane bound.
+        for fd in first..last.min(4096) {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Which side of a [`fork`] this is.
+pub(crate) enum Forked {
+    Child,
+    Parent(nix::unistd::Pid),
+}
+
+/// `fork(2)`. Callers are the single-threaded launcher (its `apply`
+/// refuses a multi-threaded process), so the child may allocate and do
+/// anything the parent could.
+pub(crate) fn fork() -> io::Result<Forked> {
+    // SAFETY: the calling process is single-threaded (see above), so no lock
+    // or allocator state can be left inconsistent in the child.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+    }
+}
+
+extern "C" fn noop_handler(_: libc::c_int) {}
+
+/// Gives `signal` a handler that does nothing. A pid namespace's init only
+/// receives signals it handles, so the init that reads them from a
+/// signalfd (with the signals blocked) must still have a handler.
+pub(crate) fn set_noop_handler(signal: nix::sys::signal::Signal) -> io::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(noop_handler),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler is async-signal-safe (it does nothing).
+    unsafe { sigaction(signal, &action) }
+        .map(drop)
+        .map_err(io::Error::from)
+}
+
+/// Restores the default disposition of `signal`.
+pub(crate) fn set_default_handler(signal: nix::sys::signal::Signal) -> io::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing the default disposition involves no handler code.
+    unsafe { sigaction(signal, &action) }
+        .map(drop)
+        .map_err(io::Error::from)
+}
+
+/// Installs the classic-BPF `program` as a seccomp filter of the calling
+/// thread with `SECCOMP_FILTER_FLAG_NEW_LISTENER` (Linux 5.0), returning
+/// the listener.
+pub(crate) fn seccomp_filter_with_listener(program: &[libc::sock_filter]) -> io::Result<OwnedFd> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len()).map_err(|_| io::Error::other("filter too long"))?,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `program`, alive for the call; the kernel
+    // copies the filter and returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

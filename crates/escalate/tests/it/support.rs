@@ -123,6 +123,8 @@ pub fn config() -> ShellConfig {
         bash: bash(),
         wrapper: wrapper(),
         launcher: Vec::new(),
+        sandbox: None,
+        exec_check: false,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
         kill_grace: Duration::from_millis(500),

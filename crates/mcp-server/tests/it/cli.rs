@@ -215,7 +215,8 @@ fn sandbox_launchers_confine_then_exec() {
         assert!(out.status.success(), "{text}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "status=1\n", "{text}");
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+            String::from_utf8_lossy(&out.stderr).contains("Read-only file system")
+                || String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
             "{text}"
         );
         assert!(!dir.path().join("x").exists(), "{text}");

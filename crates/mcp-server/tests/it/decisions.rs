@@ -28,7 +28,7 @@ async fn no_rule_runs_inside_the_sandbox() {
     let (r, created) = touch(&s, "f").await;
     assert!(!created, "{r:?}");
     assert!(
-        r.output.contains("Permission denied") && r.output.ends_with("status=1\n"),
+        crate::util::refused(&r.output) && r.output.ends_with("status=1\n"),
         "{r:?}"
     );
 }

@@ -44,15 +44,23 @@ fn sleeps(marker: &str) -> Vec<u32> {
 }
 
 /// Waits until the sandboxed and the escalated sleep both run, and checks
-/// the escalated one is the server's child (it really left Bash's tree).
+/// the escalated one really left Bash's tree: it is the child of its own
+/// launcher (`--unconfined`), itself the server's child.
 async fn wait_for_two_sleeps(s: &Session, marker: &str) {
     let started = eventually(10, || sleeps(marker).len() == 2).await;
     let found = sleeps(marker);
     assert!(started, "the sleeps never started: {}", ps(&found));
+    let under_reaper = |pid: u32| {
+        ppid(pid).is_some_and(|parent| {
+            ppid(parent) == Some(s.pid())
+                && std::fs::read(format!("/proc/{parent}/cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"--unconfined"))
+        })
+    };
     let escalated: Vec<u32> = found
         .iter()
         .copied()
-        .filter(|&pid| ppid(pid) == Some(s.pid()))
+        .filter(|&pid| under_reaper(pid))
         .collect();
     assert_eq!(escalated.len(), 1, "{}", ps(&found));
 }

@@ -7,6 +7,7 @@
 
 mod cli;
 mod decisions;
+mod exec_check;
 mod http;
 mod lifecycle;
 mod mcp;

@@ -18,7 +18,7 @@ async fn default_sandbox_is_workspace_write() {
         .shell(&format!("touch {}; echo status=$?", outside.display()))
         .await;
     assert!(
-        r.output.contains("Permission denied") && r.output.ends_with("status=1\n"),
+        crate::util::refused(&r.output) && r.output.ends_with("status=1\n"),
         "{r:?}"
     );
     assert!(!outside.exists());
@@ -40,10 +40,7 @@ async fn update_request_sets_the_policy_for_later_calls() {
     .await
     .unwrap();
     let r = s.shell(&touch).await;
-    assert!(
-        !f.exists() && r.output.contains("Permission denied"),
-        "{r:?}"
-    );
+    assert!(!f.exists() && crate::util::refused(&r.output), "{r:?}");
 
     s.custom(
         "codex/sandbox-state/update",
@@ -109,10 +106,7 @@ async fn meta_state_applies_to_one_call() {
         json!({"command": format!("touch {}; echo status=$?", f.display()), "workdir": s.work});
     let meta = json!({"codex/sandbox-state-meta": {"sandboxPolicy": {"type": "read-only"}, "sandboxCwd": s.work}});
     let r = crate::util::decode(&s.call(args.clone(), Some(meta)).await.unwrap());
-    assert!(
-        !f.exists() && r.output.contains("Permission denied"),
-        "{r:?}"
-    );
+    assert!(!f.exists() && crate::util::refused(&r.output), "{r:?}");
     // The next call without `_meta` uses the server's policy again.
     let r = crate::util::decode(&s.call(args.clone(), None).await.unwrap());
     assert!(f.exists(), "{r:?}");

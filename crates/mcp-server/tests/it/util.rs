@@ -575,3 +575,10 @@ pub fn scratch_base() -> PathBuf {
     std::fs::create_dir_all(&base).unwrap();
     base
 }
+
+/// Whether `output` shows a write refused by the sandbox: `EROFS` from the
+/// read-only view of the filesystem, or `EACCES` from Landlock where there
+/// is no mount namespace.
+pub fn refused(output: &str) -> bool {
+    output.contains("Read-only file system") || output.contains("Permission denied")
+}

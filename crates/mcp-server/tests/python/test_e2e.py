@@ -5,8 +5,8 @@ Usage: python test_e2e.py SERVER BASH
 Speaks stdio to the real server, which runs the real patched Bash and
 wrapper. Covers the handshake, the tool schema, a plain command, a `prompt`
 rule answered through elicitation (accept, then decline), the sandbox state
-in `_meta`, and a 2026-07-28 (server/discover) session in which the server
-may not ask the client, so the prompt is denied with a reason.
+in `_meta`, and a 2026-07-28 (server/discover) session, where a prompt is
+an input-required result that the client answers by retrying the call.
 """
 
 import json
@@ -119,10 +119,27 @@ async def scenario(server, bash, root):
 
     async def modern(session, asked):
         check(session.protocol_version == "2026-07-28", f"version: {session.protocol_version}")
-        target = work / "modern"
-        data = decode(await session.call_tool("shell", {"command": f"touch {target}", "workdir": str(work)}))
-        check(not target.exists() and asked == [], f"modern: {data} {asked}")
-        check("2026-07-28" in data["output"] and "Execution denied" in data["output"], f"modern: {data}")
+        # A prompt comes back as an input-required result; the retry with the
+        # answer and the requestState resumes the same running command.
+        for action, created in [("accept", True), ("decline", False)]:
+            target = work / f"modern-{action}"
+            args = {"command": f"touch {target}; echo status=$?", "workdir": str(work)}
+            first = await session.call_tool("shell", args, allow_input_required=True)
+            check(isinstance(first, types.InputRequiredResult), f"modern {action}: {first}")
+            check(not target.exists(), f"ran before the answer: {first}")
+            request = first.input_requests["approval"]
+            message = request.params.message
+            check(message.endswith(f"/touch {target}` in `{work.resolve()}`?"), f"message: {message}")
+            answer = {"approval": types.ElicitResult(action=action).model_dump(by_alias=True, exclude_none=True)}
+            data = decode(
+                await session.call_tool(
+                    "shell", args, input_responses=answer, request_state=first.request_state
+                )
+            )
+            check(target.exists() == created, f"modern {action}: {data}")
+            expected = "status=0\n" if created else "Execution denied: User declined execution\nstatus=1\n"
+            check(data["output"] == expected, f"modern {action}: {data}")
+        check(asked == [], f"asked by request on 2026-07-28: {asked}")
 
     await session_run(server, bash, root, [], modern, discover=True)
 

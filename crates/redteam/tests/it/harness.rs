@@ -132,16 +132,21 @@ impl Shell {
 }
 
 pub async fn start(rules: &str) -> Server {
-    start_from(rules, false).await
+    start_from(rules, false, &[]).await
+}
+
+/// [`start`] with extra server arguments.
+pub async fn start_with_args(rules: &str, extra: &[&str]) -> Server {
+    start_from(rules, false, extra).await
 }
 
 /// A server whose binaries (server, wrapper, sandbox launcher) are copies
 /// installed in `work/bin`, under a writable root of the sandbox.
 pub async fn start_installed_in_work(rules: &str) -> Server {
-    start_from(rules, true).await
+    start_from(rules, true, &[]).await
 }
 
-async fn start_from(rules: &str, installed_in_work: bool) -> Server {
+async fn start_from(rules: &str, installed_in_work: bool, extra: &[&str]) -> Server {
     // `/tmp` is a writable root of the default sandbox: a checkout under it
     // (CI may clone there) must not put the "outside" directories under it.
     let base = project_root().join("target/redteam-tmp");
@@ -180,12 +185,13 @@ async fn start_from(rules: &str, installed_in_work: bool) -> Server {
     } else {
         server_bin()
     };
-    let args = vec![
+    let mut args = vec![
         "--bash".to_string(),
         bash().display().to_string(),
         "--sandbox".into(),
         "workspace-write".into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let mut cmd = tokio::process::Command::new(&server);
     cmd.args(&args)
         .current_dir(&work)
@@ -359,4 +365,38 @@ impl Server {
 pub fn assert_writable_outside(marker: &Path) {
     std::fs::write(marker, b"probe").unwrap();
     std::fs::remove_file(marker).unwrap();
+}
+
+/// Whether `output` shows a write refused by the sandbox: `EROFS` from the
+/// read-only view of the filesystem, or `EACCES` from Landlock where there
+/// is no mount namespace.
+pub fn refused(output: &str) -> bool {
+    output.contains("Read-only file system") || output.contains("Permission denied")
+}
+
+/// Pids (other than ours) whose NUL-separated command line starts with
+/// `prefix`, seen from outside the sandbox.
+pub fn processes_with(prefix: &[u8]) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .collect()
+}
+
+/// Polls `condition` every 20 ms until it holds or `secs` pass.
+pub async fn eventually(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
 }

@@ -15,4 +15,5 @@
 //! executable) and the patched Bash (`cargo xtask bash`).
 
 mod cases;
+mod exec_bypass;
 mod harness;

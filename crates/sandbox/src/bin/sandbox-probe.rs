@@ -1,26 +1,39 @@
-//! `sandbox-probe [--exec-sandboxed] SPEC_JSON COMMAND [ARG...]`: applies a
-//! [`sandbox::SandboxSpec`] given as JSON, prints the [`sandbox::Applied`]
-//! report as one JSON line prefixed `applied: ` on stderr, and execs the
-//! command. With `--exec-sandboxed` it calls [`sandbox::exec_sandboxed`]
-//! instead, which prints no report. A test and
-//! debugging tool: the integration tests run every sandbox case through it,
-//! in a fresh process, because a sandbox cannot be undone.
+//! `sandbox-probe [--in-place | --quiet] [--no-namespaces] SPEC_JSON COMMAND [ARG...]`: runs
+//! the command under [`sandbox::launch`] with a [`sandbox::SandboxSpec`]
+//! given as JSON, as the server's launcher does, and prints the
+//! [`sandbox::Applied`] report as one JSON line prefixed `applied: ` on
+//! stderr before the command starts (`--quiet`: no report;
+//! `--no-namespaces`: as on a kernel without them). `--in-place`
+//! confines this process itself with [`sandbox::apply`] (no namespaces, no
+//! supervisor) and execs the command (`--in-place --orphaned-exec-check`:
+//! with the exec check's filter installed and its listener already closed).
+//! A test and debugging tool: the
+//! integration tests run every sandbox case through it, in a fresh process,
+//! because a sandbox cannot be undone.
 //!
-//! Exit status 125 when the sandbox cannot be applied, 127 when the command
-//! cannot be executed.
+//! Exit status 125 when the sandbox cannot be applied, 126 when the
+//! launcher could not start the command, 127 when the command cannot be
+//! executed in place; otherwise the command's.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1).peekable();
-    let via_exec_sandboxed = args.next_if(|arg| arg == "--exec-sandboxed").is_some();
+    let in_place = args.next_if(|arg| arg == "--in-place").is_some();
+    // With --in-place: the exec check's filter installed and its listener
+    // closed at once, as when the server has gone away.
+    let orphaned = args.next_if(|arg| arg == "--orphaned-exec-check").is_some();
+    let quiet = args.next_if(|arg| arg == "--quiet").is_some();
+    let no_namespaces = args.next_if(|arg| arg == "--no-namespaces").is_some();
+    let usage =
+        "usage: sandbox-probe [--in-place | --quiet] [--no-namespaces] SPEC_JSON COMMAND [ARG...]";
     let (Some(spec), argv) = (args.next(), args.collect::<Vec<OsString>>()) else {
-        eprintln!("usage: sandbox-probe [--exec-sandboxed] SPEC_JSON COMMAND [ARG...]");
+        eprintln!("{usage}");
         return ExitCode::from(2);
     };
     if argv.is_empty() {
-        eprintln!("usage: sandbox-probe [--exec-sandboxed] SPEC_JSON COMMAND [ARG...]");
+        eprintln!("{usage}");
         return ExitCode::from(2);
     }
     let spec: sandbox::SandboxSpec = match serde_json::from_slice(spec.as_encoded_bytes()) {
@@ -30,8 +43,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if via_exec_sandboxed {
-        let error = sandbox::exec_sandboxed(&spec, &argv);
+    if !in_place {
+        let error = sandbox::launch(sandbox::Launch {
+            spec: Some(spec),
+            lifeline: None,
+            argv,
+            program: None,
+            report: !quiet,
+            namespaces: !no_namespaces,
+            exec_notify: None,
+        });
         eprintln!("sandbox-probe: {error}");
         return ExitCode::from(125);
     }
@@ -48,7 +69,16 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     }
-    let error = sandbox::exec(&argv);
+    if orphaned {
+        match sandbox::install_exec_listener() {
+            Ok(listener) => drop(listener),
+            Err(e) => {
+                eprintln!("sandbox-probe: cannot install the exec check: {e}");
+                return ExitCode::from(125);
+            }
+        }
+    }
+    let error = sandbox::exec(None, &argv);
     eprintln!("sandbox-probe: {error}");
     ExitCode::from(127)
 }

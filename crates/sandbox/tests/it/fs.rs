@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sandbox::{ReadAccess, SandboxPolicy};
 
-use crate::util::{op, ops, probe, spec};
+use crate::util::{MODES, op, ops, ops_in, probe, probe_in, spec};
 
 #[test]
 fn writing_inside_a_writable_root_succeeds() {
@@ -33,62 +33,81 @@ fn writing_inside_a_writable_root_succeeds() {
     assert!(!existing.exists());
 }
 
+/// Outside the writable roots every write fails: `EROFS` under the
+/// read-only view, Landlock's `EACCES` without namespaces; a rename out of
+/// the view crosses mounts (`EXDEV`).
 #[test]
-fn writing_outside_the_writable_roots_fails_with_eacces() {
-    let root = tempfile::tempdir().unwrap();
-    let outside = tempfile::tempdir().unwrap();
-    let new = outside.path().join("new");
-    let existing = outside.path().join("existing");
-    fs::write(&existing, "keep").unwrap();
+fn writing_outside_the_writable_roots_fails() {
+    for mode in MODES {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let new = outside.path().join("new");
+        let existing = outside.path().join("existing");
+        fs::write(&existing, "keep").unwrap();
 
-    let run = ops(
-        &spec(&[root.path()], &[], false),
-        &[
-            op("write", &new),
-            op("append", &existing),
-            op("mkdir", &outside.path().join("dir")),
-            op("unlink", &existing),
-            format!("symlink:/etc:{}", outside.path().join("link").display()),
-            format!(
-                "rename:{}:{}",
-                existing.display(),
-                root.path().join("stolen").display()
-            ),
-            op("read", &existing),
-        ],
-    );
-    run.assert_stdout(&[
-        "EACCES", "EACCES", "EACCES", "EACCES", "EACCES", "EACCES", "ok",
-    ]);
-    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
-    assert_eq!(fs::read_to_string(&existing).unwrap(), "keep");
-
-    // truncate(2) by path is restricted from Landlock ABI 3 on.
-    let run = ops(
-        &spec(&[root.path()], &[], false),
-        &[op("truncate", &existing)],
-    );
-    if run.applied().landlock_abi >= 3 {
-        run.assert_stdout(&["EACCES"]);
+        let run = ops_in(
+            mode,
+            &spec(&[root.path()], &[], false),
+            &[
+                op("write", &new),
+                op("append", &existing),
+                op("mkdir", &outside.path().join("dir")),
+                op("unlink", &existing),
+                format!("symlink:/etc:{}", outside.path().join("link").display()),
+                format!(
+                    "rename:{}:{}",
+                    existing.display(),
+                    root.path().join("stolen").display()
+                ),
+                op("read", &existing),
+            ],
+        );
+        let denied = run.outside();
+        let rename = if denied == "EROFS" { "EXDEV" } else { "EACCES" };
+        run.assert_stdout(&[denied, denied, denied, denied, denied, rename, "ok"]);
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
         assert_eq!(fs::read_to_string(&existing).unwrap(), "keep");
-    } else {
-        // FIXME: Landlock before ABI 3 cannot restrict truncate(2).
-        run.assert_stdout(&["ok"]);
+
+        // truncate(2) by path is restricted from Landlock ABI 3 on.
+        let run = ops_in(
+            mode,
+            &spec(&[root.path()], &[], false),
+            &[op("truncate", &existing)],
+        );
+        if run.applied().view.read_only_root {
+            run.assert_stdout(&["EROFS"]);
+        } else if run.applied().landlock_abi >= 3 {
+            run.assert_stdout(&["EACCES"]);
+            assert_eq!(fs::read_to_string(&existing).unwrap(), "keep");
+        } else {
+            // FIXME: Landlock before ABI 3 cannot restrict truncate(2).
+            run.assert_stdout(&["ok"]);
+        }
     }
 }
 
 #[test]
-fn shell_redirection_outside_the_roots_reports_permission_denied() {
-    let root = tempfile::tempdir().unwrap();
-    let outside = tempfile::tempdir().unwrap();
-    let target = outside.path().join("f");
-    let script = format!("echo x > '{}'", target.display());
-    let run = probe(&spec(&[root.path()], &[], false), &["sh", "-c", &script]);
-    if run.status.success() {
-        run.fail("the write outside the roots succeeded");
+fn shell_redirection_outside_the_roots_is_refused() {
+    for mode in MODES {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("f");
+        let script = format!("echo x > '{}'", target.display());
+        let run = probe_in(
+            mode,
+            &spec(&[root.path()], &[], false),
+            &["sh", "-c", &script],
+        );
+        if run.status.success() {
+            run.fail("the write outside the roots succeeded");
+        }
+        run.assert_stderr_contains(if run.outside() == "EROFS" {
+            "Read-only file system"
+        } else {
+            "Permission denied"
+        });
+        assert!(!target.exists());
     }
-    run.assert_stderr_contains("Permission denied");
-    assert!(!target.exists());
 }
 
 #[test]
@@ -123,19 +142,22 @@ fn read_only_writes_nothing_but_device_files() {
         .spec
         .expect("read-only is sandboxed");
     assert!(read_only.writable_roots.is_empty());
-    ops(
-        &read_only,
-        &[
-            op("write", &dir.path().join("f")),
-            op("write", Path::new("/dev/null")),
-            op("read", Path::new("/dev/zero")),
-            op("read", Path::new("/dev/urandom")),
-            // Opening succeeds; the device itself refuses the write.
-            op("write", Path::new("/dev/full")),
-        ],
-    )
-    .assert_stdout(&["EACCES", "ok", "ok", "ok", "ENOSPC"]);
-    assert!(!dir.path().join("f").exists());
+    for mode in MODES {
+        let run = ops_in(
+            mode,
+            &read_only,
+            &[
+                op("write", &dir.path().join("f")),
+                op("write", Path::new("/dev/null")),
+                op("read", Path::new("/dev/zero")),
+                op("read", Path::new("/dev/urandom")),
+                // Opening succeeds; the device itself refuses the write.
+                op("write", Path::new("/dev/full")),
+            ],
+        );
+        run.assert_stdout(&[run.outside(), "ok", "ok", "ok", "ENOSPC"]);
+        assert!(!dir.path().join("f").exists());
+    }
 }
 
 #[test]
@@ -156,7 +178,8 @@ fn slash_tmp_is_writable_unless_excluded() {
         .unwrap()
         .spec
         .unwrap();
-    ops(&excluded, &[op("write", &target)]).assert_stdout(&["EACCES"]);
+    let run = ops(&excluded, &[op("write", &target)]);
+    run.assert_stdout(&[run.outside()]);
     assert!(!target.exists());
 
     let included = policy(false)
@@ -199,10 +222,10 @@ fn a_missing_writable_root_is_reported_not_fatal() {
 }
 
 #[test]
-fn exec_sandboxed_confines_the_command() {
+fn the_quiet_launch_confines_the_command() {
     let root = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
-    let mut argv = vec![std::ffi::OsString::from("--exec-sandboxed")];
+    let mut argv = vec![std::ffi::OsString::from("--quiet")];
     argv.push(
         serde_json::to_string(&spec(&[root.path()], &[], false))
             .unwrap()
@@ -214,9 +237,12 @@ fn exec_sandboxed_confines_the_command() {
     ]));
     let mut command = std::process::Command::new(crate::util::PROBE);
     command.args(argv);
-    crate::util::Run::new(command)
-        .success()
-        .assert_stdout(&["ok", "EACCES"]);
+    let run = crate::util::Run::new(command);
+    run.success();
+    let out = run.stdout.lines().nth(1).unwrap_or_default().to_owned();
+    if run.stdout.lines().next() != Some("ok") || !["EROFS", "EACCES"].contains(&out.as_str()) {
+        run.fail("expected ok, then EROFS or EACCES");
+    }
 }
 
 #[test]
@@ -236,4 +262,21 @@ fn apply_refuses_a_multi_threaded_process() {
     // Not sandboxed: writing outside the root still works.
     let outside = tempfile::tempdir().unwrap();
     fs::write(outside.path().join("f"), "x").unwrap();
+}
+
+/// When the server holding the exec check's listener goes away, the kernel
+/// fails every exec the filter sees: nothing runs unjudged.
+#[test]
+fn execs_fail_once_the_exec_check_listener_is_gone() {
+    let root = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(crate::util::PROBE);
+    command
+        .args(["--in-place", "--orphaned-exec-check"])
+        .arg(serde_json::to_string(&spec(&[root.path()], &[], false)).unwrap())
+        .arg("/bin/true");
+    let run = crate::util::Run::new(command);
+    if run.status.code() != Some(127) {
+        run.fail("expected the exec to fail (127)");
+    }
+    run.assert_stderr_contains("Function not implemented");
 }

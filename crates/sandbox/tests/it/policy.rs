@@ -153,7 +153,8 @@ fn read_only_resolves_to_no_writable_roots() {
         Some(SandboxSpec {
             writable_roots: vec![],
             read_only_subpaths: vec![],
-            network: false
+            network: false,
+            must_protect: vec![],
         })
     );
 }

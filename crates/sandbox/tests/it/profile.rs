@@ -108,8 +108,16 @@ fn network_enabled_and_extra_writable_roots() {
     let spec = resolve(profile, &p.root, None).unwrap().spec.unwrap();
     assert!(spec.network);
     assert!(spec.writable_roots.contains(&extra), "{spec:?}");
-    // No $TMPDIR: the entry is left out, and said so.
+    // No $TMPDIR: nothing to grant, and nothing to say (as Codex).
     let r = resolve(workspace_write(&p.root, "restricted"), &p.root, None).unwrap();
+    assert!(r.ignored.is_empty(), "{r:?}");
+    // A relative $TMPDIR is left out, and said so.
+    let r = resolve(
+        workspace_write(&p.root, "restricted"),
+        &p.root,
+        Some(Path::new("rel")),
+    )
+    .unwrap();
     assert_eq!(r.ignored.len(), 1, "{r:?}");
     assert!(r.ignored[0].contains("tmpdir"), "{r:?}");
 }

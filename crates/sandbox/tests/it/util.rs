@@ -70,6 +70,17 @@ impl Run {
         self
     }
 
+    /// The errno a write outside the writable roots fails with: `EROFS`
+    /// under the read-only view, Landlock's `EACCES` without one.
+    #[track_caller]
+    pub fn outside(&self) -> &'static str {
+        if self.applied().view.read_only_root {
+            "EROFS"
+        } else {
+            "EACCES"
+        }
+    }
+
     /// The report `sandbox-probe` printed after applying the sandbox.
     #[track_caller]
     pub fn applied(&self) -> Applied {
@@ -89,12 +100,33 @@ pub fn spec(writable_roots: &[&Path], read_only_subpaths: &[&Path], network: boo
         writable_roots: writable_roots.iter().map(|p| p.to_path_buf()).collect(),
         read_only_subpaths: read_only_subpaths.iter().map(|p| p.to_path_buf()).collect(),
         network,
+        must_protect: Vec::new(),
     }
 }
 
+/// How the probe runs the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Namespaces where the kernel allows, as the server runs calls.
+    Full,
+    /// No namespaces: Landlock, seccomp and the subreaper only, as on a
+    /// kernel without user namespaces.
+    Bare,
+}
+
+/// Both modes, for tests that must hold in each.
+pub const MODES: [Mode; 2] = [Mode::Full, Mode::Bare];
+
 /// `sandbox-probe SPEC ARGV...` as a command, for callers that adjust it.
 pub fn probe_command<S: AsRef<OsStr>>(spec: &SandboxSpec, argv: &[S]) -> Command {
+    probe_command_in(Mode::Full, spec, argv)
+}
+
+pub fn probe_command_in<S: AsRef<OsStr>>(mode: Mode, spec: &SandboxSpec, argv: &[S]) -> Command {
     let mut command = Command::new(PROBE);
+    if mode == Mode::Bare {
+        command.arg("--no-namespaces");
+    }
     command.arg(serde_json::to_string(spec).expect("spec serialises"));
     command.args(argv);
     command
@@ -103,6 +135,11 @@ pub fn probe_command<S: AsRef<OsStr>>(spec: &SandboxSpec, argv: &[S]) -> Command
 /// Runs `argv` inside `spec`.
 pub fn probe<S: AsRef<OsStr>>(spec: &SandboxSpec, argv: &[S]) -> Run {
     Run::new(probe_command(spec, argv))
+}
+
+/// Runs `argv` inside `spec` in `mode`.
+pub fn probe_in<S: AsRef<OsStr>>(mode: Mode, spec: &SandboxSpec, argv: &[S]) -> Run {
+    Run::new(probe_command_in(mode, spec, argv))
 }
 
 /// `python3 -c OPS_PY OPS...`: see `ops.py`; prints `ok` or an errno name
@@ -115,7 +152,12 @@ pub fn ops_argv(ops: &[String]) -> Vec<OsString> {
 
 /// Runs the operations inside `spec`; the probe must succeed.
 pub fn ops(spec: &SandboxSpec, ops: &[String]) -> Run {
-    let run = probe(spec, &ops_argv(ops));
+    ops_in(Mode::Full, spec, ops)
+}
+
+/// [`ops`] in `mode`.
+pub fn ops_in(mode: Mode, spec: &SandboxSpec, ops: &[String]) -> Run {
+    let run = probe_in(mode, spec, &ops_argv(ops));
     run.success();
     run
 }

@@ -1,0 +1,550 @@
+//! The exec check: the server side of `sandbox`'s seccomp exec filter.
+//! Every `execve`/`execveat` of a sandboxed call, from any process in it,
+//! waits here for an answer: the rules' verdict for the program that would
+//! run, judged like the wrapper's requests (`Decider::check_sandboxed`).
+//!
+//! **Invariant: never answer in a way that lets something run outside the
+//! sandbox.** The only answers are "continue" (the exec proceeds, in the
+//! sandboxed process, under its Landlock domain and filters) and `EACCES`.
+//! No fd is injected, no syscall is performed on the process's behalf: an
+//! `allow` rule on this path runs the program inside the sandbox, and only
+//! the wrapper's path escalates.
+//!
+//! Each notification is a small state machine: receive it, read the path
+//! (and when needed argv) from the process's memory, check that the
+//! notification is still valid (`SECCOMP_IOCTL_NOTIF_ID_VALID`: the process
+//! is the one that made the call, not a recycled pid), decide, answer.
+//!
+//! What the kernel says of "continue" answers (seccomp_unotify(2)): *"the
+//! supervisor ... must not use `SECCOMP_USER_NOTIF_FLAG_CONTINUE` to
+//! implement a security policy ... since the target's memory can be changed
+//! by another thread of the target ... between the time the supervisor
+//! inspects the system call arguments and the time the kernel re-reads
+//! them."* So a `forbidden` rule is a guard that every ordinary way of
+//! starting a program respects, not a boundary against a process that races
+//! its own memory from another thread; the sandbox stays the boundary.
+//!
+//! Fast path: an exec whose file (by the name used or the file it resolves
+//! to) no rule or heuristic names continues without its argv being read,
+//! and so does the exec of the wrapper; a prompt goes to a thread of its own
+//! so the other execs of the call go on.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::unistd::Pid;
+
+use crate::{Decider, ExecRequest, Verdict, sys};
+
+/// Longest path read (PATH_MAX).
+const MAX_PATH: usize = 4096;
+/// Longest argument and total argv read (Linux's own limits).
+const MAX_ARG: usize = 128 << 10;
+const MAX_ARGV_BYTES: usize = 2 << 20;
+const MAX_ARGS: usize = 1 << 18;
+
+/// What one call's exec check needs to know.
+pub(crate) struct Checker {
+    pub decider: Arc<dyn Decider>,
+    /// The wrappers' ask list (`protocol::encode_ask_list`); `None`: judge
+    /// every exec.
+    pub ask_list: Option<String>,
+    /// `codex-execve-wrapper`, canonical: its execs continue at once (it
+    /// asks the server itself).
+    pub wrapper: PathBuf,
+    /// The patched Bash, canonical: the launcher's own exec of it is the
+    /// first notification.
+    pub bash: PathBuf,
+    /// Denials, for the call's result.
+    pub denied: Arc<Mutex<Vec<String>>>,
+    /// Execs a human already approved on the wrapper's path.
+    pub expected: Arc<Expected>,
+    /// What a human answered here, by process, program and argv: `execvp`
+    /// retries a refused exec with the next `PATH` entry, which resolves to
+    /// the same file; the human is not asked twice.
+    pub answered: Mutex<Vec<(ExecKey, Verdict)>>,
+}
+
+/// An exec by the process that makes it, the file and the argv.
+type ExecKey = (u32, PathBuf, Vec<OsString>);
+
+impl Checker {
+    fn answer_for(&self, key: &ExecKey) -> Option<Verdict> {
+        let answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        answered
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn remember(&self, key: ExecKey, verdict: Verdict) {
+        let mut answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        if answered.len() >= 64 {
+            answered.remove(0);
+        }
+        answered.push((key, verdict));
+    }
+}
+
+/// Execs the wrapper path already decided after asking a human, expected
+/// next from that wrapper's process: they are not asked about twice.
+#[derive(Debug, Default)]
+pub struct Expected {
+    inner: Mutex<Vec<(u32, PathBuf, Vec<OsString>)>>,
+}
+
+impl Expected {
+    /// `pid` was told to run `file` with `argv` itself.
+    pub(crate) fn expect(&self, pid: u32, file: PathBuf, argv: Vec<OsString>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a wrapper that never execs leaves one entry.
+        if inner.len() >= 256 {
+            inner.remove(0);
+        }
+        inner.push((pid, file, argv));
+    }
+
+    /// Takes the expectation for exactly this exec, if any.
+    fn take(&self, pid: u32, file: &Path, argv: &[OsString]) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner
+            .iter()
+            .position(|(p, f, a)| *p == pid && f == file && a == argv)
+        {
+            Some(i) => {
+                inner.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A running exec check.
+pub(crate) struct ExecCheck {
+    stop: Option<UnixStream>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ExecCheck {
+    /// Starts waiting for the listener on `channel` (the launcher sends it
+    /// before the command's first exec), then serves it.
+    pub(crate) fn start(channel: OwnedFd, checker: Checker) -> io::Result<ExecCheck> {
+        let (stop_tx, stop_rx) = UnixStream::pair()?;
+        let thread = std::thread::Builder::new()
+            .name("exec-check".into())
+            .spawn(move || {
+                let Some(listener) = receive_listener(&channel, &stop_rx) else {
+                    return;
+                };
+                drop(channel);
+                serve(Arc::new(listener), &stop_rx, Arc::new(checker));
+            })?;
+        Ok(ExecCheck {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops serving (the call's processes are gone).
+    pub(crate) fn stop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ExecCheck {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The listener the launcher sends, or `None` when it sends none (it
+/// failed before, and said so) or the call ends first.
+fn receive_listener(channel: &OwnedFd, stop: &UnixStream) -> Option<OwnedFd> {
+    loop {
+        let mut fds = [
+            PollFd::new(channel.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+        if fds[1].any().unwrap_or(true) {
+            return None;
+        }
+        if fds[0].any().unwrap_or(false) {
+            let mut byte = [0u8; 1];
+            return match sys::recv_one_fd(channel.as_fd(), &mut byte) {
+                Ok(Some(fd)) if sys::is_seccomp_listener(&fd) => Some(fd),
+                Ok(_) | Err(_) => {
+                    tracing::warn!("the launcher sent no seccomp listener; execs are not checked");
+                    None
+                }
+            };
+        }
+    }
+}
+
+fn serve(listener: Arc<OwnedFd>, stop: &UnixStream, checker: Arc<Checker>) {
+    let mut first = true;
+    loop {
+        let mut fds = [
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "exec check poll failed");
+                return;
+            }
+        }
+        if fds[1].any().unwrap_or(true) {
+            return;
+        }
+        let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+        if revents.contains(PollFlags::POLLIN) {
+            match sys::notif_recv(listener.as_fd()) {
+                Ok(notif) => handle(&listener, &checker, notif, &mut first),
+                // The process died between poll and receive.
+                Err(Errno::ENOENT | Errno::EINTR) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "exec check receive failed");
+                    return;
+                }
+            }
+        } else if revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+            // No process is left under the filter.
+            return;
+        }
+    }
+}
+
+/// An exec as the process made it.
+struct Exec {
+    pid: u32,
+    /// The path as given (absolute once resolved against cwd or dirfd).
+    path: PathBuf,
+    /// The file that path resolves to, when it can be told.
+    canonical: Option<PathBuf>,
+    argv_ptr: u64,
+}
+
+fn handle(
+    listener: &Arc<OwnedFd>,
+    checker: &Arc<Checker>,
+    notif: libc::seccomp_notif,
+    first: &mut bool,
+) {
+    let id = notif.id;
+    let exec = match read_exec(&notif) {
+        Ok(exec) => exec,
+        Err(why) => {
+            if sys::notif_id_valid(listener.as_fd(), id) {
+                tracing::warn!(pid = notif.pid, %why, "exec refused: cannot read it");
+                record(
+                    checker,
+                    format!("an exec was refused: cannot read it ({why})"),
+                );
+                let _ = sys::notif_refuse(listener.as_fd(), id, libc::EACCES);
+            }
+            return;
+        }
+    };
+    // What was read belongs to this notification's process, not a process
+    // that reused its pid.
+    if !sys::notif_id_valid(listener.as_fd(), id) {
+        return;
+    }
+    let program = exec.canonical.as_deref().unwrap_or(&exec.path);
+    let is_first = std::mem::take(first);
+    if (is_first && program == checker.bash) || program == checker.wrapper {
+        let _ = sys::notif_continue(listener.as_fd(), id);
+        return;
+    }
+    // Nothing there: the kernel fails the exec itself (`execvp` tries each
+    // `PATH` entry; a rule must not turn each miss into a denial).
+    if exec.canonical.is_none() {
+        let _ = sys::notif_continue(listener.as_fd(), id);
+        return;
+    }
+    let named = |path: &Path| match &checker.ask_list {
+        Some(list) => protocol::needs_asking(path.as_os_str().as_bytes(), list.as_bytes()),
+        None => true,
+    };
+    // A script's interpreter runs without an exec of its own (the kernel
+    // loads it): `#!/bin/rm` is an exec of rm.
+    let interpreters = interpreters(exec.pid, program);
+    if !named(&exec.path)
+        && exec.canonical.as_deref().is_none_or(|c| !named(c))
+        && interpreters.iter().all(|(i, _)| !named(i))
+    {
+        tracing::debug!(pid = exec.pid, path = %exec.path.display(), "exec continues (no rule names it)");
+        let _ = sys::notif_continue(listener.as_fd(), id);
+        return;
+    }
+    let request = match full_request(&exec) {
+        Ok(request) => request,
+        Err(why) => {
+            if sys::notif_id_valid(listener.as_fd(), id) {
+                record(
+                    checker,
+                    format!("an exec of {} was refused: {why}", exec.path.display()),
+                );
+                let _ = sys::notif_refuse(listener.as_fd(), id, libc::EACCES);
+            }
+            return;
+        }
+    };
+    if !sys::notif_id_valid(listener.as_fd(), id) {
+        return;
+    }
+    if checker.expected.take(exec.pid, program, &request.argv) {
+        let _ = sys::notif_continue(listener.as_fd(), id);
+        return;
+    }
+    // The interpreters are judged as the programs they are, each with the
+    // argv the kernel gives it: `interpreter [arg] script args...`.
+    let mut requests = vec![request];
+    for (interpreter, arg) in &interpreters {
+        let script = &requests[0];
+        let mut argv = vec![interpreter.clone().into_os_string()];
+        argv.extend(arg.clone());
+        argv.push(script.file.clone());
+        argv.extend(script.argv.iter().skip(1).cloned());
+        requests.push(ExecRequest {
+            file: interpreter.clone().into_os_string(),
+            argv,
+            env: Vec::new(),
+            cwd: script.cwd.clone(),
+        });
+    }
+    let mut verdicts = requests.iter().map(|r| checker.decider.check_sandboxed(r));
+    let denied = verdicts.find(|v| matches!(v, Some(Verdict::Deny(_))));
+    let request = requests.swap_remove(0);
+    if let Some(Some(verdict)) = denied {
+        return answer(listener, checker, id, exec.pid, verdict);
+    }
+    match checker.decider.check_sandboxed(&request) {
+        Some(verdict) => answer(listener, checker, id, exec.pid, verdict),
+        None => {
+            let key = (exec.pid, program.to_path_buf(), request.argv.clone());
+            if let Some(verdict) = checker.answer_for(&key) {
+                return answer(listener, checker, id, exec.pid, verdict);
+            }
+            // A human is asked: not on this thread, which serves every
+            // other exec of the call meanwhile.
+            let (listener, checker) = (listener.clone(), checker.clone());
+            let asked = std::thread::Builder::new()
+                .name("exec-check-ask".into())
+                .spawn(move || {
+                    let verdict = checker.decider.ask_sandboxed(&request);
+                    checker.remember(key, verdict.clone());
+                    if sys::notif_id_valid(listener.as_fd(), id) {
+                        answer(&listener, &checker, id, exec.pid, verdict);
+                    }
+                });
+            if asked.is_err() {
+                tracing::error!("cannot start a thread to ask about an exec; refusing it");
+            }
+        }
+    }
+}
+
+/// The interpreter chain of a `#!` script (the kernel follows up to four),
+/// each with its optional argument, read through the process's view.
+fn interpreters(pid: u32, program: &Path) -> Vec<(PathBuf, Option<OsString>)> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut file = program.to_path_buf();
+    for _ in 0..4 {
+        let view = PathBuf::from(format!("/proc/{pid}/root"))
+            .join(file.strip_prefix("/").unwrap_or(&file));
+        let mut head = [0u8; 256];
+        let n = match std::fs::File::open(&view).and_then(|mut f| f.read(&mut head)) {
+            Ok(n) => n,
+            Err(_) => break,
+        };
+        let Some(line) = head[..n].strip_prefix(b"#!") else {
+            break;
+        };
+        let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = line.trim_ascii();
+        let (interpreter, arg) = match line.iter().position(|b| b.is_ascii_whitespace()) {
+            Some(i) => (&line[..i], Some(line[i..].trim_ascii())),
+            None => (line, None),
+        };
+        if interpreter.is_empty() {
+            break;
+        }
+        let interpreter = PathBuf::from(OsString::from_vec(interpreter.to_vec()));
+        let arg = arg
+            .filter(|a| !a.is_empty())
+            .map(|a| OsString::from_vec(a.to_vec()));
+        let view = PathBuf::from(format!("/proc/{pid}/root"))
+            .join(interpreter.strip_prefix("/").unwrap_or(&interpreter));
+        let resolved = std::fs::canonicalize(view).unwrap_or_else(|_| interpreter.clone());
+        out.push((resolved.clone(), arg));
+        file = resolved;
+    }
+    out
+}
+
+fn answer(listener: &OwnedFd, checker: &Checker, id: u64, pid: u32, verdict: Verdict) {
+    match verdict {
+        Verdict::Run | Verdict::Escalate => {
+            let _ = sys::notif_continue(listener.as_fd(), id);
+        }
+        Verdict::Deny(reason) => {
+            tell_stderr(pid, &reason);
+            record(checker, reason);
+            let _ = sys::notif_refuse(listener.as_fd(), id, libc::EACCES);
+        }
+    }
+}
+
+fn record(checker: &Checker, reason: String) {
+    let mut denied = checker.denied.lock().unwrap_or_else(|e| e.into_inner());
+    if denied.len() < 100 && !denied.contains(&reason) {
+        denied.push(reason);
+    }
+}
+
+/// `Execution denied: <reason>` on the process's stderr, as the wrapper
+/// prints it (best effort: its fd 2 taken with `pidfd_getfd`).
+fn tell_stderr(pid: u32, reason: &str) {
+    if let Ok(stderr) = sys::pidfd_open(pid).and_then(|pidfd| sys::pidfd_getfd(&pidfd, 2)) {
+        let line = format!("Execution denied: {reason}\n");
+        let _ = nix::unistd::write(&stderr, line.as_bytes());
+    }
+}
+
+/// Reads the path of the exec (and resolves it); argv only later, when
+/// needed.
+fn read_exec(notif: &libc::seccomp_notif) -> Result<Exec, String> {
+    let pid = notif.pid;
+    let args = notif.data.args;
+    let (dirfd, path_ptr, argv_ptr, flags) = if notif.data.nr == libc::SYS_execve as i32 {
+        (libc::AT_FDCWD, args[0], args[1], 0)
+    } else {
+        (args[0] as i32, args[1], args[2], args[4] as i32)
+    };
+    let raw = read_cstr(pid, path_ptr, MAX_PATH)?;
+    let raw = PathBuf::from(OsString::from_vec(raw));
+    let base = if raw.is_absolute() {
+        None
+    } else if dirfd == libc::AT_FDCWD {
+        Some(read_link(pid, "cwd")?)
+    } else {
+        Some(read_link(pid, &format!("fd/{dirfd}"))?)
+    };
+    let path = match base {
+        None => raw,
+        Some(base) if raw.as_os_str().is_empty() && flags & libc::AT_EMPTY_PATH != 0 => base,
+        Some(base) => base.join(raw),
+    };
+    // The process's own view: its root is our root's tree (see `rootfs`).
+    let view =
+        PathBuf::from(format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(&path));
+    let canonical = std::fs::canonicalize(view).ok();
+    Ok(Exec {
+        pid,
+        path,
+        canonical,
+        argv_ptr,
+    })
+}
+
+/// The exec as an [`ExecRequest`]: argv and cwd read from the process.
+fn full_request(exec: &Exec) -> Result<ExecRequest, String> {
+    let argv = read_argv(exec.pid, exec.argv_ptr)?;
+    let cwd = read_link(exec.pid, "cwd")?;
+    Ok(ExecRequest {
+        file: exec
+            .canonical
+            .clone()
+            .unwrap_or_else(|| exec.path.clone())
+            .into_os_string(),
+        argv,
+        env: Vec::new(),
+        cwd: cwd.into_os_string(),
+    })
+}
+
+fn read_link(pid: u32, what: &str) -> Result<PathBuf, String> {
+    std::fs::read_link(format!("/proc/{pid}/{what}"))
+        .map_err(|e| format!("/proc/{pid}/{what}: {e}"))
+}
+
+/// Reads `len` bytes at `addr` of `pid`, never across a 4 KiB boundary in
+/// one go (a string may end right before an unmapped page).
+fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> Result<usize, String> {
+    let room = 4096 - (addr % 4096) as usize;
+    let len = buf.len().min(room);
+    let mut local = [std::io::IoSliceMut::new(&mut buf[..len])];
+    let remote = [nix::sys::uio::RemoteIoVec {
+        base: addr as usize,
+        len,
+    }];
+    match nix::sys::uio::process_vm_readv(Pid::from_raw(pid as i32), &mut local, &remote) {
+        Ok(0) => Err("nothing readable there".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("reading the memory of process {pid}: {e}")),
+    }
+}
+
+fn read_cstr(pid: u32, mut addr: u64, max: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() <= max {
+        let n = read_mem(pid, addr, &mut buf)?;
+        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        addr += n as u64;
+    }
+    Err(format!("a string longer than {max} bytes"))
+}
+
+fn read_argv(pid: u32, mut addr: u64) -> Result<Vec<OsString>, String> {
+    let mut argv = Vec::new();
+    let mut total = 0;
+    if addr == 0 {
+        return Ok(argv);
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = read_mem(pid, addr, &mut buf)?;
+        let whole = n - n % 8;
+        if whole == 0 {
+            return Err("argv is not aligned".into());
+        }
+        for chunk in buf[..whole].chunks_exact(8) {
+            let ptr = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+            if ptr == 0 {
+                return Ok(argv);
+            }
+            let arg = read_cstr(pid, ptr, MAX_ARG)?;
+            total += arg.len() + 1;
+            if total > MAX_ARGV_BYTES || argv.len() >= MAX_ARGS {
+                return Err("argv larger than the kernel allows".into());
+            }
+            argv.push(OsString::from_vec(arg));
+        }
+        addr += whole as u64;
+    }
+}

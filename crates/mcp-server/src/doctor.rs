@@ -1,0 +1,268 @@
+//! `codex-exec-mcp-server doctor`, and the same check at start: which
+//! mechanism enforces each protection on this kernel, for this user, and
+//! which are missing, with the fix or the flag for each gap.
+//!
+//! The answer comes from the real thing: the launcher starts the patched
+//! Bash (`bash -c :`) under the default sandbox and reports what it
+//! enforced (`--report`, see `sandbox::Applied`). When the default policy
+//! cannot be enforced at all (no Landlock, or a rules file that must stay
+//! read-only cannot be), the launcher refuses, and so does the server.
+
+use std::process::Command;
+
+use sandbox::{Applied, SandboxSpec};
+
+use crate::config::Settings;
+use crate::launcher::Launcher;
+
+/// What the probe found.
+#[derive(Debug)]
+pub enum Probe {
+    /// The default sandbox ran; what it enforced.
+    Enforced(Box<Applied>),
+    /// The default policy is danger-full-access: nothing to enforce.
+    Unsandboxed,
+    /// The default sandbox cannot run: why.
+    Refused(String),
+}
+
+/// Starts Bash under `spec` through the launcher and reads its report.
+pub fn probe(launcher: &Launcher, settings: &Settings, spec: Option<&SandboxSpec>) -> Probe {
+    let Some(spec) = spec else {
+        return Probe::Unsandboxed;
+    };
+    let json = match serde_json::to_string(spec) {
+        Ok(json) => json,
+        Err(e) => return Probe::Refused(format!("cannot encode the sandbox spec: {e}")),
+    };
+    let (program, leading) = launcher
+        .argv()
+        .split_first()
+        .expect("the launcher has a program");
+    let output = Command::new(program)
+        .args(leading)
+        .args(["--report", "--spec", &json, "--"])
+        .arg(&settings.bash)
+        .args(["-c", ":"])
+        .current_dir(&settings.cwd)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => return Probe::Refused(format!("cannot start the sandbox launcher: {e}")),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let applied = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("applied: "))
+        .and_then(|json| serde_json::from_str::<Applied>(json).ok());
+    match applied {
+        Some(applied) if output.status.success() => Probe::Enforced(Box::new(applied)),
+        _ => {
+            let why = stderr
+                .lines()
+                .filter(|l| !l.starts_with("applied: "))
+                .map(|l| l.trim_start_matches("codex-sandbox-exec: "))
+                .collect::<Vec<_>>()
+                .join("; ");
+            Probe::Refused(if why.is_empty() {
+                format!("the sandboxed shell failed ({})", output.status)
+            } else {
+                why
+            })
+        }
+    }
+}
+
+/// One protection: what it is, whether it holds here, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub protection: &'static str,
+    pub holds: bool,
+    /// The mechanism when it holds; the gap and its fix when not.
+    pub how: String,
+}
+
+/// The table for a probe.
+pub fn rows(probe: &Probe, settings: &Settings) -> Vec<Row> {
+    let applied = match probe {
+        Probe::Enforced(applied) => applied,
+        Probe::Unsandboxed => {
+            return vec![Row {
+                protection: "sandbox",
+                holds: false,
+                how: "the default policy is danger-full-access: commands run unconfined (drop \
+                      `--sandbox danger-full-access` to confine them)"
+                    .into(),
+            }];
+        }
+        Probe::Refused(why) => {
+            return vec![Row {
+                protection: "sandbox",
+                holds: false,
+                how: format!("the default sandbox cannot be applied: {why}"),
+            }];
+        }
+    };
+    let abi = applied.landlock_abi;
+    let ns = |name: &str| applied.namespaces.iter().any(|n| n == name);
+    let no_userns = "no namespaces here (unprivileged user namespaces disabled or restricted: \
+                     sysctl kernel.unprivileged_userns_clone=1, Ubuntu's \
+                     kernel.apparmor_restrict_unprivileged_userns=0, or run the server as root)";
+    let mut rows = vec![
+        Row {
+            protection: "writes outside the writable roots",
+            holds: true,
+            how: format!("Landlock ABI {abi}"),
+        },
+        Row {
+            protection: "metadata writes outside the roots (chmod, utimes, xattrs, chown)",
+            holds: applied.view.read_only_root,
+            how: if applied.view.read_only_root {
+                "read-only mount of everything outside the roots (mount namespace)".into()
+            } else {
+                format!("not refused: {no_userns}")
+            },
+        },
+        Row {
+            protection: "network (TCP/UDP) when off",
+            holds: applied.socket_filter,
+            how: if applied.socket_filter {
+                format!(
+                    "seccomp socket filter{}{}",
+                    if applied.landlock_denies_tcp {
+                        ", Landlock TCP rules"
+                    } else {
+                        ""
+                    },
+                    if ns("net") {
+                        ", private network namespace"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                "the default sandbox has the network on (--network)".into()
+            },
+        },
+        Row {
+            protection: "UNIX sockets outside the sandbox (Docker, tmux, ssh-agent, D-Bus)",
+            holds: applied.unix_sockets != "none",
+            how: match applied.unix_sockets.as_str() {
+                "landlock" => "Landlock RESOLVE_UNIX (ABI 9): only sockets made inside".into(),
+                "seccomp" => {
+                    "seccomp refuses connect(2) and datagram sockets (Landlock ABI 9 would allow \
+                     sockets made inside the sandbox)"
+                        .into()
+                }
+                _ => "reachable: the network is on (--network)".into(),
+            },
+        },
+        Row {
+            protection: "signals and abstract sockets of processes outside",
+            holds: applied.landlock_scopes || ns("pid"),
+            how: match (applied.landlock_scopes, ns("pid")) {
+                (true, true) => "Landlock scopes (ABI 6) and a pid namespace".into(),
+                (true, false) => "Landlock scopes (ABI 6)".into(),
+                (false, true) => {
+                    "a pid namespace (Landlock ABI 6 would add scopes; abstract sockets need the \
+                     network namespace)"
+                        .into()
+                }
+                (false, false) => format!(
+                    "not refused: Landlock ABI {abi} has no scopes (Linux 6.12) and {no_userns}"
+                ),
+            },
+        },
+        Row {
+            protection: "/proc of processes outside",
+            holds: applied.view.private_proc || abi >= 1,
+            how: if applied.view.private_proc {
+                "a private /proc of the call's pid namespace".into()
+            } else {
+                "Landlock denies ptrace-style access (environ, mem, fds); other processes stay \
+                 listed"
+                    .into()
+            },
+        },
+        Row {
+            protection: "terminals of the user",
+            holds: true,
+            how: if applied.view.private_dev {
+                "new session without a controlling terminal, a private /dev and devpts (the \
+                 command's own pseudo-terminals work)"
+                    .into()
+            } else {
+                "new session without a controlling terminal; Landlock denies reading and writing \
+                 /dev's terminals (pseudo-terminals cannot be made: no private devpts)"
+                    .into()
+            },
+        },
+        Row {
+            protection: "capabilities",
+            holds: applied.capabilities_dropped,
+            how: "every set emptied, bounding set included".into(),
+        },
+        Row {
+            protection: "processes outliving the call",
+            holds: true,
+            how: if ns("pid") {
+                "a pid namespace whose init is the launcher; escalated programs under a subreaper"
+                    .into()
+            } else {
+                "the launcher as child subreaper (for the call and each escalated program)".into()
+            },
+        },
+    ];
+    let unprotected: Vec<String> = applied
+        .unprotected_subpaths
+        .iter()
+        .map(|u| format!("{} ({})", u.path.display(), u.reason))
+        .collect();
+    rows.push(Row {
+        protection: "read-only subpaths (.git, .codex, .agents, rules)",
+        holds: unprotected.is_empty(),
+        how: if unprotected.is_empty() {
+            format!(
+                "read-only bind mounts ({} here)",
+                applied.read_only_subpaths.len()
+            )
+        } else {
+            format!("left writable: {}", unprotected.join(", "))
+        },
+    });
+    let too_wide = crate::sandbox_state::start_directory_too_wide(&settings.cwd);
+    rows.push(Row {
+        protection: "the start directory",
+        holds: true,
+        how: if too_wide {
+            format!(
+                "{} is / or your home directory: not writable by default (pass --writable-root \
+                 to make it so)",
+                settings.cwd.display()
+            )
+        } else {
+            format!("{} is writable", settings.cwd.display())
+        },
+    });
+    rows
+}
+
+/// Whether the default policy can be enforced.
+pub fn enforceable(probe: &Probe) -> bool {
+    !matches!(probe, Probe::Refused(_))
+}
+
+/// The table as text.
+pub fn render(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        out.push_str(&format!(
+            "{} {}: {}\n",
+            if row.holds { "ok  " } else { "GAP " },
+            row.protection,
+            row.how
+        ));
+    }
+    out
+}

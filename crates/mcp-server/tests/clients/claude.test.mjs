@@ -1,0 +1,173 @@
+// The real Claude Code (`claude -p`, as package-lock.json pins it) against
+// the built server, with the scripted Messages API model of model.mjs on
+// 127.0.0.1 (ANTHROPIC_BASE_URL, a dummy ANTHROPIC_API_KEY).
+//
+// Claude Code defers MCP tools behind its ToolSearch tool: the scripted
+// model searches by the server's name first, as a model would, then calls
+// the tool the search loaded. Each case is one `claude -p` run.
+//
+// Claude Code is configured with the README's snippets (read from
+// README.md): "claude-add" (`claude mcp add …`, run as written with the
+// debug server and the case's `--rules` after `--`) and "claude-settings"
+// (written to ~/.claude/settings.json). Test only: the model's address and
+// key, and Claude Code's documented switches for telemetry, error
+// reports, the auto-updater and other non-essential traffic.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+
+import {
+  SERVER_NAME,
+  assertOnlyLoopback,
+  claudeCli,
+  clientEnv,
+  explained,
+  makeRun,
+  readmeSnippet,
+  removeRun,
+  runClient,
+  shellResult,
+  writeLauncher,
+  writeRules,
+} from './harness.mjs';
+import { DONE_TEXT, startModel } from './model.mjs';
+
+before(assertOnlyLoopback);
+
+const FORBID_CURL = 'prefix_rule(pattern = ["curl"], decision = "forbidden", justification = "use the fetch tool")\n';
+const PROMPT_TOUCH = 'prefix_rule(pattern = ["touch"], decision = "prompt")\n';
+
+/** `claude mcp add …` of the README, with our launcher and `args` after `--`. */
+function mcpAddArgv(launcher, args) {
+  const line = readmeSnippet('claude-add').trim();
+  const words = line.split(/\s+/);
+  const dashes = words.indexOf('--');
+  assert.ok(words[0] === 'claude' && words[1] === 'mcp' && words[2] === 'add' && dashes > 0, `README.md claude-add snippet: ${line}`);
+  return [...words.slice(1, dashes + 1), launcher, ...args];
+}
+
+/**
+ * One `claude -p` run whose model calls `shell` with `call(run)` (workdir
+ * defaults to the workspace); `hook`, when given, is an Elicitation hook
+ * command added to the settings. Then `expect(result, run)` with the
+ * parsed shell result; failures carry the client's output, the model's
+ * view and the server log.
+ */
+async function claudeShell(t, { label, rules, call, server = [], hook }, expect) {
+  const run = makeRun(`claude-${label}`);
+  const launcher = writeLauncher(run);
+  const args = [...server, ...(rules === undefined ? [] : ['--rules', writeRules(run, rules)])];
+  const model = await startModel({ server: SERVER_NAME, call: { workdir: run.work, ...call(run) } });
+  const what = { model: model.state };
+  const env = clientEnv(run, {
+    ANTHROPIC_BASE_URL: model.url,
+    ANTHROPIC_API_KEY: 'sk-ant-clients-e2e-dummy',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_TELEMETRY: '1',
+    DISABLE_ERROR_REPORTING: '1',
+    DISABLE_AUTOUPDATER: '1',
+  });
+  try {
+    await explained(run, what, async () => {
+      const add = [claudeCli.bin, ...mcpAddArgv(launcher, args)];
+      const added = await runClient(add, { cwd: run.work, env });
+      what.client = { argv: add, ...added };
+      assert.equal(added.code, 0, 'claude mcp add exit status');
+
+      // README.md, "Using it from an MCP client", claude-settings:
+      const settings = JSON.parse(readmeSnippet('claude-settings'));
+      if (hook !== undefined) {
+        settings.hooks = { Elicitation: [{ matcher: SERVER_NAME, hooks: [{ type: 'command', command: hook(run) }] }] };
+      }
+      mkdirSync(join(run.home, '.claude'), { recursive: true });
+      writeFileSync(join(run.home, '.claude/settings.json'), JSON.stringify(settings, null, 2));
+
+      const argv = [claudeCli.bin, '-p', 'Run the command.', '--output-format', 'json'];
+      const c = await runClient(argv, { cwd: run.work, env });
+      what.client = { argv, ...c };
+      t.diagnostic(`claude ${claudeCli.version} -p took ${c.ms} ms; tool: ${model.state.shellTool}`);
+      assert.equal(c.code, 0, 'claude -p exit status');
+      assert.deepEqual(model.state.unexpected, [], 'requests the scripted model could not answer');
+      assert.ok(model.state.shellTool, 'the model found the shell tool');
+      assert.equal(JSON.parse(c.stdout).result, DONE_TEXT, "claude -p printed the model's last text");
+      await expect(shellResult(model.state.output), run);
+    });
+    removeRun(run);
+  } finally {
+    await model.close();
+  }
+}
+
+/** The prompt the server shows for `touch FILE` run in `workdir`. */
+async function touchPrompt(run, file) {
+  const { stdout } = await runClient(['sh', '-c', 'command -v touch'], { cwd: run.work, env: process.env });
+  return `Allow agent to run \`${stdout.trim()} ${file}\` in \`${run.work}\`?`;
+}
+
+describe(`Claude Code ${claudeCli.version}`, { timeout: 300_000 }, () => {
+  test('echo', (t) =>
+    claudeShell(t, { label: 'echo', call: () => ({ command: 'echo hello; echo err >&2' }) }, (r) => {
+      assert.equal(r.output, 'hello\nerr\n');
+      assert.equal(r.exit_code, 0);
+      assert.equal(r.timed_out, false);
+    }));
+
+  test('a forbidden rule denies with its justification', (t) =>
+    claudeShell(
+      t,
+      { label: 'forbidden', rules: FORBID_CURL, call: () => ({ command: 'curl -s http://127.0.0.1:9/; echo status=$?' }) },
+      (r) => {
+        assert.match(r.output, /^Execution denied: .*use the fetch tool.*\nstatus=1\n$/);
+        assert.equal(r.exit_code, 0);
+      },
+    ));
+
+  test('a timeout returns timed_out with the output so far', (t) =>
+    claudeShell(
+      t,
+      { label: 'timeout', call: () => ({ command: 'echo started; sleep 30; echo finished', timeout_ms: 1000 }) },
+      (r) => {
+        assert.equal(r.timed_out, true);
+        assert.equal(r.exit_code, 124);
+        assert.equal(r.output, 'started\n');
+      },
+    ));
+
+  // The server runs read-only, so only an approved (escalated) touch can
+  // create the file.
+  const promptCase = { rules: PROMPT_TOUCH, server: ['--sandbox', 'read-only'], call: (run) => ({ command: `touch ${run.outside}/f; echo status=$?` }) };
+
+  // Claude Code opens with `server/discover` (MCP 2026-07-28): the server
+  // answers the call with an input-required result, Claude Code retries it
+  // with its answer. In -p, with no one to ask, Claude Code 2.1.332
+  // answers "cancel".
+  test('a prompt rule reaches the client: no one to answer in -p, so cancelled', (t) =>
+    claudeShell(t, { label: 'prompt', ...promptCase }, async (r, run) => {
+      assert.doesNotMatch(r.output, /does not let the server ask|does not support elicitation/, 'denied without asking');
+      assert.equal(r.output, 'Execution denied: User cancelled execution\nstatus=1\n');
+      const log = readFileSync(run.log, 'utf8');
+      assert.ok(log.includes(await touchPrompt(run, `${run.outside}/f`)), 'the server logged the prompt it sent');
+      assert.equal(existsSync(`${run.outside}/f`), false);
+    }));
+
+  test('a prompt rule accepted by an Elicitation hook runs the program outside the sandbox', (t) =>
+    claudeShell(
+      t,
+      {
+        label: 'prompt-accepted',
+        ...promptCase,
+        // Records the hook's input and accepts.
+        hook: (run) =>
+          `cat > ${run.dir}/elicitation.json; echo '{"hookSpecificOutput":{"hookEventName":"Elicitation","action":"accept","content":{}}}'`,
+      },
+      async (r, run) => {
+        assert.equal(r.output, 'status=0\n');
+        assert.ok(existsSync(`${run.dir}/elicitation.json`), 'the Elicitation hook ran');
+        const asked = JSON.parse(readFileSync(`${run.dir}/elicitation.json`, 'utf8'));
+        assert.equal(asked.message, await touchPrompt(run, `${run.outside}/f`), JSON.stringify(asked));
+        assert.equal(existsSync(`${run.outside}/f`), true, 'the approved touch ran');
+      },
+    ));
+});
