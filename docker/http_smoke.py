@@ -7,9 +7,10 @@ liveness endpoint, a request without the token (401), initialize,
 tools/list, and a `shell` call whose effect or output is checked; then
 `docker stop` (SIGTERM), which must end the container with status 0.
 
-usage: http_smoke.py IMAGE [--tools]
+usage: http_smoke.py IMAGE [--tools] [-- SERVER_ARG...]
   --tools  the image has real tools: the call runs `ls | grep | sed` over
            files the test put in the workspace (docker/tools/Dockerfile)
+  after --, more arguments for the server
 Uses only the Python standard library. Exit status 0 on success; on
 failure prints the exchange and the container's log.
 """
@@ -30,8 +31,9 @@ TOKEN = "docker-smoke-token-0123456789abcdef"
 
 
 class Smoke:
-    def __init__(self, image):
+    def __init__(self, image, server_args):
         self.image = image
+        self.server_args = server_args
         self.container = None
         self.log = []
 
@@ -93,7 +95,8 @@ class Smoke:
                 os.chmod(workspace, 0o777)
             argv = ["docker", "run", "-d", "-p", "127.0.0.1::8080",
                     "-v", f"{workspace}:/workspace", "-v", f"{secrets}:/run/secrets:ro",
-                    self.image, "--listen", "0.0.0.0:8080", "--auth-token-file", "/run/secrets/token"]
+                    self.image, "--listen", "0.0.0.0:8080", "--auth-token-file", "/run/secrets/token",
+                    *self.server_args]
             self.log.append("$ " + " ".join(argv))
             started = subprocess.run(argv, capture_output=True, text=True)
             if started.returncode != 0:
@@ -188,9 +191,13 @@ def messages(text):
 
 def main():
     args = sys.argv[1:]
-    if not args or args[0].startswith("-") or any(a not in ("--tools",) for a in args[1:]):
+    server_args = []
+    if "--" in args:
+        server_args = args[args.index("--") + 1:]
+        args = args[:args.index("--")]
+    if not args or args[0].startswith("-") or any(a != "--tools" for a in args[1:]):
         sys.exit(__doc__)
-    Smoke(args[0]).run("--tools" in args[1:])
+    Smoke(args[0], server_args).run("--tools" in args[1:])
 
 
 if __name__ == "__main__":
