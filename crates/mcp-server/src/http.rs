@@ -295,6 +295,12 @@ pub async fn serve(shared: Arc<Shared>, http: HttpSettings) -> anyhow::Result<()
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         };
+        // An SSE response is written in small pieces (headers, each event):
+        // with Nagle's algorithm on, each waits for the client's delayed ACK
+        // (40 ms a call).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
         let front = front.clone();
         let closing = closing.clone();
         connections.spawn(async move {
