@@ -14,6 +14,8 @@
 //!    `BASH_EXEC_WRAPPER`;
 //! 2. latency of a `shell` call of `true`, p50 and p99, calls interleaved;
 //! 3. throughput: 16 client threads with calls in flight on one connection;
+//!    2 and 3 also for ours over Streamable HTTP (`--listen`, one session,
+//!    a keep-alive connection per client thread; the reference has no HTTP);
 //! 4. cold start: spawn to `initialize` response, directly and through the
 //!    npm launcher (`node bin/...`);
 //! 5. the server's peak RSS (`VmHWM`) after a call printing 1 GiB;
@@ -28,6 +30,7 @@
 //! `target/bench/RESULTS-quick.md`), with the date, commit and machine.
 
 mod client;
+mod http;
 mod stats;
 mod subjects;
 
@@ -260,6 +263,9 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
     for (_, server) in &servers {
         server.shell("true", &s.work, LOGIN, CALL_TIMEOUT_MS)?; // warm-up
     }
+    // Ours over Streamable HTTP, danger-full-access: beside the stdio rows.
+    let over_http = http::HttpServer::start(&s.launch(Kind::OursFull, &homes.empty))?;
+    over_http.shell("true", &s.work, LOGIN, CALL_TIMEOUT_MS)?; // warm-up
 
     // 1. per-exec overhead
     let mut overhead: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
@@ -306,12 +312,16 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
         plan.latency_calls
     );
     let mut latency: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut http_latency = Vec::new();
     for _ in 0..plan.latency_calls {
         for (i, (_, server)) in servers.iter().enumerate() {
             let t = Instant::now();
             server.shell("true", &s.work, LOGIN, CALL_TIMEOUT_MS)?;
             latency[i].push(secs(t.elapsed()));
         }
+        let t = Instant::now();
+        over_http.shell("true", &s.work, LOGIN, CALL_TIMEOUT_MS)?;
+        http_latency.push(secs(t.elapsed()));
     }
     for (i, kind) in [Kind::OursFull, Kind::OursWorkspace].iter().enumerate() {
         let target = if *kind == Kind::OursWorkspace {
@@ -332,10 +342,23 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
             "",
         ));
     }
+    rows.push(Row::new(
+        "`shell` call p50 (min–max) over HTTP, danger-full-access",
+        Some(Summary::of(&http_latency, Unit::Seconds)),
+        None,
+        "",
+    ));
+    rows.push(Row::new(
+        "`shell` call p99 over HTTP, danger-full-access",
+        Some(Summary::one(percentile(&http_latency, 99.0), Unit::Seconds)),
+        None,
+        "",
+    ));
 
     // 3. throughput
     let total = plan.clients * plan.calls_per_client;
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut http_rates = Vec::new();
     for run in 0..plan.throughput_runs {
         println!(
             "bench: throughput, {} clients × {} calls, run {}/{}",
@@ -364,6 +387,24 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
             })?;
             rates[i].push(total as f64 / secs(t.elapsed()));
         }
+        let t = Instant::now();
+        std::thread::scope(|scope| -> Result<()> {
+            let handles: Vec<_> = (0..plan.clients)
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        for _ in 0..plan.calls_per_client {
+                            over_http.shell("true", &s.work, LOGIN, CALL_TIMEOUT_MS)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().expect("client thread panicked")?;
+            }
+            Ok(())
+        })?;
+        http_rates.push(total as f64 / secs(t.elapsed()));
     }
     for (i, kind) in [Kind::OursFull, Kind::OursWorkspace].iter().enumerate() {
         rows.push(Row::new(
@@ -378,9 +419,19 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
             "",
         ));
     }
+    rows.push(Row::new(
+        format!(
+            "throughput over HTTP, {} clients × {} `true` calls, danger-full-access",
+            plan.clients, plan.calls_per_client
+        ),
+        Some(Summary::of(&http_rates, Unit::Rate)),
+        None,
+        "",
+    ));
     for (_, server) in servers {
         server.shutdown()?;
     }
+    over_http.shutdown()?;
     Ok(())
 }
 

@@ -67,12 +67,12 @@ pub(crate) const STEPS: &[Step] = &[
     },
     Step {
         name: "python-e2e",
-        about: "MCP Python SDK end-to-end test over stdio (crates/mcp-server/tests/python)",
+        about: "MCP Python SDK end-to-end tests over stdio and HTTP (crates/mcp-server/tests/python)",
         run: python_e2e,
     },
     Step {
         name: "node-e2e",
-        about: "MCP TypeScript SDK end-to-end test over stdio (crates/mcp-server/tests/node)",
+        about: "MCP TypeScript SDK end-to-end tests over stdio and HTTP (crates/mcp-server/tests/node)",
         run: node_e2e,
     },
     Step {
@@ -97,8 +97,13 @@ pub(crate) const STEPS: &[Step] = &[
     },
     Step {
         name: "docker",
-        about: "docker load the image, MCP shell call into a mounted workspace (cargo xtask oci --docker-test)",
+        about: "docker load the image; stdio and HTTP-sidecar smoke tests, the busybox tools image (cargo xtask oci --docker-test)",
         run: |sh| crate::oci::run(sh, &["--docker-test".to_owned()]),
+    },
+    Step {
+        name: "kubernetes",
+        about: "deploy/kubernetes manifests against the schemas kubernetes-validate ships (offline), plus check_pod.py",
+        run: kubernetes,
     },
     Step {
         name: "aarch64",
@@ -258,10 +263,49 @@ fn python_e2e(sh: &Shell) -> Result<()> {
     }
     let pip_quiet = ["--quiet", "--disable-pip-version-check"];
     cmd!(sh, "{python} -m pip install {pip_quiet...} {PYTHON_MCP}").run()?;
-    let test = "crates/mcp-server/tests/python/test_e2e.py";
     let server = "target/debug/codex-exec-mcp-server";
     let bash = format!("target/dist/vendor/{}/bash", bash::DEFAULT_TRIPLE);
-    cmd!(sh, "{python} {test} {server} {bash}").run()?;
+    for test in ["test_e2e.py", "test_http.py"] {
+        let test = format!("crates/mcp-server/tests/python/{test}");
+        cmd!(sh, "{python} {test} {server} {bash}").run()?;
+    }
+    Ok(())
+}
+
+/// kubernetes-validate, pinned, with the Kubernetes schemas it ships: no
+/// cluster and no download of schemas.
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+
+fn kubernetes(sh: &Shell) -> Result<()> {
+    let venv = util::project_root().join("target/k8s-validate-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        cmd!(sh, "python3 -m venv {venv}")
+            .run()
+            .context("python3 -m venv failed (cargo xtask setup installs python3-venv)")?;
+    }
+    let pip_quiet = ["--quiet", "--disable-pip-version-check"];
+    cmd!(
+        sh,
+        "{python} -m pip install {pip_quiet...} {KUBERNETES_VALIDATE}"
+    )
+    .run()?;
+    let validate = venv.join("bin/kubernetes-validate");
+    let manifests: Vec<String> = std::fs::read_dir(util::project_root().join("deploy/kubernetes"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    if manifests.is_empty() {
+        bail!("no manifests in deploy/kubernetes");
+    }
+    cmd!(sh, "{validate} --strict {manifests...}").run()?;
+    cmd!(
+        sh,
+        "{python} deploy/kubernetes/check_pod.py deploy/kubernetes/deployment.yaml"
+    )
+    .run()?;
     Ok(())
 }
 
@@ -273,7 +317,7 @@ fn node_e2e(sh: &Shell) -> Result<()> {
     cmd!(sh, "{cargo} build --workspace").run()?;
     let _dir = sh.push_dir("crates/mcp-server/tests/node");
     cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?;
-    cmd!(sh, "node --test e2e.test.mjs").run()?;
+    cmd!(sh, "node --test e2e.test.mjs http.test.mjs").run()?;
     Ok(())
 }
 

@@ -19,7 +19,9 @@
 //!
 //! Everything is derived from the inputs and `SOURCE_DATE_EPOCH`, so the tar
 //! is reproducible. `cargo xtask oci --docker-test` loads it into a local
-//! dockerd (started if needed) and drives the server through `docker run -i`.
+//! dockerd (started if needed) and drives the server through `docker run -i`
+//! (stdio) and as an HTTP sidecar (`--listen`), then builds
+//! `docker/tools/Dockerfile` on it and runs a call using busybox tools.
 
 use std::path::{Path, PathBuf};
 
@@ -151,9 +153,11 @@ pub(crate) fn build(sh: &Shell, root: &Path, vendor: &Path, arch: Arch) -> Resul
             ],
             "Entrypoint": [server, "--execve", format!("{BIN}/codex-execve-wrapper"), "--bash", format!("{BIN}/bash")],
             "WorkingDir": "/workspace",
+            // For `--listen 0.0.0.0:8080` (Streamable HTTP); stdio needs none.
+            "ExposedPorts": { "8080/tcp": {} },
             "Labels": {
                 "org.opencontainers.image.title": "codex-shell-tool-mcp",
-                "org.opencontainers.image.description": "MCP server with a sandboxed shell tool (stdio); mount your workspace at /workspace",
+                "org.opencontainers.image.description": "MCP server with a sandboxed shell tool (stdio, or Streamable HTTP with --listen); mount your workspace at /workspace",
                 "org.opencontainers.image.version": version,
                 "org.opencontainers.image.licenses": "Apache-2.0 AND GPL-3.0-or-later",
                 "org.opencontainers.image.created": created,
@@ -296,7 +300,10 @@ fn rfc3339(epoch: u64) -> String {
 }
 
 /// Starts dockerd unless one answers, loads the image and runs the MCP smoke
-/// test (docker/mcp_smoke.py) against `docker run -i --network none`.
+/// tests: stdio (docker/mcp_smoke.py, `docker run -i --network none`), the
+/// sidecar over HTTP with a token (docker/http_smoke.py), and the derived
+/// image with real tools (docker/tools/Dockerfile, built from local images
+/// and Debian's busybox-static only) running `ls | grep | sed`.
 pub(crate) fn docker_test(sh: &Shell, root: &Path, tar: &Path) -> Result<()> {
     if !tar.is_file() {
         bail!("missing {}: run `cargo xtask oci` first", tar.display());
@@ -310,6 +317,66 @@ pub(crate) fn docker_test(sh: &Shell, root: &Path, tar: &Path) -> Result<()> {
     cmd!(sh, "python3 {script} {tag}")
         .run()
         .context("MCP smoke test against the image failed")?;
+    let http_smoke = root.join("docker/http_smoke.py");
+    cmd!(sh, "python3 {http_smoke} {tag}")
+        .run()
+        .context("MCP-over-HTTP smoke test against the image failed")?;
+
+    let context = root.join("target/docker-tools");
+    busybox_static(sh, &context)?;
+    let dockerfile = root.join("docker/tools/Dockerfile");
+    let tools_tag = format!(
+        "codex-shell-tool-mcp-tools:{}",
+        archive::workspace_version(root)?
+    );
+    cmd!(
+        sh,
+        "docker build --pull=false -f {dockerfile} --build-arg SHELL_TOOL={tag} -t {tools_tag} {context}"
+    )
+    .run()
+    .context("building docker/tools/Dockerfile")?;
+    cmd!(sh, "python3 {http_smoke} {tools_tag} --tools")
+        .run()
+        .context("the derived tools image failed its smoke test")?;
+    Ok(())
+}
+
+/// Debian's static busybox in `context/busybox` (kept between runs):
+/// `apt-get download busybox-static`, unpacked with `dpkg-deb -x`.
+fn busybox_static(sh: &Shell, context: &Path) -> Result<()> {
+    let busybox = context.join("busybox");
+    if busybox.is_file() {
+        return Ok(());
+    }
+    let download = context.join("download");
+    if download.exists() {
+        std::fs::remove_dir_all(&download)?;
+    }
+    std::fs::create_dir_all(&download)?;
+    {
+        let _dir = sh.push_dir(&download);
+        if cmd!(sh, "apt-get download busybox-static").run().is_err() {
+            // A fresh machine may have no package lists yet.
+            cmd!(sh, "apt-get update -q")
+                .run()
+                .context("apt-get update")?;
+            cmd!(sh, "apt-get download busybox-static")
+                .run()
+                .context("apt-get download busybox-static")?;
+        }
+    }
+    let deb = std::fs::read_dir(&download)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .context("apt-get download left no .deb")?;
+    let unpacked = download.join("root");
+    cmd!(sh, "dpkg-deb -x {deb} {unpacked}")
+        .run()
+        .context("dpkg-deb -x")?;
+    std::fs::copy(unpacked.join("bin/busybox"), &busybox)
+        .with_context(|| format!("no bin/busybox in {}", deb.display()))?;
+    std::fs::remove_dir_all(&download)?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! (rules, writable roots) from both are combined.
 
 use std::ffi::OsString;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,18 +17,25 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 /// How long an approval request waits for the user by default.
 pub const DEFAULT_ELICITATION_WAIT_SECS: u64 = 300;
+/// Calls running at once by default (each is a Bash and its programs).
+pub const DEFAULT_MAX_CALLS: usize = 64;
+/// Largest HTTP request body by default (rmcp's default too).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// The environment variable holding the bearer token when no token file
+/// is given.
+pub const AUTH_TOKEN_ENV: &str = "CODEX_MCP_AUTH_TOKEN";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "codex-exec-mcp-server",
     version,
     about = "MCP server exposing a `shell` tool whose every exec is checked against Codex .rules",
-    long_about = "MCP server (stdio) exposing a `shell` tool. Commands run in a patched Bash \
-                  inside a sandbox; every program the shell starts is checked against Codex \
+    long_about = "MCP server exposing a `shell` tool, on stdio, or on Streamable HTTP at /mcp \
+                  with --listen. Commands run in a patched Bash inside a sandbox; every program the shell starts is checked against Codex \
                   .rules files (/etc/codex/rules/*.rules, then $CODEX_HOME/rules/*.rules, then \
                   --rules): `allow` runs it outside the sandbox, `prompt` asks the user through \
                   MCP elicitation, `forbidden` denies it. Logs go to stderr (RUST_LOG filters \
-                  them); stdout carries MCP only."
+                  them); on stdio, stdout carries MCP only."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -93,6 +101,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS")]
     pub default_timeout_ms: Option<u64>,
 
+    /// Calls running at once; one more is refused with a JSON-RPC error [default: 64]
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<usize>,
+
     /// Which execs the rules judge: `all` (every exec in the sandbox, from any process:
     /// seccomp user notification) or `bash-only` (only those the patched Bash makes)
     /// [default: all]
@@ -105,6 +117,32 @@ pub struct ServeArgs {
     /// or configuration (PATH, HOME, XDG_*, GIT_*, LD_*, ...) are refused
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_env: Vec<String>,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// The Streamable HTTP transport (stdio when `--listen` is absent).
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "HTTP transport")]
+pub struct HttpArgs {
+    /// Serve MCP over Streamable HTTP at http://ADDR:PORT/mcp instead of stdio (e.g.
+    /// 127.0.0.1:8080; any address but loopback needs a token)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+
+    /// File holding the bearer token clients must send (one per line for several clients;
+    /// `#` lines are comments) [default: $CODEX_MCP_AUTH_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// A host name clients may use in Host and Origin besides loopback (repeatable)
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+
+    /// Largest request body accepted; larger ones get 413 [default: 4194304]
+    #[arg(long, value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
 }
 
 /// Which execs the rules judge.
@@ -157,6 +195,12 @@ pub struct FileConfig {
     pub output_tail_bytes: Option<usize>,
     pub elicitation_timeout_secs: Option<u64>,
     pub default_timeout_ms: Option<u64>,
+    pub max_calls: Option<usize>,
+    pub listen: Option<String>,
+    pub auth_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    pub max_request_bytes: Option<usize>,
     pub exec_check: Option<ExecCheckMode>,
     #[serde(default)]
     pub pass_env: Vec<String>,
@@ -192,12 +236,27 @@ pub struct Settings {
     pub pass_env: Vec<String>,
     /// The server's working directory at start.
     pub cwd: PathBuf,
+    /// Calls running at once.
+    pub max_calls: usize,
+    /// Streamable HTTP instead of stdio.
+    pub http: Option<HttpSettings>,
     /// Which execs in the sandbox the rules judge.
     pub exec_check: ExecCheckMode,
     /// What a command must never write, for it is read at the next start:
     /// the rules (system directory, `$CODEX_HOME`, every `--rules` file) and
     /// the config file (see `rules::protected_paths`).
     pub protected_paths: Vec<PathBuf>,
+}
+
+/// The Streamable HTTP transport's settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    /// No token: loopback only, and every local process is one client.
+    pub tokens: Option<crate::http::Tokens>,
+    /// Host names accepted in `Host` and `Origin` besides loopback.
+    pub allowed_hosts: Vec<String>,
+    pub max_request_bytes: usize,
 }
 
 impl Settings {
@@ -237,6 +296,55 @@ impl Settings {
         if default_timeout_ms == 0 || default_timeout_ms > MAX_TIMEOUT_MS {
             bail!("default timeout {default_timeout_ms} ms is out of range 1..={MAX_TIMEOUT_MS}");
         }
+        let max_calls = s.max_calls.or(file.max_calls).unwrap_or(DEFAULT_MAX_CALLS);
+        if max_calls == 0 {
+            bail!("--max-calls 0 would refuse every call");
+        }
+        let h = &s.http;
+        let http = match h.listen.clone().or(file.listen) {
+            Some(listen) => {
+                let listen = parse_listen(&listen)?;
+                let token_file = h
+                    .auth_token_file
+                    .clone()
+                    .or(file.auth_token_file)
+                    .map(|p| absolutize(&cwd, &p));
+                let tokens = match token_file {
+                    Some(path) => Some(crate::http::Tokens::from_file(&path)?),
+                    None => match std::env::var(AUTH_TOKEN_ENV) {
+                        Ok(token) if !token.is_empty() => {
+                            Some(crate::http::Tokens::parse(&token, AUTH_TOKEN_ENV)?)
+                        }
+                        _ => None,
+                    },
+                };
+                if tokens.is_none() && !listen.ip().is_loopback() {
+                    bail!(
+                        "refusing to listen on {listen} without a token: whoever reaches that \
+                         address could run commands; pass --auth-token-file FILE (or set \
+                         {AUTH_TOKEN_ENV}), or listen on 127.0.0.1"
+                    );
+                }
+                let mut allowed_hosts = file.allowed_hosts;
+                allowed_hosts.extend(h.allowed_hosts.iter().cloned());
+                let max_request_bytes = h
+                    .max_request_bytes
+                    .or(file.max_request_bytes)
+                    .unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+                Some(HttpSettings {
+                    listen,
+                    tokens,
+                    allowed_hosts,
+                    max_request_bytes,
+                })
+            }
+            None => {
+                if h.auth_token_file.is_some() || file.auth_token_file.is_some() {
+                    bail!("an auth token file is for the HTTP transport: add --listen ADDR:PORT");
+                }
+                None
+            }
+        };
         let mut rules = file.rules;
         rules.extend(cli.rules.iter().cloned());
         let rules: Vec<PathBuf> = rules.iter().map(|p| absolutize(&cwd, p)).collect();
@@ -281,6 +389,8 @@ impl Settings {
             default_timeout: Duration::from_millis(default_timeout_ms),
             pass_env,
             cwd,
+            max_calls,
+            http,
             protected_paths,
             exec_check: s
                 .exec_check
@@ -288,6 +398,22 @@ impl Settings {
                 .unwrap_or(ExecCheckMode::All),
         })
     }
+}
+
+/// `ADDR:PORT` with an IP address (`[::1]:8080` for IPv6), or
+/// `localhost:PORT`.
+fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port = port
+            .parse()
+            .with_context(|| format!("invalid port in listen address `{text}`"))?;
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    text.parse().with_context(|| {
+        format!(
+            "invalid listen address `{text}`: expected IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080"
+        )
+    })
 }
 
 fn absolutize(cwd: &Path, path: &Path) -> PathBuf {
@@ -324,6 +450,11 @@ mod tests {
             elicitation_timeout_secs = 5
             default_timeout_ms = 1000
             pass_env = ["MY_VAR"]
+            max_calls = 8
+            listen = "127.0.0.1:8080"
+            auth_token_file = "/run/secrets/token"
+            allowed_hosts = ["shell-tool"]
+            max_request_bytes = 65536
             "#,
         )
         .unwrap();
@@ -331,6 +462,26 @@ mod tests {
         assert_eq!(c.rules, vec![PathBuf::from("a.rules")]);
         assert_eq!(c.default_timeout_ms, Some(1000));
         assert_eq!(c.pass_env, ["MY_VAR"]);
+        assert_eq!(c.listen.as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(c.allowed_hosts, ["shell-tool"]);
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("127.0.0.1:80").unwrap(),
+            "127.0.0.1:80".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("[::1]:80").unwrap(),
+            "[::1]:80".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("localhost:8080").unwrap(),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        let err = parse_listen("example.com:80").unwrap_err().to_string();
+        assert!(err.contains("`example.com:80`"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod config;
 pub mod decider;
 pub mod doctor;
 pub mod errors;
+pub mod http;
 pub mod launcher;
 pub mod mrtr;
 pub mod rules;

@@ -174,8 +174,12 @@ fn serve(settings: Settings, policy: policy::Policy) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let server = server::ExecServer::new(settings, policy)?;
-    let served = runtime.block_on(server.serve_stdio());
+    let http = settings.http.clone();
+    let shared = server::Shared::new(settings, policy)?;
+    let served = match http {
+        Some(http) => runtime.block_on(mcp_server::http::serve(shared, http)),
+        None => runtime.block_on(server::ExecServer::new(shared, b"stdio".to_vec()).serve_stdio()),
+    };
     // Every call has ended; what may remain is the blocking read of stdin
     // (after SIGTERM), which dropping the runtime would wait for forever.
     runtime.shutdown_background();

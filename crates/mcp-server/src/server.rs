@@ -1,15 +1,26 @@
 //! The MCP face: `initialize`, the `shell` tool, `codex/sandbox-state/update`,
-//! and elicitation for `prompt` decisions. The only module that knows MCP.
+//! and elicitation for `prompt` decisions. The only module that knows MCP
+//! (with [`crate::mrtr`] and the HTTP transport, [`crate::http`]).
+//!
+//! [`Shared`] is the server: settings, rules, the launcher, the running
+//! calls and their shutdown, the calls paused on a question. [`ExecServer`]
+//! is the MCP service of one connection over it: on stdio the one client;
+//! over HTTP one session, or one stateless request. What a connection sets
+//! (the sandbox state of `codex/sandbox-state/update`) is its own.
 //!
 //! # Shutdown
 //!
 //! Every call runs under a token that is cancelled by the call's own
-//! `notifications/cancelled` and by server shutdown. The server shuts down
-//! when stdin reaches end-of-file (the client went away) or on SIGTERM or
-//! SIGINT: running calls are stopped as a timeout stops them (their process
-//! groups and escalated programs are killed, SIGTERM then SIGKILL), their
-//! results are still sent when the client listens, and the server waits
-//! for every call to end before it exits, with status 0.
+//! `notifications/cancelled` and by server shutdown. On stdio the server
+//! shuts down when stdin reaches end-of-file (the client went away) or on
+//! SIGTERM or SIGINT (over HTTP, see [`crate::http`]): running calls are
+//! stopped as a timeout stops them (their process groups and escalated
+//! programs are killed, SIGTERM then SIGKILL), their results are still sent
+//! when the client listens, and the server waits for every call to end
+//! before it exits, with status 0.
+//!
+//! At most `--max-calls` calls run at once, over every transport; one more
+//! is refused with JSON-RPC error [`SERVER_BUSY`].
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -25,9 +36,9 @@ use escalate::{
 use policy::{MatchOptions, Policy};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-    CustomResult, ElicitRequestParams, ElicitationAction, Implementation, InitializeResult,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ProtocolVersion, ServerCapabilities, Tool,
+    CustomResult, ElicitRequestParams, ElicitationAction, ErrorCode, Implementation,
+    InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, ServerCapabilities, Tool,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceError, ServiceExt};
@@ -36,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -59,6 +71,9 @@ const INSTRUCTIONS: &str =
 const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How much longer than the approval wait a `requestState` stays valid.
 const STATE_TTL_MARGIN: Duration = Duration::from_secs(60);
+/// JSON-RPC error code (implementation-defined server error range) of a
+/// call refused because `--max-calls` calls are running.
+pub const SERVER_BUSY: i32 = -32001;
 /// How long shutdown waits for stopped calls to end (the kill grace, plus
 /// the time `run_shell` gives output still in flight).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -187,14 +202,13 @@ pub fn shell_tool() -> Tool {
     .with_raw_output_schema(Arc::new(output_schema()))
 }
 
-/// The server state shared by all calls.
-pub struct ExecServer {
+/// What every connection of the server shares: configuration, rules, the
+/// launcher, and the running calls with their shutdown. One per process.
+pub struct Shared {
     settings: Settings,
     policy: Arc<Policy>,
     /// The programs wrappers must ask about (`decider::ask_list`), made once.
     ask: Option<Arc<[String]>>,
-    /// Set by `codex/sandbox-state/update`.
-    state: Mutex<Option<SandboxState>>,
     /// Sandbox warnings already logged at warn level (each is logged once).
     warned: Mutex<std::collections::HashSet<String>>,
     /// The sandbox launcher (see [`crate::launcher`]).
@@ -208,15 +222,14 @@ pub struct ExecServer {
     calls: TaskTracker,
     /// Calls waiting for a client's retry (MCP 2026-07-28 prompts).
     paused: Arc<PausedCalls>,
-    /// Who the client is, for binding `requestState`s to it.
-    principal: Vec<u8>,
+    /// One permit per running call (`--max-calls`), whatever the transport.
+    slots: Arc<Semaphore>,
 }
 
-impl ExecServer {
-    pub fn new(settings: Settings, policy: Policy) -> anyhow::Result<ExecServer> {
+impl Shared {
+    pub fn new(settings: Settings, policy: Policy) -> anyhow::Result<Arc<Shared>> {
         let exe = std::env::current_exe().context("failed to locate the server executable")?;
         let launcher = Launcher::find(&exe);
-        let settings_wait = settings.elicitation_wait;
         tracing::debug!(?launcher, "sandbox launcher");
         let env = EnvPolicy::new(std::env::vars_os(), &settings.pass_env)?;
         tracing::debug!(passed = ?env.passed(), "variables escalated programs take from requests");
@@ -225,36 +238,78 @@ impl ExecServer {
             exposure: Exposure::new(),
             reaper: Some(launcher.reaper()),
         };
-        Ok(ExecServer {
+        Ok(Arc::new(Shared {
             escalation,
-            settings,
             ask: crate::decider::ask_list(&policy),
             policy: Arc::new(policy),
-            state: Mutex::new(None),
             warned: Mutex::default(),
             launcher,
             shutdown: CancellationToken::new(),
             calls: TaskTracker::new(),
             paused: Arc::new(
-                PausedCalls::new(settings_wait + STATE_TTL_MARGIN)
+                PausedCalls::new(settings.elicitation_wait + STATE_TTL_MARGIN)
                     .context("cannot make the request-state key")?,
             ),
-            principal: b"stdio".to_vec(),
-        })
+            slots: Arc::new(Semaphore::new(settings.max_calls)),
+            settings,
+        }))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Stops every running call (as a timeout stops them) and waits, at
+    /// most [`SHUTDOWN_WAIT`], for them to end; stopped calls still answer
+    /// their requests while the transport lives.
+    pub async fn stop_calls(&self) {
+        self.shutdown.cancel();
+        self.calls.close();
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.calls.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(running = self.calls.len(), "calls still running at exit");
+        }
+    }
+
+    /// Calls running now.
+    pub fn running(&self) -> usize {
+        self.calls.len()
+    }
+}
+
+/// The MCP service of one connection: one stdio client, one HTTP session,
+/// or one stateless HTTP request (see [`crate::http`]).
+pub struct ExecServer {
+    shared: Arc<Shared>,
+    /// Set by `codex/sandbox-state/update`; this connection's alone.
+    state: Mutex<Option<SandboxState>>,
+    /// Who the client is, for binding `requestState`s to it.
+    principal: Vec<u8>,
+}
+
+impl ExecServer {
+    /// The service of one connection, whose client is `principal`.
+    pub fn new(shared: Arc<Shared>, principal: Vec<u8>) -> ExecServer {
+        ExecServer {
+            shared,
+            state: Mutex::new(None),
+            principal,
+        }
     }
 
     /// Serves MCP on stdin/stdout until stdin ends or SIGTERM or SIGINT
     /// arrives, then stops every running call and waits for them to end
     /// (see the module docs).
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
-        let shutdown = self.shutdown.clone();
-        let calls = self.calls.clone();
+        let shared = self.shared.clone();
         let mut sigterm = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
         let mut sigint = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
         let (stdin, stdout) = rmcp::transport::stdio();
         let stdin = CancelOnEof {
             inner: stdin,
-            on_eof: shutdown.clone(),
+            on_eof: shared.shutdown.clone(),
         };
         let running = tokio::select! {
             running = self.serve((stdin, stdout)) => running.context("MCP initialization failed")?,
@@ -272,28 +327,32 @@ impl ExecServer {
             _ = sigterm.recv() => Some("SIGTERM"),
             _ = sigint.recv() => Some("SIGINT"),
         };
-        shutdown.cancel();
-        calls.close();
         if let Some(signal) = signalled {
             tracing::info!(
                 signal,
-                running = calls.len(),
+                running = shared.running(),
                 "shutting down: stopping every running call"
             );
         }
         // Stopped calls still answer while the session lives.
-        if tokio::time::timeout(SHUTDOWN_WAIT, calls.wait())
-            .await
-            .is_err()
-        {
-            tracing::error!(running = calls.len(), "calls still running at exit");
-        }
+        shared.stop_calls().await;
         if signalled.is_some() {
             service.cancel();
             let reason = waiting.await.context("MCP service failed")?;
             tracing::info!(?reason, "MCP session ended");
         }
         Ok(())
+    }
+
+    /// Who sent this request, for binding `requestState`s: the client of
+    /// this connection, except on a stateless HTTP request (MCP 2026-07-28
+    /// over HTTP, a fresh service per request), whose client is the
+    /// holder of the bearer token it presented (see [`crate::http`]).
+    fn principal<'a>(&'a self, context: &'a RequestContext<RoleServer>) -> &'a [u8] {
+        match crate::http::client(context) {
+            Some(client) if mrtr_session(context) => client.principal(),
+            _ => &self.principal,
+        }
     }
 
     /// The sandbox for a call: the state in its `_meta` if readable, else
@@ -319,16 +378,20 @@ impl ExecServer {
         let spec = match from_meta.or(stored) {
             Some(state) => {
                 let resolution = state
-                    .resolve(&self.settings.cwd, &self.settings.protected_paths)
+                    .resolve(
+                        &self.shared.settings.cwd,
+                        &self.shared.settings.protected_paths,
+                    )
                     .map_err(|e| format!("cannot run under the client's sandbox: {e}"))?;
                 warnings.extend(sandbox_state::resolution_warnings(&resolution));
                 resolution.spec
             }
-            None => sandbox_state::default_spec(&self.settings)
+            None => sandbox_state::default_spec(&self.shared.settings)
                 .map_err(|e| format!("cannot run under the server's sandbox: {e}"))?,
         };
         for warning in &warnings {
             let first = self
+                .shared
                 .warned
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -362,16 +425,16 @@ impl ExecServer {
             })?),
             None => None,
         };
-        let launcher = self.launcher.argv().to_vec();
+        let launcher = self.shared.launcher.argv().to_vec();
         Ok(ShellConfig {
-            bash: self.settings.bash.clone(),
-            wrapper: self.settings.wrapper.clone(),
+            bash: self.shared.settings.bash.clone(),
+            wrapper: self.shared.settings.wrapper.clone(),
             launcher,
             sandbox,
-            escalation: self.escalation.clone(),
-            output_limits: self.settings.output_limits,
+            escalation: self.shared.escalation.clone(),
+            output_limits: self.shared.settings.output_limits,
             kill_grace: KILL_GRACE,
-            exec_check: self.settings.exec_check == crate::config::ExecCheckMode::All,
+            exec_check: self.shared.settings.exec_check == crate::config::ExecCheckMode::All,
         })
     }
 
@@ -382,7 +445,11 @@ impl ExecServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let binding = mrtr::binding(&self.principal, &request.name, request.arguments.as_ref());
+        let binding = mrtr::binding(
+            self.principal(&context),
+            &request.name,
+            request.arguments.as_ref(),
+        );
         if let Some(state) = &request.request_state {
             return self
                 .resume(state, binding, request.input_responses.as_ref(), &context)
@@ -400,16 +467,28 @@ impl ExecServer {
         .map_err(|e| {
             McpError::invalid_params(format!("failed to deserialize parameters: {e}"), None)
         })?;
-        if self.shutdown.is_cancelled() {
+        if self.shared.shutdown.is_cancelled() {
             return Ok(tool_error("the server is shutting down".into()).into());
         }
+        // Held by the call's task until the call ends (paused calls too).
+        let Ok(slot) = self.shared.slots.clone().try_acquire_owned() else {
+            let limit = self.shared.settings.max_calls;
+            tracing::warn!(limit, "call refused: too many calls running");
+            return Err(McpError::new(
+                ErrorCode(SERVER_BUSY),
+                format!(
+                    "too many calls running: the server runs at most {limit} at once (--max-calls); retry when one has ended"
+                ),
+                Some(json!({"max_calls": limit})),
+            ));
+        };
         let workdir = PathBuf::from(&params.workdir);
         if let Err(message) = check_workdir(&workdir) {
             return Ok(tool_error(message).into());
         }
         let timeout_ms = params
             .timeout_ms
-            .unwrap_or(self.settings.default_timeout.as_millis() as u64);
+            .unwrap_or(self.shared.settings.default_timeout.as_millis() as u64);
         if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
             return Ok(tool_error(format!(
                 "timeout_ms {timeout_ms} is out of range 1..={MAX_TIMEOUT_MS}"
@@ -430,7 +509,7 @@ impl ExecServer {
         };
         // Stopped by the client's `notifications/cancelled` (of whichever
         // request drives it), by shutdown, or when nobody answers a question.
-        let cancel = self.shutdown.child_token();
+        let cancel = self.shared.shutdown.child_token();
         let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let approver: Box<dyn Approver> = if mrtr_session(&context) {
             let can_elicit = context
@@ -438,7 +517,7 @@ impl ExecServer {
                 .is_some_and(|c| c.elicitation.is_some());
             Box::new(Asker::new(
                 events.clone(),
-                self.settings.elicitation_wait,
+                self.shared.settings.elicitation_wait,
                 cancel.clone(),
                 can_elicit,
             ))
@@ -446,19 +525,19 @@ impl ExecServer {
             Box::new(McpApprover {
                 handle: tokio::runtime::Handle::current(),
                 peer: context.peer.clone(),
-                wait: self.settings.elicitation_wait,
+                wait: self.shared.settings.elicitation_wait,
                 cancel: cancel.clone(),
             })
         };
         let timer = TimerPause::default();
         let decider = Arc::new(RulesDecider {
-            policy: self.policy.clone(),
+            policy: self.shared.policy.clone(),
             options: MatchOptions {
-                preserve_program_paths: self.settings.preserve_program_paths,
+                preserve_program_paths: self.shared.settings.preserve_program_paths,
             },
             approver,
             timer: timer.clone(),
-            ask: self.ask.clone(),
+            ask: self.shared.ask.clone(),
         });
         let progress = ProgressSink::default();
         let control = Control {
@@ -469,10 +548,10 @@ impl ExecServer {
         tracing::info!(command = %display::cut(&shell_request.command, display::LOG_LIMIT),
             workdir = %display::cut(&shell_request.workdir.display().to_string(), display::LOG_LIMIT),
             sandboxed = spec.is_some(), "shell call");
-        let call = self.paused.call_id();
-        let paused = self.paused.clone();
+        let call = self.shared.paused.call_id();
+        let paused = self.shared.paused.clone();
         let ended = cancel.clone();
-        self.calls.spawn(async move {
+        self.shared.calls.spawn(async move {
             let outcome = escalate::run_shell(&config, shell_request, decider, control).await;
             // Nothing of the call runs any more: a question still open is moot.
             ended.cancel();
@@ -489,6 +568,7 @@ impl ExecServer {
             };
             let _ = events.send(Event::Done(Ok(result)));
             paused.forget(call);
+            drop(slot);
         });
         let driving = Driving {
             events: events_rx,
@@ -518,6 +598,7 @@ impl ExecServer {
                     Some(Event::Question(question)) if driving.cancel.is_cancelled() => drop(question),
                     Some(Event::Question(question)) => {
                         return self
+                            .shared
                             .paused
                             .pause(call, question, driving, binding)
                             .map(CallToolResponse::from);
@@ -544,11 +625,12 @@ impl ExecServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let (call, paused) = self
+            .shared
             .paused
             .resume(state, &binding)
             .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         if let Err(e) = paused.answer(responses) {
-            self.paused.put_back(call, paused);
+            self.shared.paused.put_back(call, paused);
             return Err(e);
         }
         self.drive(call, paused.into_driving(), binding, context)
@@ -608,12 +690,23 @@ impl ServerHandler for ExecServer {
     async fn on_custom_request(
         &self,
         request: CustomRequest,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, McpError> {
         if request.method != sandbox_state::UPDATE_METHOD {
             return Err(McpError::new(
                 rmcp::model::ErrorCode::METHOD_NOT_FOUND,
                 request.method,
+                None,
+            ));
+        }
+        if crate::http::client(&context).is_some() && mrtr_session(&context) {
+            return Err(McpError::invalid_params(
+                format!(
+                    "{} needs a session, and MCP 2026-07-28 over HTTP has none (every request stands \
+                     alone): send the state with each call in _meta[\"{}\"]",
+                    sandbox_state::UPDATE_METHOD,
+                    sandbox_state::META_KEY
+                ),
                 None,
             ));
         }
@@ -627,7 +720,10 @@ impl ServerHandler for ExecServer {
             tracing::warn!(error = %e, "bad sandbox state");
             McpError::invalid_params("failed to deserialize sandbox state", Some(params.clone()))
         })?;
-        if let Err(e) = state.resolve(&self.settings.cwd, &self.settings.protected_paths) {
+        if let Err(e) = state.resolve(
+            &self.shared.settings.cwd,
+            &self.shared.settings.protected_paths,
+        ) {
             return Err(McpError::invalid_params(
                 format!("cannot run under this sandbox state: {e}"),
                 Some(params),

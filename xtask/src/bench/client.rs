@@ -171,27 +171,7 @@ impl Server {
                 },
             }),
         )?;
-        let text = result["content"][0]["text"]
-            .as_str()
-            .with_context(|| format!("shell call {command:?}: no text content in {result}"))?;
-        let body: Value = serde_json::from_str(text).with_context(|| {
-            format!(
-                "shell call {command:?}: text is not JSON: {}",
-                truncate(text, 500)
-            )
-        })?;
-        let exit_code = body["exit_code"].as_i64().unwrap_or(-1);
-        let output = body["output"].as_str().unwrap_or_default();
-        if result["isError"] == json!(true) || exit_code != 0 || body["timed_out"] == json!(true) {
-            bail!(
-                "shell call {command:?} on {} failed: exit {exit_code}, output {:?}",
-                self.what,
-                truncate(output, 500)
-            );
-        }
-        Ok(ShellOutcome {
-            output_len: output.len(),
-        })
+        shell_outcome(&result, command, &self.what)
     }
 
     pub(crate) fn request(&self, method: &str, params: Value) -> Result<Value> {
@@ -307,6 +287,31 @@ fn read_loop(
     }
     // Dropping the senders tells every waiting request the server is gone.
     pending.lock().expect("pending lock").clear();
+}
+
+/// A `shell` result, checked: fails unless the command exited 0 and did
+/// not time out.
+pub(crate) fn shell_outcome(result: &Value, command: &str, what: &str) -> Result<ShellOutcome> {
+    let text = result["content"][0]["text"]
+        .as_str()
+        .with_context(|| format!("shell call {command:?}: no text content in {result}"))?;
+    let body: Value = serde_json::from_str(text).with_context(|| {
+        format!(
+            "shell call {command:?}: text is not JSON: {}",
+            truncate(text, 500)
+        )
+    })?;
+    let exit_code = body["exit_code"].as_i64().unwrap_or(-1);
+    let output = body["output"].as_str().unwrap_or_default();
+    if result["isError"] == json!(true) || exit_code != 0 || body["timed_out"] == json!(true) {
+        bail!(
+            "shell call {command:?} on {what} failed: exit {exit_code}, output {:?}",
+            truncate(output, 500)
+        );
+    }
+    Ok(ShellOutcome {
+        output_len: output.len(),
+    })
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -76,6 +76,24 @@ pub struct TestClient {
     progress: Arc<Mutex<Vec<String>>>,
 }
 
+/// Messages a [`TestClient`] received (elicitations or progress).
+pub type Received = Arc<Mutex<Vec<String>>>;
+
+impl TestClient {
+    /// A client answering elicitations with `reply`, and where it records
+    /// the elicitations and progress messages it gets.
+    pub fn new(reply: Reply) -> (TestClient, Received, Received) {
+        let asked = Received::default();
+        let progress = Received::default();
+        let client = TestClient {
+            reply,
+            asked: asked.clone(),
+            progress: progress.clone(),
+        };
+        (client, asked, progress)
+    }
+}
+
 impl ClientHandler for TestClient {
     async fn create_elicitation(
         &self,
@@ -218,13 +236,7 @@ impl Setup {
         // Our own pipes rather than rmcp's child-process transport, so a
         // test can close the server's stdin and watch the server exit.
         let transport = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
-        let asked = Arc::new(Mutex::new(Vec::new()));
-        let progress = Arc::new(Mutex::new(Vec::new()));
-        let client = TestClient {
-            reply: self.reply,
-            asked: asked.clone(),
-            progress: progress.clone(),
-        };
+        let (client, asked, progress) = TestClient::new(self.reply);
         let served = if self.discover {
             client
                 .serve_with_lifecycle(
