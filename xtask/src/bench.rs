@@ -27,7 +27,7 @@
 //! here: the results go to `bench/RESULTS.md` (`--quick`:
 //! `target/bench/RESULTS-quick.md`), with the date, commit and machine.
 
-mod client;
+pub(crate) mod client;
 mod stats;
 mod subjects;
 

@@ -7,6 +7,7 @@
 mod archive;
 mod bash;
 mod bash_check;
+mod bash_suite;
 mod bench;
 mod ci;
 mod cross;
@@ -51,8 +52,13 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "bash-check",
-        about: "memcheck the exec-wrapper patch under valgrind",
+        about: "memcheck the exec-wrapper patch under valgrind, Bash 5.3 and 5.2 (--version)",
         run: bash_check::run,
+    },
+    Task {
+        name: "bash-suite",
+        about: "Bash's own test suite, unpatched vs patched, directly and through the server (--version, --modes)",
+        run: bash_suite::run,
     },
     Task {
         name: "dist",
