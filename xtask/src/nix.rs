@@ -110,21 +110,13 @@ fn chosen_patch(sh: &Shell, root: &Path, version: &str) -> Result<String> {
         "nix-instantiate --eval --strict --json --readonly-mode -E {expr}"
     )
     .quiet()
-    .ignore_stderr()
+    .ignore_status()
     .output()
     .context("cannot run nix-instantiate")?;
     if !out.status.success() {
-        // Again, for the message.
-        let err = cmd!(
-            sh,
-            "nix-instantiate --eval --strict --json --readonly-mode -E {expr}"
-        )
-        .quiet()
-        .ignore_status()
-        .output()?;
         bail!(
             "evaluating nix/bash.nix for Bash {version}: {}",
-            String::from_utf8_lossy(&err.stderr).trim()
+            String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     let path: String = serde_json::from_slice(&out.stdout)
@@ -291,7 +283,8 @@ pub(crate) fn toolchain_check(sh: &Shell) -> Result<()> {
                 parts,
                 format!(
                     "{} {} (rust-version {v})",
-                    package["name"], package["version"]
+                    package["name"].as_str().unwrap_or("?"),
+                    package["version"].as_str().unwrap_or("?")
                 ),
             ));
         }
@@ -331,7 +324,8 @@ pub(crate) fn toolchain_check(sh: &Shell) -> Result<()> {
         format!("the flake's Rust {pinned} ({PACKAGES_NIX}) does not build the shipped binaries with --locked")
     })?;
     println!(
-        "flake-toolchain: Rust {pinned} (flake) = rust-version {workspace} >= {} ; builds {} with --locked",
+        "flake-toolchain: Rust {pinned} (flake) = rust-version {workspace}, which Cargo.lock's {} needs; \
+         it builds {} with --locked",
         needed.map_or_else(|| "nothing declared".to_owned(), |(_, who)| who),
         crate::dist::BINARIES
             .iter()
