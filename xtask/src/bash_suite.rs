@@ -14,10 +14,10 @@
 //! - `sandbox`: the same under the default `workspace-write` sandbox.
 //!
 //! Every configuration runs the same driver ([`DRIVER`]) the same way: the
-//! Bash under test runs `bash -c '/bin/sh suite.sh'` (directly, or as the
-//! server does), in a new process group, stdin `/dev/null`, with the same
-//! small environment; the driver runs each `run-*` script as `run-all` does,
-//! one output file per test. Outputs are compared with the reference's after
+//! Bash under test runs `bash -c '. suite.sh'` (directly, or as the server
+//! does), in a new process group, stdin `/dev/null`, with the same small
+//! environment; the driver runs each `run-*` script as `run-all` does, one
+//! output file per test. Outputs are compared with the reference's after
 //! replacing the configuration's directory and build tree by placeholders.
 //! `plain` must match exactly. For `wrapper` and `sandbox`, each differing
 //! line must be explained by an entry of [`EXPECTED`] (test, modes, a regex
@@ -107,9 +107,8 @@ impl Mode {
 /// with its output in `$SUITE_OUT/<name>.out` and `name status seconds`
 /// lines in `$SUITE_OUT/status`. `$SUITE_TESTS` limits it to a
 /// space-separated list.
-const DRIVER: &str = r#"#!/bin/sh
-# Written by `cargo xtask bash-suite` (xtask/src/bash_suite.rs): Bash's
-# tests/run-all, one output file per test.
+const DRIVER: &str = r#"# Sourced by the Bash under test; written by `cargo xtask bash-suite`
+# (xtask/src/bash_suite.rs): Bash's tests/run-all, one output file per test.
 cd "$SUITE_ROOT/tests" || exit 2
 PATH=$SUITE_ROOT/tests:$PATH
 export PATH THIS_SH BUILD_DIR TMPDIR
@@ -127,10 +126,10 @@ do
 		*) continue ;;
 		esac
 	fi
-	start=$(date +%s)
+	start=$SECONDS
 	timeout -k 10 "$SUITE_TEST_TIMEOUT" sh "$x" > "$SUITE_OUT/$x.out" 2>&1 < /dev/null
 	status=$?
-	echo "$x $status $(( $(date +%s) - start ))" >> "$SUITE_OUT/status"
+	echo "$x $status $(( SECONDS - start ))" >> "$SUITE_OUT/status"
 	rm -f "$BASH_TSTOUT"
 done
 echo "suite done"
@@ -416,8 +415,10 @@ impl Job {
         ]
     }
 
+    /// The Bash under test sources the driver: everything it starts (the
+    /// `run-*` scripts' `sh`, `timeout`, `date`) is an exec of that Bash.
     fn command(&self) -> String {
-        format!("/bin/sh {}/suite.sh", self.dir.display())
+        format!(". {}/suite.sh", self.dir.display())
     }
 
     /// `argv`, in a mount namespace with a private `/tmp` if asked.
@@ -452,8 +453,19 @@ impl Job {
             Some(sandbox) => self.run_server(sandbox)?,
         };
         let status_file = self.dir.join("out/status");
-        let text = fs::read_to_string(&status_file)
-            .with_context(|| format!("cannot read {}", status_file.display()))?;
+        let log = if self.mode.sandbox().is_some() {
+            "server.log"
+        } else {
+            "driver.log"
+        };
+        let Ok(text) = fs::read_to_string(&status_file) else {
+            bail!(
+                "{}: the suite driver never started (no {}); see {}",
+                self.mode.name(),
+                status_file.display(),
+                self.dir.join(log).display()
+            );
+        };
         let mut tests = BTreeMap::new();
         for line in text.lines() {
             let mut w = line.split_whitespace();
