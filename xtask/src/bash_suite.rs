@@ -3,14 +3,19 @@
 //! the real server.
 //!
 //! Configurations ([`Mode`]), each in its own directory
-//! `target/xtask/bash-suite/<line>/<mode>/` with a copy of `tests/` and of the
-//! Bash under test:
+//! `target/xtask/bash-suite/<line>/<mode>/` with a copy of `tests/` (plus the
+//! helpers `make tests` builds) and of the Bash under test:
 //! - `reference`: the same tree built without our patch, run directly;
 //! - `plain`: the patched Bash, run directly, no `BASH_EXEC_WRAPPER`;
 //! - `wrapper`: the patched Bash as the server's shell: one `shell` call to
 //!   `codex-exec-mcp-server --sandbox danger-full-access` (no rules, an empty
 //!   `CODEX_HOME`) runs the suite, so every program a Bash under test
-//!   executes goes through the real `codex-execve-wrapper`;
+//!   executes goes through the real `codex-execve-wrapper`. With no rules
+//!   the wrappers still ask the server about the programs its
+//!   dangerous-command heuristics inspect (`rm`, `chmod`, ...); the client
+//!   approves every prompt (`rm -f` is one), so those run escalated, by the
+//!   server, with the wrapper's descriptors: the Escalate path is exercised
+//!   a few hundred times;
 //! - `sandbox`: the same under the default `workspace-write` sandbox.
 //!
 //! Every configuration runs the same driver ([`DRIVER`]) the same way: the
@@ -18,17 +23,21 @@
 //! does), in a new process group, stdin `/dev/null`, with the same small
 //! environment; the driver runs each `run-*` script as `run-all` does, one
 //! output file per test. Outputs are compared with the reference's after
-//! replacing the configuration's directory and build tree by placeholders.
-//! `plain` must match exactly. For `wrapper` and `sandbox`, each differing
-//! line must be explained by an entry of [`EXPECTED`] (test, modes, a regex
-//! the differing lines match, the reason); an entry that no longer matches
-//! anything fails too, so the list stays short and true. The exception are
-//! entries marked `flaky`: races inside a test (no exec involved) that any
-//! configuration, `plain` included, may lose now and then.
+//! replacing the configuration's directory and build tree by placeholders
+//! (and the pid in one message). `plain` must match exactly. For `wrapper`
+//! and `sandbox`, each differing line must be explained by an entry of
+//! [`EXPECTED`] (test, lines, modes, a regex the differing lines match, the
+//! reason); an entry that explains nothing in a full run fails too, so the
+//! list stays short and true. The exception are entries marked `flaky`:
+//! races inside a test (with the clock, or with a child's exit) that any
+//! configuration, the reference included, loses now and then.
 //!
-//! CI (`bash-suite` step) runs 5.3 in all four configurations and 5.2.37 in
-//! `reference` and `wrapper` (see [`ci_step`]); configurations run
-//! concurrently, because the suite mostly sleeps.
+//! The configurations run concurrently (`--sequential` to not), each in a
+//! mount namespace of its own whose `/tmp` is private (several tests use
+//! fixed names there); that needs root, and without it they run one after
+//! another. CI (`bash-suite` step, [`ci_step`]) runs both lines in all four
+//! configurations at once: about two and a half minutes, because the suite
+//! mostly sleeps.
 
 use std::{
     collections::BTreeMap,
@@ -284,6 +293,12 @@ fn suite(
         jobs.iter().map(|(_, j)| j.run()).collect()
     };
     let runs = results.into_iter().collect::<Result<Vec<_>>>()?;
+    if let Some(missing) = tests
+        .iter()
+        .find(|t| !runs.iter().any(|r| r.tests.contains_key(t.as_str())))
+    {
+        bail!("--tests: no test {missing:?} ran (names look like run-alias)");
+    }
     for (r, (index, _)) in runs.iter().zip(&jobs) {
         println!(
             "bash-suite: bash {} {}: {} tests in {:.0}s{}",
@@ -496,7 +511,7 @@ impl Job {
             "-c".into(),
             self.command().into(),
         ]);
-        let mut child = Command::new(&argv[0])
+        let child = Command::new(&argv[0])
             .args(&argv[1..])
             .env_clear()
             .envs(self.env())
@@ -507,27 +522,32 @@ impl Job {
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start {}/bash", self.dir.display()))?;
-        let deadline = Instant::now() + SUITE_TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                if !status.success() {
-                    bail!(
-                        "{}: the suite driver failed ({status}); see {}/driver.log",
-                        self.mode.name(),
-                        self.dir.display()
-                    );
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = tx.send(child.wait());
+        });
+        let status = match rx.recv_timeout(SUITE_TIMEOUT) {
+            Ok(status) => status.context("cannot wait for the suite")?,
+            Err(_) => {
+                // The whole group, as the server does when a call times out.
+                let group = format!("-{pid}");
+                let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
                 bail!(
                     "{}: the suite took more than {SUITE_TIMEOUT:?}",
                     self.mode.name()
                 );
             }
-            std::thread::sleep(Duration::from_millis(200));
+        };
+        if !status.success() {
+            bail!(
+                "{}: the suite driver failed ({status}); see {}/driver.log",
+                self.mode.name(),
+                self.dir.display()
+            );
         }
+        Ok(())
     }
 
     /// One `shell` call on a server started with `env -i` and this
@@ -703,12 +723,30 @@ fn compare(
         }
     }
     if problems.is_empty() {
-        let explained = used.iter().filter(|u| **u).count();
+        let explained: Vec<String> = expected
+            .difference
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| **u)
+            .map(|(e, _)| {
+                format!(
+                    "{}{}",
+                    e.test,
+                    if e.flaky { " (flaky, this time)" } else { "" }
+                )
+            })
+            .collect();
         println!(
-            "bash-suite: bash {}: every configuration matches the reference ({explained} \
-             entr{} of {EXPECTED} used)",
+            "bash-suite: bash {}: every configuration matches the reference{}",
             release.version(),
-            if explained == 1 { "y" } else { "ies" }
+            if explained.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {EXPECTED} explained the differences in {}",
+                    explained.join(", ")
+                )
+            }
         );
         return Ok(());
     }

@@ -32,6 +32,11 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "curl",
     "ca-certificates",
     "xz-utils", // Debian's Bash tarballs are .tar.xz
+    // bash-suite: a private /tmp per configuration (unshare, mount --bind)
+    // and the per-test `timeout`; all three are in a standard Debian system.
+    "util-linux",
+    "mount",
+    "coreutils",
     "musl-tools",
     "valgrind",
     "python3",
