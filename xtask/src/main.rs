@@ -42,12 +42,12 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "setup",
-        about: "install system packages and rustup targets the build needs",
+        about: "install system packages, Debian deb-src entries and rustup targets the build needs",
         run: setup::run,
     },
     Task {
         name: "bash",
-        about: "build the patched static Bash (--bash-src DIR|TARBALL, --target TRIPLE)",
+        about: "build the patched static Bash 5.3 (--version 5.2, --bash-src DIR|TARBALL, --target TRIPLE)",
         run: bash::run,
     },
     Task {
