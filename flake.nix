@@ -3,8 +3,9 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
-    # The workspace needs Rust >= 1.88 (edition 2024, let chains); the
-    # overlay gives a pinned stable toolchain independent of nixpkgs' rustc.
+    # The overlay gives the exact Rust nix/packages.nix names (rustVersion,
+    # the workspace's rust-version), independent of nixpkgs' rustc; its
+    # locked revision must carry that version's manifest.
     rust-overlay = {
       url = "github:oxalica/rust-overlay";
       inputs.nixpkgs.follows = "nixpkgs";

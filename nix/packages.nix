@@ -7,9 +7,14 @@ let
   version = workspace.workspace.package.version;
   npm = lib.importJSON ../npm/package.json;
 
-  # Stable toolchain from rust-overlay (>= 1.88, see flake.nix).
-  rust = pkgs.rust-bin.stable.latest.minimal;
-  rustDev = pkgs.rust-bin.stable.latest.default.override {
+  # The exact Rust the flake builds with, from rust-overlay (whose locked
+  # revision must carry it): the workspace's `rust-version` (Cargo.toml),
+  # the oldest Rust Cargo.lock builds with. `cargo xtask ci` (step
+  # flake-toolchain) checks the two are equal and that this Rust builds the
+  # shipped binaries with --locked.
+  rustVersion = "1.89.0";
+  rust = pkgs.rust-bin.stable.${rustVersion}.minimal;
+  rustDev = pkgs.rust-bin.stable.${rustVersion}.default.override {
     extensions = [
       "rust-src"
       "clippy"
@@ -49,13 +54,14 @@ let
     # which the Nix build sandbox does not offer; `cargo xtask ci` runs it.
     doCheck = false;
     nativeBuildInputs = [ pkgs.makeWrapper ];
-    # The wrapper and the sandbox launcher sit beside the server (where it
-    # looks for them; wrapProgram keeps the real binary in $out/bin); Bash comes from the
-    # store through CODEX_BASH_PATH, which a user can still override.
+    # The wrapper and the sandbox launcher sit beside the server, where it
+    # looks for them (wrapProgram keeps the real binary in $out/bin, as
+    # .codex-exec-mcp-server-wrapped, so "beside" still holds); Bash comes
+    # from the store through CODEX_BASH_PATH, which a user can still
+    # override, as `--execve` and `--bash`.
     postInstall = ''
       wrapProgram $out/bin/codex-exec-mcp-server \
-        --set-default CODEX_BASH_PATH ${bash}/bin/bash \
-        --add-flags "--execve $out/bin/codex-execve-wrapper"
+        --set-default CODEX_BASH_PATH ${bash}/bin/bash
     '';
     meta = {
       description = "MCP server exposing a sandboxed shell tool; its patched Bash asks before every exec";
@@ -110,6 +116,7 @@ in
     server
     image
     rustDev
+    rustVersion
     version
     ;
 }

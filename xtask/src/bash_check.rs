@@ -1,14 +1,17 @@
 //! `cargo xtask bash-check`: checks `patches/bash-exec-wrapper.patch` on a
-//! running Bash.
+//! running Bash, for every release line we build (5.3 and 5.2; `--version`
+//! picks one).
 //!
 //! Builds a glibc, `-O1 -g` Bash with the patch (see `bash::Flavor::Check`)
 //! and runs a set of scripts with `BASH_EXEC_WRAPPER` pointing at a tiny C
 //! wrapper that logs its argv and execs `argv[1]` with `argv[2..]`. Each
 //! script runs under valgrind memcheck — any report (invalid read or write,
 //! uninitialised use, bad free) fails — and again, without valgrind, with
-//! the shipped static musl Bash. Each case asserts stdout, exit status and
-//! the exact argv every wrapper invocation received:
+//! the static musl Bash of the same release. Each case asserts stdout, exit
+//! status and the exact argv every wrapper invocation received:
 //! `[wrapper, resolved_path, argv0, argv1, ...]`.
+//!
+//! Bash's own test suite through the wrapper is `cargo xtask bash-suite`.
 
 use std::{
     fs,
@@ -20,11 +23,11 @@ use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
 use crate::{
-    bash::{self, Flavor, Target},
+    bash::{self, Flavor, Release, Spec, Target},
     util::{self, Args},
 };
 
-const USAGE: &str = "cargo xtask bash-check [--bash-src DIR|TARBALL]";
+const USAGE: &str = "cargo xtask bash-check [--version 5.3|5.2] [--bash-src DIR|TARBALL]";
 
 /// Logs argv (tab-separated, one line per call) to $WRAPPER_LOG, then runs
 /// argv[1] with argv[2..] (argv[2] is the program's argv[0]).
@@ -53,6 +56,8 @@ int main(int argc, char **argv) {
 struct Ctx {
     wrapper: String,
     bash: String,
+    /// The release's version: keeps each release's logs apart.
+    version: String,
 }
 
 struct Case {
@@ -236,19 +241,19 @@ const CASES: &[Case] = &[
 
 pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let mut args = Args::new(args, USAGE);
+    let version = args.value("--version")?;
     let src = args.value("--bash-src")?.map(PathBuf::from);
     args.finish()?;
+    let releases: Vec<&'static Release> = match (&version, &src) {
+        (Some(v), _) => vec![bash::release(v)?],
+        // A source tree is one release: the shipped line unless told.
+        (None, Some(_)) => vec![bash::SHIPPED],
+        (None, None) => bash::RELEASES.to_vec(),
+    };
     if !util::on_path("valgrind") {
         bail!("valgrind not found: run `cargo xtask setup` (or apt-get install valgrind)");
     }
     let started = Instant::now();
-    let check_bash = bash::build(sh, &Flavor::Check, src.as_deref())?;
-    let static_bash = bash::build(
-        sh,
-        &Flavor::Static(Target::from_triple(bash::DEFAULT_TRIPLE)?),
-        src.as_deref(),
-    )?;
-
     let dir = util::project_root().join("target/xtask/bash-check");
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
@@ -266,20 +271,39 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
         "echo ran:$0:$1\n/usr/bin/true inner\nexit 3\n",
     )?;
     write_script(&work.join("shebang.sh"), "#!/bin/sh\necho sb:$1\n")?;
-
     control(sh, &dir)?;
+
     let mut failures = Vec::new();
-    for (mode, bash) in [(Mode::Valgrind, &check_bash), (Mode::Plain, &static_bash)] {
-        for (i, case) in CASES.iter().enumerate() {
-            let ctx = Ctx {
-                wrapper: path_str(&wrapper)?,
-                bash: path_str(bash)?,
-            };
-            match run_case(sh, mode, bash, &dir, &work, i, case, &ctx) {
-                Ok(()) => println!("bash-check: ok   [{}] {}", mode.name(), case.name),
-                Err(e) => {
-                    println!("bash-check: FAIL [{}] {}\n{e:#}", mode.name(), case.name);
-                    failures.push(format!("[{}] {}", mode.name(), case.name));
+    for release in &releases {
+        let build = |flavor: Flavor| {
+            bash::build_spec(
+                sh,
+                &Spec {
+                    release,
+                    flavor,
+                    patched: true,
+                    src: src.as_deref(),
+                },
+            )
+            .map(|b| b.bash)
+        };
+        let check_bash = build(Flavor::Check)?;
+        let static_bash = build(Flavor::Static(Target::from_triple(bash::DEFAULT_TRIPLE)?))?;
+        let version = release.version();
+        for (mode, bash) in [(Mode::Valgrind, &check_bash), (Mode::Plain, &static_bash)] {
+            for (i, case) in CASES.iter().enumerate() {
+                let ctx = Ctx {
+                    wrapper: path_str(&wrapper)?,
+                    bash: path_str(bash)?,
+                    version: version.clone(),
+                };
+                let tag = format!("{version} {}", mode.name());
+                match run_case(sh, mode, bash, &dir, &work, i, case, &ctx) {
+                    Ok(()) => println!("bash-check: ok   [{tag}] {}", case.name),
+                    Err(e) => {
+                        println!("bash-check: FAIL [{tag}] {}\n{e:#}", case.name);
+                        failures.push(format!("[{tag}] {}", case.name));
+                    }
                 }
             }
         }
@@ -291,9 +315,11 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
             failures.join(", ")
         );
     }
+    let versions: Vec<String> = releases.iter().map(|r| r.version()).collect();
     println!(
-        "bash-check: {} cases ok under valgrind and static bash in {:.1}s",
+        "bash-check: {} cases ok under valgrind and static bash {} in {:.1}s",
         CASES.len(),
+        versions.join(" and "),
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -339,7 +365,8 @@ fn run_case(
     ctx: &Ctx,
 ) -> Result<()> {
     let tag = format!(
-        "{}-{index}",
+        "{}-{}-{index}",
+        ctx.version,
         match mode {
             Mode::Valgrind => "vg",
             Mode::Plain => "static",

@@ -29,7 +29,7 @@
 //! here: the results go to `bench/RESULTS.md` (`--quick`:
 //! `target/bench/RESULTS-quick.md`), with the date, commit and machine.
 
-mod client;
+pub(crate) mod client;
 mod http;
 mod stats;
 mod subjects;
@@ -145,6 +145,11 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let load_after = load_average();
     let table = render_table(&rows);
     println!("\n{table}");
+    let bash = format!(
+        "ours {}, reference {}",
+        bash_version(&subjects.ours.bash),
+        bash_version(&subjects.reference.bash)
+    );
     let report = report(
         sh,
         &plan,
@@ -153,6 +158,7 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
         &load_after,
         started.elapsed(),
         subjects.stale.as_deref(),
+        &bash,
     )?;
     let out = if plan.quick {
         subjects.dir.join("RESULTS-quick.md")
@@ -704,6 +710,23 @@ fn render_table(rows: &[Row]) -> String {
     lines.join("\n")
 }
 
+/// `5.3.15(1)-release` from `bash --version`, or why not.
+fn bash_version(bash: &Path) -> String {
+    Command::new(bash)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let line = text.lines().next()?.to_owned();
+            line.split("version ")
+                .nth(1)
+                .map(|v| v.split_whitespace().next().unwrap_or(v).to_owned())
+        })
+        .unwrap_or_else(|| format!("unknown ({} --version failed)", bash.display()))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn report(
     sh: &Shell,
     plan: &Plan,
@@ -712,6 +735,7 @@ fn report(
     load_after: &str,
     elapsed: Duration,
     stale: Option<&str>,
+    bash: &str,
 ) -> Result<String> {
     let artifacts = match stale {
         None => "`target/dist`, up to date with the sources".to_owned(),
@@ -768,6 +792,7 @@ fn report(
          - ours: {artifacts}\n\
          - reference: `{REFERENCE_PACKAGE}@{REFERENCE_VERSION}` (npm), its x86_64 musl binaries, \
            Bash for this distribution\n\
+         - Bash: {bash}\n\
          - machine: {nproc} CPUs, {cpu}, Linux {kernel}, {mem} RAM\n\
          - load average (1, 5, 15 min) before: {load_before}; after: {load_after}\n\n\
          {table}\n\n\

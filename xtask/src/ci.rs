@@ -51,6 +51,11 @@ pub(crate) const STEPS: &[Step] = &[
         run: check_bash,
     },
     Step {
+        name: "bash-suite",
+        about: "Bash's own test suite, 5.3 and 5.2, unpatched vs patched, direct and through the server (cargo xtask bash-suite)",
+        run: crate::bash_suite::ci_step,
+    },
+    Step {
         name: "build",
         about: "cargo build --workspace",
         run: build,
@@ -117,8 +122,13 @@ pub(crate) const STEPS: &[Step] = &[
     },
     Step {
         name: "nix",
-        about: "nix-instantiate --parse of the flake, flake.lock pinned",
+        about: "nix-instantiate --parse of the flake, flake.lock pinned, nix/bash.nix's patch applies to its Bash",
         run: crate::nix::ci_check,
+    },
+    Step {
+        name: "flake-toolchain",
+        about: "the flake's pinned Rust = rust-version >= Cargo.lock's needs, builds the shipped binaries --locked",
+        run: crate::nix::toolchain_check,
     },
 ];
 

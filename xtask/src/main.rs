@@ -7,6 +7,7 @@
 mod archive;
 mod bash;
 mod bash_check;
+mod bash_suite;
 mod bench;
 mod ci;
 mod cross;
@@ -41,18 +42,23 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "setup",
-        about: "install system packages and rustup targets the build needs",
+        about: "install system packages, Debian deb-src entries and rustup targets the build needs",
         run: setup::run,
     },
     Task {
         name: "bash",
-        about: "build the patched static Bash (--bash-src DIR|TARBALL, --target TRIPLE)",
+        about: "build the patched static Bash 5.3 (--version 5.2, --bash-src DIR|TARBALL, --target TRIPLE)",
         run: bash::run,
     },
     Task {
         name: "bash-check",
-        about: "memcheck the exec-wrapper patch under valgrind",
+        about: "memcheck the exec-wrapper patch under valgrind, Bash 5.3 and 5.2 (--version)",
         run: bash_check::run,
+    },
+    Task {
+        name: "bash-suite",
+        about: "Bash's own test suite, unpatched vs patched, directly and through the server (--version, --modes)",
+        run: bash_suite::run,
     },
     Task {
         name: "dist",

@@ -5,6 +5,8 @@
 //! many threads can have calls in flight on one connection (the throughput
 //! measurement). Server-to-client requests (elicitation, ping) are answered
 //! with "method not found": the benchmark's commands never need approval.
+//! [`Server::start_approving`] (for `cargo xtask bash-suite`) instead
+//! declares elicitation support and accepts every request.
 
 use std::{
     collections::HashMap,
@@ -63,6 +65,8 @@ pub(crate) struct Server {
     next_id: AtomicU64,
     reader: Option<JoinHandle<()>>,
     what: String,
+    /// Elicitation requests accepted (only with [`Server::start_approving`]).
+    approvals: Arc<AtomicU64>,
 }
 
 /// What a `shell` call returned.
@@ -74,6 +78,31 @@ pub(crate) struct ShellOutcome {
 impl Server {
     /// Spawns the server; returns it before `initialize` (see [`Server::initialize`]).
     pub(crate) fn spawn(launch: &Launch) -> Result<Server> {
+        Server::spawn_with(launch, false)
+    }
+
+    /// Spawns and initializes a server whose every approval request
+    /// (`elicitation/create`) this client accepts.
+    pub(crate) fn start_approving(launch: &Launch) -> Result<Server> {
+        let server = Server::spawn_with(launch, true)?;
+        server.request(
+            "initialize",
+            json!({
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {"elicitation": {}},
+                "clientInfo": {"name": "xtask-bash-suite", "version": "0"},
+            }),
+        )?;
+        server.notify("notifications/initialized", json!({}))?;
+        Ok(server)
+    }
+
+    /// How many approval requests were accepted so far.
+    pub(crate) fn approvals(&self) -> u64 {
+        self.approvals.load(Ordering::Relaxed)
+    }
+
+    fn spawn_with(launch: &Launch, approve: bool) -> Result<Server> {
         let log = File::options()
             .create(true)
             .append(true)
@@ -101,9 +130,18 @@ impl Server {
         let stdout = child.stdout.take().context("child stdout")?;
         let stdin = Arc::new(Mutex::new(Some(stdin)));
         let pending: Pending = Arc::default();
+        let approvals = Arc::new(AtomicU64::new(0));
         let reader = {
             let (stdin, pending) = (Arc::clone(&stdin), Arc::clone(&pending));
-            std::thread::spawn(move || read_loop(BufReader::new(stdout), &stdin, &pending))
+            let approvals = approve.then(|| Arc::clone(&approvals));
+            std::thread::spawn(move || {
+                read_loop(
+                    BufReader::new(stdout),
+                    &stdin,
+                    &pending,
+                    approvals.as_deref(),
+                )
+            })
         };
         Ok(Server {
             child,
@@ -112,6 +150,7 @@ impl Server {
             next_id: AtomicU64::new(1),
             reader: Some(reader),
             what,
+            approvals,
         })
     }
 
@@ -251,6 +290,7 @@ fn read_loop(
     mut stdout: BufReader<std::process::ChildStdout>,
     stdin: &Mutex<Option<ChildStdin>>,
     pending: &Pending,
+    approvals: Option<&AtomicU64>,
 ) {
     let mut line = Vec::new();
     loop {
@@ -264,6 +304,19 @@ fn read_loop(
         };
         let id = &message["id"];
         if message.get("method").is_some() {
+            if let Some(approvals) = approvals
+                && message["method"] == "elicitation/create"
+                && !id.is_null()
+            {
+                approvals.fetch_add(1, Ordering::Relaxed);
+                let reply = json!({
+                    "jsonrpc": "2.0",
+                    "id": id,
+                    "result": {"action": "accept", "content": {}},
+                });
+                let _ = write_line(stdin, &reply);
+                continue;
+            }
             if !id.is_null() {
                 let reply = json!({
                     "jsonrpc": "2.0",
