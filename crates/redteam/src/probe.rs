@@ -17,6 +17,9 @@
 //! - `self-socket PATH`: a stream socket bound at PATH here, and a
 //!   connection to it (what Landlock ABI 9 allows and below it the seccomp
 //!   filter refuses).
+//! - `swap A B STOP`: exchanges the names A and B (`renameat2`
+//!   `RENAME_EXCHANGE`) again and again until the file STOP exists (at
+//!   most a minute); `ok:N` exchanges.
 //! - `kill PID SIG`: `kill(2)` (signal 0 checks reachability).
 //! - `read PATH`: open read-only and read; `ok:N` bytes (and whether the
 //!   text `RT_SECRET` was among them).
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
             },
             Err(_) => report("sendto-fd", Err(Errno::EINVAL)),
         },
+        "swap" => report("swap", swap(&arg(1), &arg(2), &arg(3))),
         "kill" => {
             let pid = arg(1).parse().unwrap_or(0);
             let signal = arg(2).parse().unwrap_or(0);
@@ -172,6 +176,20 @@ fn read(path: &str) -> Result<String, Errno> {
     Ok(format!("{n}{}", if secret { ":secret" } else { "" }))
 }
 
+fn swap(a: &str, b: &str, stop: &str) -> Result<String, Errno> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut n = 0u64;
+    while !std::path::Path::new(stop).exists() && std::time::Instant::now() < deadline {
+        sys::exchange(a, b)?;
+        n += 1;
+    }
+    // Back as they were.
+    if n % 2 == 1 {
+        sys::exchange(a, b)?;
+    }
+    Ok(n.to_string())
+}
+
 fn links(dir: &str) -> Result<String, Errno> {
     let entries: Vec<_> = std::fs::read_dir(dir).map_err(errno)?.flatten().collect();
     let read = entries
@@ -274,6 +292,22 @@ mod sys {
         // SAFETY: the fd is inherited, open (checked above) and never
         // closed by this short-lived process.
         Some(unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    pub fn exchange(a: &str, b: &str) -> Result<(), Errno> {
+        let a = CString::new(a).map_err(|_| Errno::EINVAL)?;
+        let b = CString::new(b).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: both paths are nul-terminated and alive for the call.
+        Errno::result(unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        })
+        .map(drop)
     }
 
     pub fn kill(pid: i32, signal: i32) -> Result<(), Errno> {

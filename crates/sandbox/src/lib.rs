@@ -58,7 +58,8 @@
 //!   sockets: with the network off, Landlock's `RESOLVE_UNIX` (ABI 9) lets
 //!   commands connect only to sockets made inside the sandbox; below ABI 9
 //!   a seccomp filter refuses `connect(2)` and the creation of datagram
-//!   sockets altogether (`EACCES`).
+//!   sockets altogether (`SOCK_DGRAM`, and `SOCK_RAW`, which `AF_UNIX`
+//!   makes a datagram socket; `EACCES`).
 //! - **Namespaces** (see `namespaces`, `rootfs`): a read-only view of
 //!   everything outside the writable roots (metadata writes fail too), a
 //!   minimal `/dev` with a private `devpts`, a private `/proc`, pid, IPC
