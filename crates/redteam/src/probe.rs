@@ -238,7 +238,7 @@ fn own_pty() -> Result<String, Errno> {
 
 fn setcap(path: &str) -> Result<String, Errno> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
+    sys::unshare_user()?;
     let write = |file: &str, text: String| std::fs::write(file, text).map_err(errno);
     write("/proc/self/uid_map", format!("0 {uid} 1\n"))?;
     write("/proc/self/setgroups", "deny\n".into())?;
@@ -308,6 +308,11 @@ mod sys {
             )
         })
         .map(drop)
+    }
+
+    pub fn unshare_user() -> Result<(), Errno> {
+        // SAFETY: unshare takes flags only.
+        Errno::result(unsafe { libc::unshare(libc::CLONE_NEWUSER) }).map(drop)
     }
 
     pub fn kill(pid: i32, signal: i32) -> Result<(), Errno> {

@@ -693,9 +693,10 @@ async fn capabilities(user: As, kernel: Kernel) {
     s.assert_contained(base, &[]).await;
 }
 
-/// A root server's sandbox must not leave a setuid-root program where
-/// anyone can run it: its writable roots (`/tmp`) are the host's, and a
-/// `chmod 4755` by uid 0 needs no capability.
+/// A root server's sandbox must not leave a setuid-root program (or one
+/// with file capabilities) where anyone can run it: its writable roots
+/// (`/tmp`) are the host's, and a `chmod 4755` by uid 0 needs no
+/// capability.
 async fn no_setuid_root_programs_in_writable_roots(user: As, kernel: Kernel) {
     let s = start(setup(RULES, user, kernel), kernel).await;
     let base = s.baseline().await;
@@ -704,10 +705,19 @@ async fn no_setuid_root_programs_in_writable_roots(user: As, kernel: Kernel) {
     let r = s
         .shell(&format!(
             "cp /usr/bin/id {c}; chmod 4755 {c}; echo chmod=$?; \
-             install -m 6755 /usr/bin/id {c}2; echo install=$?",
-            c = copy.display()
+             install -m 6755 /usr/bin/id {c}2; echo install=$?; \
+             cp /usr/bin/id {c}3; {p} setcap {c}3",
+            c = copy.display(),
+            p = probe()
         ))
         .await;
+    // File capabilities, set from a user namespace mapping our root.
+    assert_eq!(
+        sys::getxattr(&tmp.path().join("id3"), "security.capability"),
+        None,
+        "{}",
+        r.output
+    );
     for path in [copy.clone(), tmp.path().join("id2")] {
         if let Ok(meta) = std::fs::metadata(&path) {
             assert!(
@@ -1015,7 +1025,9 @@ async fn protected_paths_in_a_workspace_nested_in_tmp(user: As, kernel: Kernel) 
     );
     let r = s.shell(&attack).await;
     assert_eq!(r.value("forged"), None, "{}", r.output);
-    assert_no_escalation_after_restart(s, &attack).await;
+    let s = assert_no_escalation_after_restart(s, &attack).await;
+    let rules_file = s.work.join("agent-home/rules/control.rules");
+    assert_a_rule_written_outside_escalates(s, &rules_file).await;
 }
 
 /// A server installed under a writable root (`npm install` in the
