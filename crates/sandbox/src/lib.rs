@@ -22,7 +22,8 @@
 //!   `/dev/urandom`, `/dev/random`, `/dev/ptmx` and `/dev/pts`. Denials fail
 //!   with `EACCES`. A writable root is granted only while its path still
 //!   names it (the fd opened for the rule is checked): a directory above
-//!   it renamed and replaced by a symlink leaves it out. What the kernel's Landlock ABI adds:
+//!   it renamed and replaced by a symlink leaves it out. What the kernel's
+//!   Landlock ABI adds:
 //!   - ABI 1 (Linux 5.13): the base rights. Moving or linking a file to
 //!     another directory always fails (`EXDEV`; `mv` falls back to copying),
 //!     and `truncate(2)` by path is **not** restricted.
