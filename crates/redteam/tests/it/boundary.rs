@@ -17,7 +17,7 @@
 
 use std::future::Future;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -502,15 +502,10 @@ impl Pty {
     }
 }
 
-use std::os::unix::fs::OpenOptionsExt;
-
 async fn terminals(user: As, kernel: Kernel) {
     // The server's own controlling terminal, as when started from a shell.
     let setup = setup(RULES, user, kernel);
-    let (mut ctty, ctty_path) = {
-        let (master, path) = sys::open_pty();
-        (master, path)
-    };
+    let (mut ctty, ctty_path) = sys::open_pty();
     let s = start(setup.terminal(&ctty_path), kernel).await;
     let base = s.baseline().await;
     let mut other = Pty::open(&s);

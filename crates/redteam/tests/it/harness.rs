@@ -403,10 +403,11 @@ impl Setup {
         if let Some((uid, gid)) = self.user.switch_to() {
             chown_tree(&root, uid, gid);
             chown_tree(&elsewhere, uid, gid);
-            if let Some(codex_home) = codex_home.as_ref().filter(|c| !c.starts_with(&root)) {
-                if codex_home.exists() {
-                    chown_tree(codex_home, uid, gid);
-                }
+            if let Some(codex_home) = codex_home
+                .as_ref()
+                .filter(|c| !c.starts_with(&root) && c.exists())
+            {
+                chown_tree(codex_home, uid, gid);
             }
         }
         let spawned = self
