@@ -230,6 +230,14 @@ fn own_pty() -> Result<String, Errno> {
         nix::sys::stat::Mode::empty(),
     )?;
     nix::unistd::write(&slave, b"pty-round-trip")?;
+    // Bounded: a pty that never delivers must not hang the call.
+    let mut polled = [nix::poll::PollFd::new(
+        master.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    if nix::poll::poll(&mut polled, nix::poll::PollTimeout::from(5000u16))? == 0 {
+        return Err(Errno::ETIMEDOUT);
+    }
     let mut buf = [0u8; 64];
     let n = nix::unistd::read(&master, &mut buf)?;
     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
