@@ -30,16 +30,29 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 /// fd), so no source is clobbered by an earlier `dup2`. Parking just above
 /// the targets, rather than at a fixed high number, keeps this working
 /// under the usual soft `RLIMIT_NOFILE` of 1024 (`F_DUPFD` fails with
-/// `EINVAL` at or above the limit). Every fd of the parent above the
-/// largest target survives untouched.
+/// `EINVAL` at or above the limit).
+///
+/// Nothing else is inherited: every other fd from 3 up is made
+/// close-on-exec first (`close_range(CLOSE_RANGE_CLOEXEC)`, Linux 5.11),
+/// so a stray fd the server inherited from its client (open on a file, a
+/// socket or a terminal outside the sandbox) never reaches a sandboxed
+/// command or an escalated program.
 pub fn map_fds(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>, keep_open: Vec<RawFd>) {
     let park_at = pairs.iter().map(|&(_, dst)| dst + 1).max().unwrap_or(3);
     let mut parked = vec![-1; pairs.len()];
     // SAFETY: the closure runs between fork and exec in the child. It only
-    // calls fcntl and dup2, which are async-signal-safe, and writes into
+    // calls close_range, fcntl and dup2, which are async-signal-safe, and writes into
     // `parked`, allocated before the fork: nothing allocates or locks.
     unsafe {
         cmd.pre_exec(move || {
+            // Older kernels (EINVAL, ENOSYS) keep the stray fds: std opens
+            // everything close-on-exec, so only inherited ones can be.
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+            );
             for &fd in &keep_open {
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                     return Err(io::Error::last_os_error());

@@ -243,8 +243,9 @@ pub struct Settings {
     /// Which execs in the sandbox the rules judge.
     pub exec_check: ExecCheckMode,
     /// What a command must never write, for it is read at the next start:
-    /// the rules (system directory, `$CODEX_HOME`, every `--rules` file) and
-    /// the config file (see `rules::protected_paths`).
+    /// the rules (system directory, `$CODEX_HOME`, every `--rules` file),
+    /// the config file (see `rules::protected_paths`), and the server's own
+    /// executable and the launcher beside it.
     pub protected_paths: Vec<PathBuf>,
 }
 
@@ -349,7 +350,17 @@ impl Settings {
         rules.extend(cli.rules.iter().cloned());
         let rules: Vec<PathBuf> = rules.iter().map(|p| absolutize(&cwd, p)).collect();
         let config_file = cli.config.as_ref().map(|p| absolutize(&cwd, p));
-        let protected_paths = crate::rules::protected_paths(&rules, config_file.as_deref());
+        let mut protected_paths = crate::rules::protected_paths(&rules, config_file.as_deref());
+        // The server and its launcher run unconfined at the next start: a
+        // command must not replace them either (an install in the project,
+        // `node_modules`, lies under the workspace).
+        if let Ok(exe) = std::env::current_exe() {
+            let launcher = exe.with_file_name(crate::launcher::SANDBOX_EXEC);
+            protected_paths.push(exe);
+            if launcher.exists() {
+                protected_paths.push(launcher);
+            }
+        }
         let mut writable_roots: Vec<PathBuf> = file.writable_roots;
         writable_roots.extend(s.writable_roots.iter().cloned());
         let writable_roots = writable_roots

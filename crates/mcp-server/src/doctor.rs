@@ -201,7 +201,27 @@ pub fn rows(probe: &Probe, settings: &Settings) -> Vec<Row> {
         Row {
             protection: "capabilities",
             holds: applied.capabilities_dropped,
-            how: "every set emptied, bounding set included".into(),
+            how: if ns("user") || nix::unistd::geteuid().is_root() {
+                "every set emptied, bounding set included".into()
+            } else {
+                "effective, permitted, inheritable and ambient sets emptied; the bounding set \
+                 stays (shrinking it needs CAP_SETPCAP or a user namespace; harmless: a non-root \
+                 uid under no_new_privs gains nothing at exec)"
+                    .into()
+            },
+        },
+        Row {
+            protection: "System V IPC of processes outside (shared memory, semaphores, queues)",
+            holds: ns("ipc"),
+            how: if ns("ipc") {
+                "a private IPC namespace".into()
+            } else {
+                format!(
+                    "not isolated: the System V shared memory, semaphores and message queues of \
+                     your processes can be attached (POSIX queues are refused by Landlock); \
+                     {no_userns}"
+                )
+            },
         },
         Row {
             protection: "processes outliving the call",

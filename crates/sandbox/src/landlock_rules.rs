@@ -95,10 +95,10 @@ pub(crate) fn restrict_self(
     let mut missing_writable_roots = Vec::new();
     // One stat per path: it runs on every sandboxed call.
     for root in &spec.writable_roots {
-        match std::fs::metadata(root) {
-            Ok(meta) => created = add_rule(created, root, meta.is_dir(), writable)?,
+        match open_root(root) {
+            Some((fd, is_dir)) => created = add_rule_fd(created, fd, is_dir, writable)?,
             // Fewer writable paths is safe: report it rather than fail.
-            Err(_) => missing_writable_roots.push(root.clone()),
+            None => missing_writable_roots.push(root.clone()),
         }
     }
     let private = match devices {
@@ -167,6 +167,46 @@ where
         step,
         source: Box::new(source),
     }
+}
+
+/// Opens a writable root for its rule, if it still is what the server
+/// resolved: the path names the same directory, reached without a
+/// symlink. The server refuses roots reached through a symlink, but
+/// between its check and this open a command of another call could have
+/// renamed a directory above the root and put a symlink (to anywhere) in
+/// its place; the fd's own path (`/proc/self/fd/N`) tells. `None`: the
+/// root is left out (and reported).
+fn open_root(root: &Path) -> Option<(std::fs::File, bool)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(root)
+        .ok()?;
+    let at = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    if at != root {
+        return None;
+    }
+    let is_dir = fd.metadata().ok()?.is_dir();
+    Some((fd, is_dir))
+}
+
+/// [`add_rule`] for an fd already open on the path.
+fn add_rule_fd(
+    created: RulesetCreated,
+    fd: std::fs::File,
+    is_dir: bool,
+    access: BitFlags<AccessFs>,
+) -> Result<RulesetCreated, Error> {
+    let access = if is_dir {
+        access
+    } else {
+        access & AccessFs::from_file(FS_ABI)
+    };
+    created
+        .add_rule(PathBeneath::new(fd, access))
+        .map_err(landlock_error("add rule"))
 }
 
 /// Allows `access` beneath `path`, narrowed to the rights that apply to

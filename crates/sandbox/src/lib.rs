@@ -20,7 +20,10 @@
 //!   devices, fifos, sockets or symlinks is allowed only below the writable
 //!   roots and on `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/tty`,
 //!   `/dev/urandom`, `/dev/random`, `/dev/ptmx` and `/dev/pts`. Denials fail
-//!   with `EACCES`. What the kernel's Landlock ABI adds:
+//!   with `EACCES`. A writable root is granted only while its path still
+//!   names it (the fd opened for the rule is checked): a directory above
+//!   it renamed and replaced by a symlink leaves it out. What the kernel's
+//!   Landlock ABI adds:
 //!   - ABI 1 (Linux 5.13): the base rights. Moving or linking a file to
 //!     another directory always fails (`EXDEV`; `mv` falls back to copying),
 //!     and `truncate(2)` by path is **not** restricted.
@@ -58,7 +61,8 @@
 //!   sockets: with the network off, Landlock's `RESOLVE_UNIX` (ABI 9) lets
 //!   commands connect only to sockets made inside the sandbox; below ABI 9
 //!   a seccomp filter refuses `connect(2)` and the creation of datagram
-//!   sockets altogether (`EACCES`).
+//!   sockets altogether (`SOCK_DGRAM`, and `SOCK_RAW`, which `AF_UNIX`
+//!   makes a datagram socket; `EACCES`).
 //! - **Namespaces** (see `namespaces`, `rootfs`): a read-only view of
 //!   everything outside the writable roots (metadata writes fail too), a
 //!   minimal `/dev` with a private `devpts`, a private `/proc`, pid, IPC

@@ -234,11 +234,19 @@ impl Grants {
     /// [`PROTECTED_SUBPATHS`] of each root, then the requested ones.
     pub fn resolve(self) -> Resolution {
         let everything = canonical_unique(self.writable.iter().cloned());
-        let (refused, trusted): (Vec<PathBuf>, Vec<PathBuf>) = self
-            .writable
-            .into_iter()
-            .partition(|c| through_writable_symlink(c, &everything));
-        let roots = canonical_unique(trusted);
+        // One walk per root decides both where it leads and whether it
+        // went through a symlink the sandbox could have made: checking
+        // first and canonicalising after would let a command of another
+        // call swap a directory for a symlink in between.
+        let mut refused = Vec::new();
+        let mut roots: Vec<PathBuf> = Vec::new();
+        for path in self.writable {
+            match resolve_root(&path, &everything) {
+                Walked::Resolved(root) if !roots.contains(&root) => roots.push(root),
+                Walked::Resolved(_) | Walked::Missing => {}
+                Walked::ThroughWritableSymlink => refused.push(path),
+            }
+        }
         let defaults = roots
             .iter()
             .flat_map(|root| PROTECTED_SUBPATHS.iter().map(|sub| root.join(sub)))
@@ -262,25 +270,68 @@ impl Grants {
     }
 }
 
-/// Whether resolving `path` follows a symlink located below one of `roots`
-/// (or one whose location cannot be told), walking it component by
-/// component as the kernel does.
-fn through_writable_symlink(path: &Path, roots: &[PathBuf]) -> bool {
-    let mut prefix = PathBuf::new();
-    for component in path.components() {
-        prefix.push(component);
-        if !prefix
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
+/// Where [`resolve_root`] got.
+enum Walked {
+    /// The path, with every symlink resolved (what `canonicalize` gives).
+    Resolved(PathBuf),
+    /// Some component does not exist (or cannot be read).
+    Missing,
+    /// A symlink on the way lies below one of the roots.
+    ThroughWritableSymlink,
+}
+
+/// Resolves `path` one component at a time, as the kernel does, following
+/// symlinks only where they lie outside every one of `roots`; the
+/// decision and the result come from the same look at each component.
+fn resolve_root(path: &Path, roots: &[PathBuf]) -> Walked {
+    use std::ffi::OsString;
+    use std::path::Component;
+    let absolute = match std::env::current_dir() {
+        Ok(cwd) => cwd.join(path),
+        Err(_) if path.is_absolute() => path.to_path_buf(),
+        Err(_) => return Walked::Missing,
+    };
+    // Components still to walk, the next one last.
+    let push = |pending: &mut Vec<OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(name) => pending.push(name.to_owned()),
+                Component::ParentDir => pending.push("..".into()),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    let mut pending = Vec::new();
+    push(&mut pending, &absolute);
+    let mut at = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            at.pop();
             continue;
         }
-        match prefix.parent().map(Path::canonicalize) {
-            Some(Ok(dir)) if !roots.iter().any(|root| dir.starts_with(root)) => {}
-            _ => return true,
+        let next = at.join(&name);
+        let Ok(meta) = next.symlink_metadata() else {
+            return Walked::Missing;
+        };
+        if !meta.file_type().is_symlink() {
+            at = next;
+            continue;
         }
+        // `at` has no symlink in it: it is where the link lies.
+        links += 1;
+        if links > 40 || roots.iter().any(|root| at.starts_with(root)) {
+            return Walked::ThroughWritableSymlink;
+        }
+        let Ok(target) = std::fs::read_link(&next) else {
+            return Walked::Missing;
+        };
+        if target.is_absolute() {
+            at = PathBuf::from("/");
+        }
+        push(&mut pending, &target);
     }
-    false
+    Walked::Resolved(at)
 }
 
 /// Canonicalises each path (dropping those that do not exist), keeping the

@@ -172,13 +172,17 @@ pub(crate) fn build(spec: &SandboxSpec, entered: &Entered) -> View {
     view
 }
 
-/// Bind-mounts each directory strictly between `path`'s writable root and
-/// `path` onto itself (writable as before), so none of them can be renamed.
+/// Bind-mounts each directory strictly between the outermost writable
+/// root holding `path` and `path` onto itself (writable as before), so none
+/// of them can be renamed. The outermost: with a root nested in another
+/// (a workspace under `/tmp`), a directory between the two could be
+/// renamed away and a forged copy of everything below it put in its
+/// place. The nested roots on the way are mount points already.
 fn pin_ancestors(path: &Path, roots: &[PathBuf]) -> std::io::Result<()> {
     let Some(root) = roots
         .iter()
         .filter(|root| path.starts_with(root))
-        .max_by_key(|root| root.components().count())
+        .min_by_key(|root| root.components().count())
     else {
         return Ok(());
     };
@@ -186,6 +190,7 @@ fn pin_ancestors(path: &Path, roots: &[PathBuf]) -> std::io::Result<()> {
         .ancestors()
         .skip(1)
         .take_while(|a| *a != root.as_path())
+        .filter(|a| !roots.iter().any(|r| r == a))
         .collect();
     between.reverse();
     for dir in between {

@@ -4,7 +4,9 @@
 //!   escalation channel and many local tools need it);
 //! - `socket` and `socketpair` of `AF_UNIX` datagram sockets: a datagram
 //!   socket sends to any named socket given in `sendmsg` (`/dev/log`, a
-//!   service's socket outside the sandbox), which no filter can see;
+//!   service's socket outside the sandbox), which no filter can see. That
+//!   includes `SOCK_RAW`, which the kernel turns into `SOCK_DGRAM` for
+//!   `AF_UNIX`;
 //! - below Landlock ABI 9 (no `RESOLVE_UNIX`), `connect` on any socket: it
 //!   is the only way to reach a UNIX socket a process outside the sandbox
 //!   listens on (a Docker daemon, tmux, ssh-agent, D-Bus), wherever it lies;
@@ -40,18 +42,19 @@ pub(crate) fn deny_network_sockets(deny_connect: bool) -> Result<(), Error> {
 fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let arg = |index, op, value| SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value);
-    // Not AF_UNIX, or an AF_UNIX datagram socket.
+    // Not AF_UNIX, or an AF_UNIX datagram socket (`SOCK_RAW` is one too:
+    // `unix_create` makes it `SOCK_DGRAM`).
     let socket_rules = || -> Result<Vec<SeccompRule>, seccompiler::Error> {
+        let unix_of_type = |ty: libc::c_int| -> Result<SeccompRule, seccompiler::Error> {
+            Ok(SeccompRule::new(vec![
+                arg(0, SeccompCmpOp::Eq, libc::AF_UNIX as u64)?,
+                arg(1, SeccompCmpOp::MaskedEq(SOCK_TYPE_MASK), ty as u64)?,
+            ])?)
+        };
         Ok(vec![
             SeccompRule::new(vec![arg(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64)?])?,
-            SeccompRule::new(vec![
-                arg(0, SeccompCmpOp::Eq, libc::AF_UNIX as u64)?,
-                arg(
-                    1,
-                    SeccompCmpOp::MaskedEq(SOCK_TYPE_MASK),
-                    libc::SOCK_DGRAM as u64,
-                )?,
-            ])?,
+            unix_of_type(libc::SOCK_DGRAM)?,
+            unix_of_type(libc::SOCK_RAW)?,
         ])
     };
     let mut denied: Vec<(i64, Vec<SeccompRule>)> = vec![

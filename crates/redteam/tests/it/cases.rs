@@ -98,10 +98,11 @@ async fn marker_is_writable_outside_only() {
     s.assert_contained(base, &[&marker]).await;
 }
 
-/// A server installed under a writable root: one call overwrites the
-/// sandbox launcher beside it with a script that would run Bash unconfined;
-/// the next call still runs confined (the server runs the copy it sealed in
-/// memory at start, not the file).
+/// A server installed under a writable root: one call tries to overwrite
+/// the sandbox launcher beside it with a script that would run Bash
+/// unconfined (refused), the test does it from outside; the next call
+/// still runs confined (the server runs the copy it sealed in memory at
+/// start, not the file).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overwriting_the_installed_launcher_does_not_unconfine_the_next_call() {
     let s = harness::start_installed_in_work(RULES).await;
@@ -120,10 +121,11 @@ async fn overwriting_the_installed_launcher_does_not_unconfine_the_next_call() {
             launcher = launcher.display()
         ))
         .await;
-    assert_eq!(
-        r.output, "rc=0\n",
-        "the launcher should be writable here: {r:?}"
-    );
+    // The launcher beside the server is kept read-only (issue 13: it runs
+    // unconfined at the next start); replaced from outside after the
+    // start, it is not used either.
+    assert!(refused(&r.output), "{r:?}");
+    std::fs::write(&launcher, &script).unwrap();
     assert!(
         std::fs::read_to_string(&launcher)
             .unwrap()

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -131,7 +132,7 @@ impl ClientHandler for Client {
 
 /// Run before the server starts, with the workspace and the outside
 /// directory (e.g. to make the workspace a git repository).
-pub type Prepare = Box<dyn FnOnce(&Path, &Path)>;
+pub type Prepare = Box<dyn FnOnce(&Path, &Path) + Send>;
 
 /// What a test server starts with beyond its rules.
 pub struct Options {
@@ -155,12 +156,26 @@ impl Default for Options {
 pub struct Server {
     pub service: RunningService<RoleClient, Client>,
     asked: Arc<Mutex<Vec<String>>>,
+    /// The test's directory, kept across [`Server::restart`].
     _dir: tempfile::TempDir,
-    /// The server's working directory: a writable root of the sandbox.
+    _outside_dir: Option<tempfile::TempDir>,
+    /// The test's directory (canonical): `work`, `outside`, `home`, … below it.
+    pub root: PathBuf,
+    /// The server's working directory: a writable root of the sandbox
+    /// (unless it is `/` or `$HOME`, see [`Cwd`]).
     pub work: PathBuf,
     /// Not writable inside the sandbox: markers go here.
     pub outside: PathBuf,
+    /// The server's `$HOME`.
+    pub home: PathBuf,
+    /// The server's `$CODEX_HOME` (`None`: unset, `$HOME/.codex`).
+    pub codex_home: Option<PathBuf>,
+    /// Who the server runs as.
+    pub user: As,
     pub pid: u32,
+    /// A pidfd of the server process, to kill it without racing pid reuse.
+    pidfd: Option<std::os::fd::OwnedFd>,
+    setup: Setup,
     log: PathBuf,
     cmdline: String,
 }
@@ -175,6 +190,9 @@ impl Drop for Server {
                 self.log_text()
             );
         }
+        // A server started with a controlling terminal or under a wrapper
+        // must not outlive the test.
+        self.kill();
     }
 }
 
@@ -205,129 +223,623 @@ impl Shell {
 }
 
 pub async fn start(rules: &str) -> Server {
-    start_from(rules, false, Options::default()).await
+    Setup::new(rules).start().await
 }
 
 /// A server with `options`.
 pub async fn start_with(rules: &str, options: Options) -> Server {
-    start_from(rules, false, options).await
+    let mut setup = Setup::new(rules)
+        .reply(options.reply)
+        .prepare(options.prepare);
+    for arg in &options.args {
+        setup = setup.arg(arg);
+    }
+    setup.start().await
 }
 
 /// [`start`] with extra server arguments.
 pub async fn start_with_args(rules: &str, extra: &[&str]) -> Server {
-    let options = Options {
-        args: extra.iter().map(|a| a.to_string()).collect(),
-        ..Options::default()
-    };
-    start_from(rules, false, options).await
+    let mut setup = Setup::new(rules);
+    for arg in extra {
+        setup = setup.arg(arg);
+    }
+    setup.start().await
 }
 
 /// A server whose binaries (server, wrapper, sandbox launcher) are copies
 /// installed in `work/bin`, under a writable root of the sandbox.
 pub async fn start_installed_in_work(rules: &str) -> Server {
-    start_from(rules, true, Options::default()).await
+    Setup::new(rules).installed_in_work().start().await
 }
 
-async fn start_from(rules: &str, installed_in_work: bool, options: Options) -> Server {
-    // `/tmp` is a writable root of the default sandbox: a checkout under it
-    // (CI may clone there) must not put the "outside" directories under it.
+/// `$CODEX_HOME` unless a case says otherwise: beside `home`.
+const DEFAULT_CODEX_HOME: &str = "codex";
+
+/// Who the server runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum As {
+    /// uid 0 (the tests must run as root).
+    Root,
+    /// uid 65534 when the tests run as root (`setpriv`, with the test's
+    /// directories given to it), else the tests' own unprivileged user.
+    Unprivileged,
+}
+
+impl As {
+    /// Why this variant cannot run here (printed by the caller, who then
+    /// skips the case), if it cannot.
+    pub fn unavailable(self) -> Option<String> {
+        let root = nix::unistd::geteuid().is_root();
+        match self {
+            As::Root if !root => Some(
+                "skipped: the root variant needs the tests to run as root (they run as uid {})"
+                    .replace("{}", &nix::unistd::geteuid().to_string()),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The uid and gid the server gets, when they differ from ours.
+    pub fn switch_to(self) -> Option<(u32, u32)> {
+        match self {
+            As::Unprivileged if nix::unistd::geteuid().is_root() => Some((65534, 65534)),
+            _ => None,
+        }
+    }
+
+    pub fn uid(self) -> u32 {
+        self.switch_to()
+            .map_or_else(|| nix::unistd::geteuid().as_raw(), |(uid, _)| uid)
+    }
+}
+
+/// Where the test's directory lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// `target/redteam-tmp/` (outside every writable root).
+    Target,
+    /// Under `/tmp`, itself a writable root: the workspace is a writable
+    /// root nested in another.
+    Tmp,
+}
+
+/// The server's working directory at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cwd {
+    Work,
+    Home,
+    Slash,
+}
+
+/// How a server is started; [`Setup::start`] makes the directories
+/// (`work`, `outside`, `home`, `codex/rules/redteam.rules`) and starts it.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    rules: String,
+    installed_in_work: bool,
+    user: As,
+    base: Base,
+    /// `work`'s path below the test's directory.
+    work: String,
+    /// `$CODEX_HOME` below the test's directory; `None`: unset.
+    codex_home: Option<String>,
+    /// Whether `$CODEX_HOME` is made before the server starts.
+    codex_home_exists: bool,
+    cwd: Cwd,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    files: Vec<(String, String)>,
+    wrap: Vec<String>,
+    terminal: Option<PathBuf>,
+    /// A file in `outside` the server inherits open for writing at
+    /// [`INHERITED_FD`].
+    inherit: Option<String>,
+    /// How the client answers approval requests.
+    reply: Reply,
+    /// Run once, at the first start, with `work` and `outside`.
+    prepare: PrepareOnce,
+}
+
+/// A [`Prepare`] shared by the clones of a [`Setup`], run once.
+#[derive(Clone, Default)]
+struct PrepareOnce(Arc<Mutex<Option<Prepare>>>);
+
+impl std::fmt::Debug for PrepareOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrepareOnce")
+    }
+}
+
+/// Where [`Setup::inherit`] puts its fd in the server.
+pub const INHERITED_FD: i32 = 50;
+
+impl Setup {
+    pub fn new(rules: &str) -> Setup {
+        Setup {
+            rules: rules.to_owned(),
+            installed_in_work: false,
+            user: As::Root,
+            base: Base::Target,
+            work: "work".into(),
+            codex_home: Some(DEFAULT_CODEX_HOME.into()),
+            codex_home_exists: true,
+            cwd: Cwd::Work,
+            args: Vec::new(),
+            env: Vec::new(),
+            files: Vec::new(),
+            wrap: Vec::new(),
+            terminal: None,
+            inherit: None,
+            reply: Reply::Unsupported,
+            prepare: PrepareOnce::default(),
+        }
+    }
+
+    /// How the client answers approval requests (default: it does not
+    /// declare elicitation).
+    pub fn reply(mut self, reply: Reply) -> Self {
+        self.reply = reply;
+        self
+    }
+
+    /// Run before the server starts with `work` and `outside` (e.g. to
+    /// make the workspace a git repository).
+    pub fn prepare(mut self, prepare: Prepare) -> Self {
+        self.prepare = PrepareOnce(Arc::new(Mutex::new(Some(prepare))));
+        self
+    }
+
+    /// Starts the server with `outside/NAME` open for writing at fd
+    /// [`INHERITED_FD`], not close-on-exec: a stray fd from its client.
+    pub fn inherit(mut self, name: &str) -> Self {
+        self.inherit = Some(name.into());
+        self
+    }
+
+    pub fn installed_in_work(mut self) -> Self {
+        self.installed_in_work = true;
+        self
+    }
+
+    /// The server's user. With [`As::Unprivileged`] under root, the test's
+    /// directory is handed to uid 65534.
+    pub fn user(mut self, user: As) -> Self {
+        self.user = user;
+        self
+    }
+
+    pub fn base(mut self, base: Base) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// `work` at `rel` below the test's directory (e.g. `proj/work`).
+    pub fn work_at(mut self, rel: &str) -> Self {
+        self.work = rel.into();
+        self
+    }
+
+    /// `$CODEX_HOME` at `rel` below the test's directory (made, with the
+    /// rules, when `exists`); `None`: unset (`$HOME/.codex`, not made).
+    pub fn codex_home(mut self, rel: Option<&str>, exists: bool) -> Self {
+        self.codex_home = rel.map(String::from);
+        self.codex_home_exists = exists;
+        self
+    }
+
+    pub fn cwd(mut self, cwd: Cwd) -> Self {
+        self.cwd = cwd;
+        self
+    }
+
+    /// A server argument; `{dir}` stands for the test's directory.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// A server environment variable; `{dir}` as in [`Setup::arg`].
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// A file written before the server starts, at `rel` below the test's
+    /// directory.
+    pub fn file(mut self, rel: &str, text: &str) -> Self {
+        self.files.push((rel.into(), text.into()));
+        self
+    }
+
+    /// A program (and arguments) the server is started under, e.g. a
+    /// seccomp filter faking a kernel without user namespaces.
+    pub fn wrap(mut self, argv: &[&str]) -> Self {
+        self.wrap = argv.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Starts the server in a new session whose controlling terminal is
+    /// the pseudo-terminal `slave`.
+    pub fn terminal(mut self, slave: &Path) -> Self {
+        self.terminal = Some(slave.to_path_buf());
+        self
+    }
+
+    pub async fn start(self) -> Server {
+        // `/tmp` is a writable root of the default sandbox: a checkout under it
+        // (CI may clone there) must not put the "outside" directories under it.
+        let outside_base = outside_base();
+        let base = match self.base {
+            Base::Target => outside_base.clone(),
+            Base::Tmp => PathBuf::from("/tmp"),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("rt")
+            .tempdir_in(&base)
+            .unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let work = root.join(&self.work);
+        // Under /tmp, "outside" would be writable: it goes elsewhere, with
+        // the home directories.
+        let outside_dir = match self.base {
+            Base::Target => None,
+            Base::Tmp => Some(
+                tempfile::Builder::new()
+                    .prefix("rt-outside")
+                    .tempdir_in(&outside_base)
+                    .unwrap(),
+            ),
+        };
+        let elsewhere = match &outside_dir {
+            Some(d) => d.path().canonicalize().unwrap(),
+            None => root.clone(),
+        };
+        let outside = elsewhere.join("outside");
+        let home = elsewhere.join("home");
+        for d in [&home, &work, &outside] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let codex_home = self.codex_home.as_ref().map(|rel| match rel.as_str() {
+            DEFAULT_CODEX_HOME => elsewhere.join(rel),
+            _ => root.join(rel),
+        });
+        if let Some(codex_home) = codex_home.as_ref().filter(|_| self.codex_home_exists) {
+            std::fs::create_dir_all(codex_home.join("rules")).unwrap();
+            std::fs::write(codex_home.join("rules/redteam.rules"), &self.rules).unwrap();
+        }
+        for (rel, text) in &self.files {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text.replace("{dir}", &root.display().to_string())).unwrap();
+        }
+        if let Some(prepare) = self.prepare.0.lock().unwrap().take() {
+            prepare(&work, &outside);
+        }
+        if self.installed_in_work {
+            let bin = work.join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            for name in [
+                "codex-exec-mcp-server",
+                "codex-execve-wrapper",
+                "codex-sandbox-exec",
+            ] {
+                std::fs::copy(sibling(name), bin.join(name)).unwrap();
+            }
+        }
+        if let Some((uid, gid)) = self.user.switch_to() {
+            chown_tree(&root, uid, gid);
+            chown_tree(&elsewhere, uid, gid);
+            if let Some(codex_home) = codex_home
+                .as_ref()
+                .filter(|c| !c.starts_with(&root) && c.exists())
+            {
+                chown_tree(codex_home, uid, gid);
+            }
+        }
+        let spawned = self
+            .spawn(&Dirs {
+                root: &root,
+                outside: &outside,
+                work: &work,
+                home: &home,
+                codex_home: codex_home.as_deref(),
+            })
+            .await;
+        Server {
+            service: spawned.service,
+            asked: spawned.asked,
+            _dir: dir,
+            _outside_dir: outside_dir,
+            root,
+            work,
+            outside,
+            home,
+            codex_home,
+            user: self.user,
+            pid: spawned.pid,
+            pidfd: spawned.pidfd,
+            setup: self,
+            log: spawned.log,
+            cmdline: spawned.cmdline,
+        }
+    }
+
+    /// The server's command: `subcommand` (e.g. `doctor`) after the
+    /// settings; the command line as text for the failure report.
+    fn command(&self, dirs: &Dirs<'_>, subcommand: &[&str]) -> (std::process::Command, String) {
+        let root = dirs.root;
+        let subst = |s: &str| s.replace("{dir}", &root.display().to_string());
+        let _ = sibling("codex-execve-wrapper");
+        let server = if self.installed_in_work {
+            dirs.work.join("bin/codex-exec-mcp-server")
+        } else {
+            server_bin()
+        };
+        let mut argv: Vec<String> = self.wrap.clone();
+        if let Some((uid, gid)) = self.user.switch_to() {
+            argv.extend([
+                "setpriv".to_string(),
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ]);
+        }
+        argv.push(server.display().to_string());
+        argv.extend([
+            "--bash".to_string(),
+            bash().display().to_string(),
+            "--sandbox".into(),
+            "workspace-write".into(),
+        ]);
+        argv.extend(self.args.iter().map(|a| subst(a)));
+        argv.extend(subcommand.iter().map(|a| a.to_string()));
+        let cwd = match self.cwd {
+            Cwd::Work => dirs.work.to_path_buf(),
+            Cwd::Home => dirs.home.to_path_buf(),
+            Cwd::Slash => PathBuf::from("/"),
+        };
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .current_dir(&cwd)
+            .env("HOME", dirs.home)
+            .env_remove("TMPDIR")
+            .env("RUST_LOG", "info,rmcp=warn");
+        match dirs.codex_home {
+            Some(codex_home) => cmd.env("CODEX_HOME", codex_home),
+            None => cmd.env_remove("CODEX_HOME"),
+        };
+        for (k, v) in &self.env {
+            cmd.env(k, subst(v));
+        }
+        let cmdline = format!("(cd {}; {})", cwd.display(), argv.join(" "));
+        (cmd, cmdline)
+    }
+
+    /// Starts the process and its client.
+    async fn spawn(&self, dirs: &Dirs<'_>) -> Spawned {
+        let log = dirs.root.join(format!(
+            "server-{}.log",
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        ));
+        let (cmd, cmdline) = self.command(dirs, &[]);
+        let mut cmd = tokio::process::Command::from(cmd);
+        let inherited = self.inherit.as_ref().map(|name| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(dirs.outside.join(name))
+                .unwrap()
+        });
+        let inherited_fd = inherited.as_ref().map(|f| {
+            use std::os::fd::AsRawFd;
+            f.as_raw_fd()
+        });
+        let terminal = self
+            .terminal
+            .as_ref()
+            .map(|slave| std::ffi::CString::new(slave.as_os_str().as_encoded_bytes()).unwrap());
+        // SAFETY: setrlimit, setsid and open are async-signal-safe and the
+        // closure allocates nothing (the terminal's path was made before).
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                    lim.rlim_cur = lim.rlim_max.min(SERVER_NOFILE);
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                }
+                if let Some(fd) = inherited_fd
+                    && libc::dup2(fd, INHERITED_FD) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(slave) = &terminal {
+                    // A session leader without a terminal acquires the
+                    // first one it opens; the fd itself closes at exec.
+                    if libc::setsid() < 0
+                        || libc::open(slave.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) < 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        let pid = transport.id().expect("server pid");
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let client = Client {
+            reply: self.reply,
+            asked: asked.clone(),
+        };
+        match client.serve(transport).await {
+            Ok(service) => Spawned {
+                service,
+                asked,
+                pidfd: pidfd_open(pid),
+                pid,
+                log,
+                cmdline,
+            },
+            Err(e) => panic!(
+                "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// The directories a server command names.
+struct Dirs<'a> {
+    root: &'a Path,
+    outside: &'a Path,
+    work: &'a Path,
+    home: &'a Path,
+    codex_home: Option<&'a Path>,
+}
+
+struct Spawned {
+    service: RunningService<RoleClient, Client>,
+    asked: Arc<Mutex<Vec<String>>>,
+    pid: u32,
+    pidfd: Option<std::os::fd::OwnedFd>,
+    log: PathBuf,
+    cmdline: String,
+}
+
+/// Numbers the server logs of one test directory (one per start).
+static SERIAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Where test directories outside every writable root go:
+/// `target/redteam-tmp/`, or `/var/tmp/codex-redteam-tmp` for a checkout
+/// under `/tmp` (a writable root of the default sandbox: CI may clone
+/// there).
+pub fn outside_base() -> PathBuf {
     let base = project_root().join("target/redteam-tmp");
     let base = if base.starts_with("/tmp") {
-        std::path::PathBuf::from("/var/tmp/codex-redteam-tmp")
+        PathBuf::from("/var/tmp/codex-redteam-tmp")
     } else {
         base
     };
     std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::Builder::new()
-        .prefix("rt")
-        .tempdir_in(&base)
-        .unwrap();
-    let dir_path = dir.path().canonicalize().unwrap();
-    let codex_home = dir_path.join("codex");
-    let home = dir_path.join("home");
-    let work = dir_path.join("work");
-    let outside = dir_path.join("outside");
-    for d in [&codex_home.join("rules"), &home, &work, &outside] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    std::fs::write(codex_home.join("rules/redteam.rules"), rules).unwrap();
-    (options.prepare)(&work, &outside);
-    let log = dir_path.join("server.log");
-    let _ = sibling("codex-execve-wrapper");
-    let server = if installed_in_work {
-        let bin = work.join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        for name in [
-            "codex-exec-mcp-server",
-            "codex-execve-wrapper",
-            "codex-sandbox-exec",
-        ] {
-            std::fs::copy(sibling(name), bin.join(name)).unwrap();
+    base
+}
+
+/// A pidfd for our child `pid` (opened while the child cannot have been
+/// reaped: its transport is alive).
+fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes integers and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    // SAFETY: a new fd, owned by nobody else.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Hands `dir` and everything below it to `uid`:`gid`.
+fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
+    if dir.is_dir() && !dir.is_symlink() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid, gid);
         }
-        bin.join("codex-exec-mcp-server")
-    } else {
-        server_bin()
-    };
-    let mut args = vec![
-        "--bash".to_string(),
-        bash().display().to_string(),
-        "--sandbox".into(),
-        "workspace-write".into(),
-    ];
-    args.extend(options.args.iter().cloned());
-    let mut cmd = tokio::process::Command::new(&server);
-    cmd.args(&args)
-        .current_dir(&work)
-        .env("CODEX_HOME", &codex_home)
-        .env("HOME", &home)
-        .env_remove("TMPDIR")
-        .env("RUST_LOG", "info,rmcp=warn");
-    // SAFETY: setrlimit is async-signal-safe and the closure allocates
-    // nothing.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-                lim.rlim_cur = lim.rlim_max.min(SERVER_NOFILE);
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            }
-            Ok(())
-        });
-    }
-    let cmdline = format!("{} {}", server.display(), args.join(" "));
-    let (transport, _) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
-    let pid = transport.id().expect("server pid");
-    let asked = Arc::new(Mutex::new(Vec::new()));
-    let client = Client {
-        reply: options.reply,
-        asked: asked.clone(),
-    };
-    let service = match client.serve(transport).await {
-        Ok(service) => service,
-        Err(e) => panic!(
-            "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        ),
-    };
-    Server {
-        service,
-        asked,
-        _dir: dir,
-        work,
-        outside,
-        pid,
-        log,
-        cmdline,
     }
 }
 
 impl Server {
+    /// Stops this server (SIGKILL: what it read at start is all that
+    /// matters) and starts it again with the same directories, settings
+    /// and environment.
+    pub async fn restart(mut self) -> Server {
+        self.kill();
+        let spawned = self.setup.spawn(&self.dirs()).await;
+        drop(std::mem::replace(&mut self.service, spawned.service));
+        self.asked = spawned.asked;
+        self.pid = spawned.pid;
+        self.pidfd = spawned.pidfd;
+        self.log = spawned.log;
+        self.cmdline = spawned.cmdline;
+        self
+    }
+
+    fn dirs(&self) -> Dirs<'_> {
+        Dirs {
+            root: &self.root,
+            outside: &self.outside,
+            work: &self.work,
+            home: &self.home,
+            codex_home: self.codex_home.as_deref(),
+        }
+    }
+
+    /// `codex-exec-mcp-server doctor` with this server's settings, user,
+    /// environment and working directory: its exit status and stdout.
+    pub fn doctor(&self) -> (i32, String) {
+        let (mut cmd, cmdline) = self.setup.command(&self.dirs(), &["doctor"]);
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmdline}: {e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// SIGKILLs the server process (through its pidfd: never another
+    /// process that got its pid).
+    pub fn kill(&self) {
+        if let Some(fd) = &self.pidfd {
+            use std::os::fd::AsRawFd;
+            // SAFETY: pidfd_send_signal takes our pidfd, a signal number and
+            // null info; it reads nothing else.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+        }
+    }
+
+    /// A command run outside the sandbox as the server's user (for victims
+    /// and controls).
+    pub fn outside_command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        if let Some((uid, gid)) = self.user.switch_to() {
+            use std::os::unix::process::CommandExt;
+            // std drops the supplementary groups when root changes its uid.
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    /// Raw `shell` call: the structured result, or the protocol error.
+    pub async fn call(
+        &self,
+        command: &str,
+        workdir: &Path,
+        timeout_ms: u64,
+    ) -> Result<Value, String> {
+        let arguments = json!({"command": command, "workdir": workdir, "timeout_ms": timeout_ms});
+        let params: CallToolRequestParams =
+            serde_json::from_value(json!({"name": "shell", "arguments": arguments})).unwrap();
+        let result = self
+            .service
+            .call_tool(params)
+            .await
+            .map_err(|e| e.to_string())?;
+        match (result.is_error, result.structured_content) {
+            (Some(false), Some(s)) => Ok(s),
+            (_, s) => Err(format!("{:?} {s:?} {:?}", result.is_error, result.content)),
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -66,7 +66,7 @@ fn repository(work: &Path, outside: &Path) {
 
 async fn server(
     reply: Reply,
-    prepare: impl FnOnce(&Path, &Path) + 'static,
+    prepare: impl FnOnce(&Path, &Path) + Send + 'static,
 ) -> (Server, harness::Counts) {
     let s = start_with(
         RULES,

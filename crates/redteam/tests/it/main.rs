@@ -14,6 +14,7 @@
 //! Needs `cargo build --workspace` (the server and wrapper beside this test
 //! executable) and the patched Bash (`cargo xtask bash`).
 
+mod boundary;
 mod cases;
 mod exec_bypass;
 mod harness;
