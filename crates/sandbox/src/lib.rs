@@ -82,6 +82,7 @@ mod policy;
 mod profile;
 mod rootfs;
 mod seccomp;
+mod setid;
 mod supervise;
 mod sys;
 
@@ -460,6 +461,7 @@ fn confine(
     if !spec.network {
         seccomp::deny_network_sockets(!unix_by_landlock)?;
     }
+    setid::deny_set_id_files()?;
     // Last: from here on every exec, the command's own first, waits for the
     // server's answer.
     let exec_check = exec_notify.is_some();
@@ -520,6 +522,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
     if !spec.network {
         seccomp::deny_network_sockets(abi < 9)?;
     }
+    setid::deny_set_id_files()?;
     Ok(Applied {
         landlock_abi: abi,
         landlock_denies_tcp: enforced.tcp,

@@ -280,3 +280,43 @@ fn execs_fail_once_the_exec_check_listener_is_gone() {
     }
     run.assert_stderr_contains("Function not implemented");
 }
+
+/// A file in a writable root (the host's own directory) never gets the
+/// set-user-ID or set-group-ID bit: a root sandbox's `chmod 4755` would be a
+/// root shell for every local user. Other modes are set as asked.
+#[test]
+fn no_set_id_bits_in_a_writable_root() {
+    use std::os::unix::fs::PermissionsExt;
+    for mode in MODES {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("prog");
+        fs::write(&file, "#!/bin/sh\n").unwrap();
+        let at = |name: &str| root.path().join(name).display().to_string();
+        let f = file.display();
+        ops_in(
+            mode,
+            &spec(&[root.path()], &[], false),
+            &[
+                format!("chmod:4755:{f}"),
+                format!("chmod:2755:{f}"),
+                format!("fchmod:6755:{f}"),
+                format!("create:4755:{}", at("created")),
+                format!("create:2755:{}", at("created-gid")),
+                format!("tmpfile:4755:{}", root.path().display()),
+                format!("mknod:4755:{}", at("node")),
+                format!("openat2:{f}"),
+                format!("chmod:755:{f}"),
+                format!("create:644:{}", at("plain")),
+            ],
+        )
+        .assert_stdout(&[
+            "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "ENOSYS", "ok", "ok",
+        ]);
+        let mode_of = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode_of(&file), 0o755);
+        assert_eq!(mode_of(&root.path().join("plain")) & 0o6000, 0);
+        for name in ["created", "created-gid", "node"] {
+            assert!(!root.path().join(name).exists(), "{name} was made");
+        }
+    }
+}

@@ -56,6 +56,32 @@ def run(op):
         s = socket.socket(fileno=int(fd))
         s.connect(("127.0.0.1", int(port)))
         s.close()
+    elif kind == "chmod":
+        mode, _, path = arg.partition(":")
+        os.chmod(path, int(mode, 8))
+    elif kind == "fchmod":
+        mode, _, path = arg.partition(":")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fchmod(fd, int(mode, 8))
+        finally:
+            os.close(fd)
+    elif kind == "create":
+        mode, _, path = arg.partition(":")
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, int(mode, 8)))
+    elif kind == "tmpfile":
+        mode, _, path = arg.partition(":")
+        os.close(os.open(path, os.O_TMPFILE | os.O_WRONLY, int(mode, 8)))
+    elif kind == "mknod":
+        mode, _, path = arg.partition(":")
+        os.mknod(path, 0o100000 | int(mode, 8))
+    elif kind == "openat2":
+        libc = ctypes.CDLL(None, use_errno=True)
+        how = ctypes.create_string_buffer(24)  # flags, mode, resolve: zero
+        fd = libc.syscall(437, -100, arg.encode(), how, 24)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "openat2")
+        os.close(fd)
     elif kind == "io_uring_setup":
         libc = ctypes.CDLL(None, use_errno=True)
         params = ctypes.create_string_buffer(120)

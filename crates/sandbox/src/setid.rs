@@ -1,0 +1,128 @@
+//! No set-user-ID or set-group-ID file is made inside the sandbox.
+//!
+//! **Invariant: no syscall of a sandboxed process gives a file the
+//! `S_ISUID` or `S_ISGID` bit.** The writable roots are the host's own
+//! directories (`/tmp`, the workspace): a program a root server's sandbox
+//! made set-user-ID there is a root shell for every local user, outside the
+//! sandbox, and an unprivileged server's is one for its user. Neither the
+//! dropped capabilities (the owner of a file needs none to set its set-uid
+//! bit) nor a `nosuid` mount of the sandbox's own view (the file is run from
+//! the host's) stop that, so a seccomp filter does, as systemd's
+//! `RestrictSUIDSGID=` does:
+//!
+//! - `chmod`, `fchmod`, `fchmodat`, `fchmodat2` with either bit in the mode
+//!   fail with `EPERM`;
+//! - `open`, `openat` with `O_CREAT` or `O_TMPFILE`, `creat`, `mknod`,
+//!   `mknodat` with either bit in the mode fail with `EPERM`;
+//! - `openat2` fails with `ENOSYS`: its mode is in a structure a filter
+//!   cannot read, and every libc falls back to `openat`.
+//!
+//! A copy that keeps modes (`cp -p`, `install -m 4755`, `tar -p`) fails
+//! that one step; no other program notices. `setxattr` of
+//! `security.capability` (file capabilities) needs `CAP_SETFCAP`, which the
+//! sandbox does not have (see `caps`). Always installed, whatever the
+//! network setting; the x32 numbers on x86_64 too, and other architectures'
+//! calls kill the process (as in `seccomp`).
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use crate::Error;
+
+const SET_ID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+/// `__O_TMPFILE`: the bit of `O_TMPFILE` that is not `O_DIRECTORY`.
+const O_TMPFILE_BIT: u64 = (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64;
+
+/// Installs the filters on the calling thread (inherited across fork and
+/// exec). Requires `no_new_privs`.
+pub(crate) fn deny_set_id_files() -> Result<(), Error> {
+    for program in build().map_err(|e| Error::Seccomp(e.to_string()))? {
+        seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The two filters: modes (`EPERM`), and `openat2` (`ENOSYS`).
+fn build() -> Result<Vec<BpfProgram>, seccompiler::Error> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
+    let arg = |index, op, value| SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value);
+    let bit_set = |index: u8, bit: u64| arg(index, SeccompCmpOp::MaskedEq(bit), bit);
+    // A rule per set-id bit: the mode argument has it.
+    let mode_has = |mode: u8| -> Result<Vec<SeccompRule>, seccompiler::Error> {
+        SET_ID_BITS
+            .iter()
+            .map(|&bit| Ok(SeccompRule::new(vec![bit_set(mode, bit)?])?))
+            .collect()
+    };
+    // A rule per creating flag and set-id bit: the file is made, with it.
+    let creates_with = |flags: u8, mode: u8| -> Result<Vec<SeccompRule>, seccompiler::Error> {
+        let mut rules = Vec::new();
+        for flag in [libc::O_CREAT as u64, O_TMPFILE_BIT] {
+            for &bit in &SET_ID_BITS {
+                rules.push(SeccompRule::new(vec![
+                    bit_set(flags, flag)?,
+                    bit_set(mode, bit)?,
+                ])?);
+            }
+        }
+        Ok(rules)
+    };
+    let mut modes: Vec<(i64, Vec<SeccompRule>)> = vec![
+        (libc::SYS_fchmod, mode_has(1)?),
+        (libc::SYS_fchmodat, mode_has(2)?),
+        (libc::SYS_fchmodat2, mode_has(2)?),
+        (libc::SYS_openat, creates_with(2, 3)?),
+        (libc::SYS_mknodat, mode_has(2)?),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    modes.extend([
+        (libc::SYS_chmod, mode_has(1)?),
+        (libc::SYS_open, creates_with(1, 2)?),
+        (libc::SYS_creat, mode_has(1)?),
+        (libc::SYS_mknod, mode_has(1)?),
+    ]);
+    let modes = SeccompFilter::new(
+        with_x32(modes),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )?;
+    let openat2 = SeccompFilter::new(
+        with_x32(vec![(libc::SYS_openat2, Vec::new())]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )?;
+    Ok(vec![
+        BpfProgram::try_from(modes)?,
+        BpfProgram::try_from(openat2)?,
+    ])
+}
+
+/// The rules keyed by syscall number, plus the x32 numbers on x86_64 (the
+/// same architecture to the filter).
+fn with_x32(denied: Vec<(i64, Vec<SeccompRule>)>) -> BTreeMap<i64, Vec<SeccompRule>> {
+    let mut rules = BTreeMap::new();
+    for (nr, chain) in denied {
+        if cfg!(target_arch = "x86_64") {
+            const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+            rules.insert(nr | X32_SYSCALL_BIT, chain.clone());
+        }
+        rules.insert(nr, chain);
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn filters_compile_for_this_architecture() {
+        let programs = super::build().expect("filters build");
+        assert_eq!(programs.len(), 2);
+        assert!(programs.iter().all(|p| !p.is_empty()));
+    }
+}
