@@ -712,6 +712,7 @@ fn compare(
         for (i, e) in expected.difference.iter().enumerate() {
             if !used[i]
                 && !e.flaky
+                && (!e.as_root || util::is_root())
                 && e.bash.iter().any(|b| b == release.line)
                 && e.parsed_modes.iter().all(|m| ran.contains(m))
             {
@@ -808,6 +809,10 @@ struct Entry {
     /// too) may lose: it need not occur, and `plain` may show it.
     #[serde(default)]
     flaky: bool,
+    /// Only when the suite runs as root (a sandbox without capabilities
+    /// makes root an ordinary user): ignored otherwise.
+    #[serde(default)]
+    as_root: bool,
     #[serde(skip)]
     regex: Option<regex::Regex>,
     #[serde(skip)]
@@ -819,6 +824,7 @@ impl Entry {
         self.test == test
             && self.bash.iter().any(|b| b == line)
             && self.parsed_modes.contains(&mode)
+            && (!self.as_root || util::is_root())
     }
 }
 
