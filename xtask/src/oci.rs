@@ -313,6 +313,28 @@ pub(crate) fn docker_test(sh: &Shell, root: &Path, tar: &Path) -> Result<()> {
         .run()
         .context("docker load")?;
     let tag = image_tag(root)?;
+    // What the sandbox enforces under Docker's default seccomp profile and
+    // capabilities: the table in the log, and the protections that do not
+    // depend on namespaces must hold (the exec check once refused every
+    // exec here: process_vm_readv is filtered).
+    let table = cmd!(sh, "docker run --rm --network none {tag} doctor")
+        .ignore_status()
+        .read()
+        .context("docker run … doctor")?;
+    println!("{table}");
+    for protection in [
+        "writes outside the writable roots",
+        "rules for execs from any process",
+        "set-uid and set-gid files",
+        "capabilities",
+    ] {
+        if !table
+            .lines()
+            .any(|l| l.starts_with("ok ") && l.contains(protection))
+        {
+            bail!("doctor in the image: `{protection}` does not hold:\n{table}");
+        }
+    }
     let script = root.join("docker/mcp_smoke.py");
     cmd!(sh, "python3 {script} {tag}")
         .run()

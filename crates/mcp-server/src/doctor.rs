@@ -211,6 +211,11 @@ pub fn rows(probe: &Probe, settings: &Settings) -> Vec<Row> {
             },
         },
         Row {
+            protection: "set-uid and set-gid files left in the writable roots",
+            holds: applied.set_id_files_refused,
+            how: "seccomp refuses the bits in chmod and file creation (openat2 unavailable)".into(),
+        },
+        Row {
             protection: "System V IPC of processes outside (shared memory, semaphores, queues)",
             holds: ns("ipc"),
             how: if ns("ipc") {
@@ -313,4 +318,109 @@ pub fn render(rows: &[Row]) -> String {
         ));
     }
     out
+}
+
+/// The exec check's row: a real call of the default sandbox with the
+/// check on (Bash execs itself without the wrapper, under the launcher,
+/// the listener served by `escalate::exec_check`), which holds when that
+/// exec was judged and ran. It fails where the kernel has no user notification, or
+/// where the server cannot read a sandboxed process's memory (neither
+/// `process_vm_readv` nor `/proc/<pid>/mem`): every exec is then refused,
+/// and the row says why.
+pub fn exec_check_row(launcher: &Launcher, settings: &Settings, spec: &SandboxSpec) -> Row {
+    const PROTECTION: &str = "rules for execs from any process (the exec check)";
+    if settings.exec_check == crate::config::ExecCheckMode::BashOnly {
+        return Row {
+            protection: PROTECTION,
+            holds: false,
+            how: "off (--exec-check bash-only): only the programs Bash executes are judged".into(),
+        };
+    }
+    match exec_check_probe(launcher, settings, spec) {
+        Ok(()) => Row {
+            protection: PROTECTION,
+            holds: true,
+            how: "a seccomp user-notification filter on execve/execveat, answered by the server"
+                .into(),
+        },
+        Err(why) => Row {
+            protection: PROTECTION,
+            holds: false,
+            how: format!("every exec in the sandbox fails: {why}"),
+        },
+    }
+}
+
+fn exec_check_probe(
+    launcher: &Launcher,
+    settings: &Settings,
+    spec: &SandboxSpec,
+) -> Result<(), String> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Lets everything run, counting the execs the check judged.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+    impl escalate::Decider for Counting {
+        fn decide(&self, _: &escalate::Exec<'_>) -> escalate::Verdict {
+            escalate::Verdict::Run
+        }
+        fn check_sandboxed(&self, _: &escalate::ExecRequest) -> Option<escalate::Verdict> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Some(escalate::Verdict::Run)
+        }
+    }
+
+    let config = escalate::ShellConfig {
+        bash: settings.bash.clone(),
+        wrapper: settings.wrapper.clone(),
+        launcher: launcher.argv().to_vec(),
+        sandbox: Some(serde_json::to_string(spec).map_err(|e| e.to_string())?),
+        exec_check: true,
+        escalation: escalate::EscalationConfig {
+            reaper: Some(launcher.reaper()),
+            ..Default::default()
+        },
+        output_limits: settings.output_limits,
+        kill_grace: std::time::Duration::from_secs(1),
+    };
+    let request = escalate::ShellRequest {
+        // An exec the wrapper does not make (Bash's own first exec
+        // continues unasked).
+        command: "unset BASH_EXEC_WRAPPER; exec \"$BASH\" -c 'exit 0'".into(),
+        workdir: settings.cwd.clone(),
+        login: false,
+        timeout: std::time::Duration::from_secs(20),
+        env: std::env::var_os("PATH")
+            .map(|path| vec![("PATH".into(), path)])
+            .unwrap_or_default(),
+    };
+    let decider = Arc::new(Counting::default());
+    let control = escalate::Control {
+        cancel: Default::default(),
+        timer: Default::default(),
+        progress: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let outcome = runtime
+        .block_on(escalate::run_shell(
+            &config,
+            request,
+            decider.clone(),
+            control,
+        ))
+        .map_err(|e| crate::errors::chain(&anyhow::Error::from(e)))?;
+    let judged = decider.0.load(Ordering::Relaxed);
+    match (outcome.exit_code, judged) {
+        (0, 1..) => Ok(()),
+        (0, 0) => Err("no exec reached the server (the filter was not installed)".into()),
+        (code, _) => Err(format!(
+            "a sandboxed `exec bash -c 'exit 0'` exited {code}: {}",
+            outcome.output.trim()
+        )),
+    }
 }

@@ -87,14 +87,17 @@ fn doctor(settings: &Settings) -> ExitCode {
     if let Err(e) = rules::ensure_codex_home() {
         println!("GAP  $CODEX_HOME: cannot create it ({e}); a command could create it first");
     }
-    let probe = match sandbox_state::default_spec(settings) {
-        Ok(spec) => {
-            let exe = std::env::current_exe().unwrap_or_default();
-            doctor::probe(&Launcher::find(&exe), settings, spec.as_ref())
-        }
-        Err(e) => doctor::Probe::Refused(e.to_string()),
+    let exe = std::env::current_exe().unwrap_or_default();
+    let launcher = Launcher::find(&exe);
+    let (probe, spec) = match sandbox_state::default_spec(settings) {
+        Ok(spec) => (doctor::probe(&launcher, settings, spec.as_ref()), spec),
+        Err(e) => (doctor::Probe::Refused(e.to_string()), None),
     };
-    print!("{}", doctor::render(&doctor::rows(&probe, settings)));
+    let mut rows = doctor::rows(&probe, settings);
+    if let (doctor::Probe::Enforced(_), Some(spec)) = (&probe, &spec) {
+        rows.push(doctor::exec_check_row(&launcher, settings, spec));
+    }
+    print!("{}", doctor::render(&rows));
     if doctor::enforceable(&probe) {
         ExitCode::SUCCESS
     } else {

@@ -228,6 +228,9 @@ pub struct Applied {
     pub socket_filter: bool,
     /// Every capability dropped.
     pub capabilities_dropped: bool,
+    /// No file can be given the set-uid or set-gid bit (see `setid`).
+    #[serde(default)]
+    pub set_id_files_refused: bool,
     /// Every exec is handed to the server (seccomp user notification).
     #[serde(default)]
     pub exec_check: bool,
@@ -491,6 +494,7 @@ fn confine(
         .to_owned(),
         socket_filter: !spec.network,
         capabilities_dropped: true,
+        set_id_files_refused: true,
         exec_check,
         namespaces,
         read_only_subpaths: view.protected.clone(),
@@ -537,6 +541,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         .to_owned(),
         socket_filter: !spec.network,
         capabilities_dropped: true,
+        set_id_files_refused: true,
         exec_check: false,
         namespaces: Vec::new(),
         read_only_subpaths: Vec::new(),

@@ -431,3 +431,50 @@ fn pass_env_refuses_names_that_load_code() {
     let out = run_server(&args, home.path());
     assert!(out.status.success(), "{}", describe(&args, &out));
 }
+
+/// `doctor` runs the real sandbox: here (root, namespaces, Landlock) every
+/// protection holds, the exec check and the set-id filter included; with
+/// `--exec-check bash-only` the exec check's row is the gap it is.
+#[test]
+fn doctor_shows_every_protection_and_the_exec_check() {
+    let home = codex_home_with(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let bash = crate::util::bash().display().to_string();
+    let doctor = |extra: &[&str]| {
+        let mut args = vec!["--bash", &bash];
+        args.extend_from_slice(extra);
+        args.push("doctor");
+        let out = std::process::Command::new(server_bin())
+            .args(&args)
+            .current_dir(work.path())
+            .env("CODEX_HOME", home.path())
+            .env("RUST_LOG", "off")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            describe(&args, &out),
+        )
+    };
+    let (table, what) = doctor(&[]);
+    for protection in [
+        "rules for execs from any process",
+        "set-uid and set-gid files",
+        "writes outside the writable roots",
+    ] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("ok ") && l.contains(protection)),
+            "{protection}:\n{what}"
+        );
+    }
+    let (table, what) = doctor(&["--exec-check", "bash-only"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("GAP ") && l.contains("--exec-check bash-only")),
+        "{what}"
+    );
+}

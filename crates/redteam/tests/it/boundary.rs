@@ -1292,7 +1292,6 @@ everywhere!(
     no_set_id_programs_in_writable_roots,
 );
 
-
 variants!(codex_home_under_tmp:
     as_root => (As::Root, Kernel::Namespaces),
     unprivileged => (As::Unprivileged, Kernel::Namespaces),
