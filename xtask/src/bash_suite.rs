@@ -511,7 +511,26 @@ impl Job {
             "-c".into(),
             self.command().into(),
         ]);
-        let child = Command::new(&argv[0])
+        let mut command = Command::new(&argv[0]);
+        // Only stdin, stdout and stderr, as the server gives its Bash: fds
+        // inherited from whoever ran xtask would shift the numbers `exec
+        // {v}>` picks (run-vredir, run-nameref) in these runs only.
+        // SAFETY: close_range is async-signal-safe and takes integers.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::syscall(
+                    libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                ) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .args(&argv[1..])
             .env_clear()
             .envs(self.env())
