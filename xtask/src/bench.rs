@@ -23,12 +23,18 @@
 //!    1-rule `check`; and start-up with the rules in `CODEX_HOME`), and the
 //!    per-exec decision time (the exec loop on a 5,000-rule server minus a
 //!    1-rule server);
-//! 7. artifact sizes.
+//! 7. artifact sizes;
+//! 8. the sandbox alone against bubblewrap (`bwrap` under the equivalent
+//!    policy), spawn to exit of `/bin/true`, p50 and p99;
+//! 9. the exec check on Bash's execs (`all` against `bash-only`) and on a
+//!    Python loop's direct execs, and an escalated exec (`allow`), ours
+//!    against the reference (see `bench/boundary.rs`).
 //!
 //! Repeated measurements show `median (min–max)`. Speeds are never asserted
 //! here: the results go to `bench/RESULTS.md` (`--quick`:
 //! `target/bench/RESULTS-quick.md`), with the date, commit and machine.
 
+mod boundary;
 pub(crate) mod client;
 mod http;
 mod stats;
@@ -137,6 +143,9 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
 
     let mut rows = Vec::new();
     exec_and_calls(&subjects, &homes, &plan, &mut rows)?;
+    boundary::sandbox_start(&subjects, &plan, &mut rows)?;
+    let allow_home = boundary::allow_true_home(&subjects.dir)?;
+    boundary::exec_check_and_escalation(&subjects, &homes.empty, &allow_home, &plan, &mut rows)?;
     cold_start(&subjects, &homes, &plan, &mut rows)?;
     peak_rss(&subjects, &homes, &plan, &mut rows)?;
     rules(&subjects, &homes, &plan, &mut rows)?;

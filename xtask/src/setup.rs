@@ -47,9 +47,10 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "qemu-user-static",
     "nix-bin",
-    // clients-e2e: `unshare --net` and `ip link set lo up`.
-    "util-linux",
+    // clients-e2e: `unshare --net` (util-linux, above) and `ip link set lo up`.
     "iproute2",
+    // bench: the sandbox Codex uses on Linux, the peer of ours.
+    "bubblewrap",
 ];
 pub(crate) const RUSTUP_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
 pub(crate) const RUST_TARGETS: &[&str] =

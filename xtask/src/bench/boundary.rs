@@ -1,0 +1,329 @@
+//! The cost of the boundary: the sandbox alone against bubblewrap, the exec
+//! check on Bash's execs and on a non-Bash program's, and an escalated
+//! exec, each beside its peer in the same run.
+//!
+//! - Sandbox start-up: `codex-sandbox-exec --spec <workspace-write> --
+//!   /bin/true` against `bwrap --ro-bind / / --bind W W --dev /dev --proc
+//!   /proc --unshare-all --new-session --die-with-parent /bin/true` (the
+//!   equivalent policy: read-only root, writable workspace, every namespace),
+//!   spawn to exit, interleaved, p50 and p99; minus a plain `/bin/true`.
+//! - Exec check: the exec loop of [`super::per_exec_in_call`] under
+//!   workspace-write with `--exec-check bash-only` beside the default
+//!   (`all`), and a Python loop of `posix_spawn("/bin/true")` (execs the
+//!   wrapper never sees) through each server, minus the same loop run
+//!   directly.
+//! - Escalation: the exec loop with `allow` for `true`, every exec run by
+//!   the server outside the sandbox, ours against the reference.
+
+use std::{
+    ffi::OsString,
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+
+use super::client::Server;
+use super::stats::{Summary, Unit, percentile, secs};
+use super::subjects::{Kind, Subjects};
+use super::{CALL_TIMEOUT_MS, EXECS, Plan, Row, per_exec_in_call, per_exec_plain};
+
+/// Spawns per measurement of the sandbox start-up.
+const STARTS: usize = 200;
+const STARTS_QUICK: usize = 30;
+
+/// 8. The sandbox alone, ours against bubblewrap.
+pub(super) fn sandbox_start(s: &Subjects, plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    let Some(launcher) = s.ours.sandbox_exec.as_ref() else {
+        bail!("no codex-sandbox-exec in the snapshot");
+    };
+    let Some(bwrap) = find_program("bwrap") else {
+        println!(
+            "bench: skipped the bubblewrap rows: no `bwrap` on PATH (cargo xtask setup installs it)"
+        );
+        return Ok(());
+    };
+    let work = s.work.display().to_string();
+    let spec = serde_json::json!({
+        "writable_roots": [work],
+        "read_only_subpaths": [],
+        "network": false,
+    })
+    .to_string();
+    let ours: Vec<OsString> = vec![
+        launcher.into(),
+        "--spec".into(),
+        spec.into(),
+        "--".into(),
+        "/bin/true".into(),
+    ];
+    let theirs: Vec<OsString> = [
+        bwrap.to_str().unwrap_or("bwrap"),
+        "--ro-bind",
+        "/",
+        "/",
+        "--bind",
+        &work,
+        &work,
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-all",
+        "--new-session",
+        "--die-with-parent",
+        "/bin/true",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    let plain: Vec<OsString> = vec!["/bin/true".into()];
+    // Both must work here before they are timed.
+    for argv in [&ours, &theirs] {
+        let (ok, stderr) = run_once(argv, &s.work)?;
+        if !ok {
+            bail!("{} failed: {stderr}", describe(argv));
+        }
+    }
+    let n = if plan.quick { STARTS_QUICK } else { STARTS };
+    println!("bench: sandbox start-up, {n} × (ours, bubblewrap, plain /bin/true)");
+    let (mut t_ours, mut t_theirs, mut t_plain) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        t_ours.push(time(&ours, &s.work)?);
+        t_theirs.push(time(&theirs, &s.work)?);
+        t_plain.push(time(&plain, &s.work)?);
+    }
+    let plain_p50 = percentile(&t_plain, 50.0);
+    rows.push(Row::new(
+        "sandbox start-up, `/bin/true` under it, p50 (min–max); reference column: bubblewrap",
+        Some(Summary::of(&t_ours, Unit::Seconds)),
+        Some(Summary::of(&t_theirs, Unit::Seconds)),
+        "< bubblewrap",
+    ));
+    rows.push(Row::new(
+        "sandbox start-up, p99; reference column: bubblewrap",
+        Some(Summary::one(percentile(&t_ours, 99.0), Unit::Seconds)),
+        Some(Summary::one(percentile(&t_theirs, 99.0), Unit::Seconds)),
+        "",
+    ));
+    rows.push(Row::new(
+        "sandbox start-up minus a plain `/bin/true`, p50; reference column: bubblewrap",
+        Some(Summary::one(
+            percentile(&t_ours, 50.0) - plain_p50,
+            Unit::Seconds,
+        )),
+        Some(Summary::one(
+            percentile(&t_theirs, 50.0) - plain_p50,
+            Unit::Seconds,
+        )),
+        "< 1 ms",
+    ));
+    Ok(())
+}
+
+/// A Python loop of `n` direct execs of `/bin/true`, which Bash's wrapper
+/// never sees (only the exec check does).
+fn python_loop(n: u32) -> String {
+    format!(
+        "python3 -c 'import os\nfor _ in range({n}): os.waitpid(os.posix_spawn(\"/bin/true\", [\"true\"], {{}}), 0)'"
+    )
+}
+
+/// Per-exec time of the Python loop in a call: (N − 0) / N.
+fn python_in_call(server: &Server, work: &Path) -> Result<f64> {
+    let t = Instant::now();
+    server.shell(&python_loop(0), work, false, CALL_TIMEOUT_MS)?;
+    let empty = secs(t.elapsed());
+    let t = Instant::now();
+    server.shell(&python_loop(EXECS), work, false, CALL_TIMEOUT_MS)?;
+    let full = secs(t.elapsed());
+    Ok((full - empty) / f64::from(EXECS))
+}
+
+/// The same loop run directly.
+fn python_plain(work: &Path) -> Result<f64> {
+    let time = |n: u32| -> Result<f64> {
+        let t = Instant::now();
+        let status = Command::new("/bin/sh")
+            .args(["-c", &python_loop(n)])
+            .current_dir(work)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .context("cannot run python3")?;
+        if !status.success() {
+            bail!("the python exec loop failed: {status}");
+        }
+        Ok(secs(t.elapsed()))
+    };
+    let empty = time(0)?;
+    let full = time(EXECS)?;
+    Ok((full - empty) / f64::from(EXECS))
+}
+
+/// 9. The exec check and the escalated path.
+pub(super) fn exec_check_and_escalation(
+    s: &Subjects,
+    empty_home: &Path,
+    allow_home: &Path,
+    plan: &Plan,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    if find_program("python3").is_none() {
+        bail!("python3 is needed for the exec-check rows");
+    }
+    let with_args = |kind: Kind, home: &Path, extra: &[&str]| -> Result<Server> {
+        let mut launch = s.launch(kind, home);
+        launch.argv.extend(extra.iter().map(OsString::from));
+        let (server, _) = Server::start(&launch)?;
+        if kind == Kind::Reference {
+            server.sandbox_state(serde_json::json!({"type": "danger-full-access"}), &s.work)?;
+        }
+        Ok(server)
+    };
+    let checked = with_args(Kind::OursWorkspace, empty_home, &[])?;
+    let bash_only = with_args(
+        Kind::OursWorkspace,
+        empty_home,
+        &["--exec-check", "bash-only"],
+    )?;
+    let reference = with_args(Kind::Reference, empty_home, &[])?;
+    let ours_allow = with_args(Kind::OursFull, allow_home, &[])?;
+    let reference_allow = with_args(Kind::Reference, allow_home, &[])?;
+    for server in [
+        &checked,
+        &bash_only,
+        &reference,
+        &ours_allow,
+        &reference_allow,
+    ] {
+        server.shell("true", &s.work, false, CALL_TIMEOUT_MS)?; // warm-up
+    }
+    let mut bash_path: [Vec<f64>; 3] = Default::default();
+    let mut python: [Vec<f64>; 3] = Default::default();
+    let mut escalated: [Vec<f64>; 2] = Default::default();
+    for run in 0..plan.runs {
+        println!(
+            "bench: exec check and escalation, run {}/{}",
+            run + 1,
+            plan.runs
+        );
+        let servers = [&checked, &bash_only, &reference];
+        for (i, server) in servers.iter().enumerate() {
+            let bash = if i == 2 {
+                &s.reference.bash
+            } else {
+                &s.ours.bash
+            };
+            let plain = per_exec_plain(bash, &s.work)?;
+            bash_path[i].push(per_exec_in_call(server, &s.work)? - plain);
+            let plain = python_plain(&s.work)?;
+            python[i].push(python_in_call(server, &s.work)? - plain);
+        }
+        for (i, (server, bash)) in [
+            (&ours_allow, &s.ours.bash),
+            (&reference_allow, &s.reference.bash),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let plain = per_exec_plain(bash, &s.work)?;
+            escalated[i].push(per_exec_in_call(server, &s.work)? - plain);
+        }
+    }
+    let reference_bash = Summary::of(&bash_path[2], Unit::Seconds);
+    rows.push(Row::new(
+        "per-exec overhead, Bash's execs, workspace-write, exec check on (`all`)",
+        Some(Summary::of(&bash_path[0], Unit::Seconds)),
+        Some(reference_bash.clone()),
+        "≤ 0.2 ms",
+    ));
+    rows.push(Row::new(
+        "per-exec overhead, Bash's execs, workspace-write, `--exec-check bash-only`",
+        Some(Summary::of(&bash_path[1], Unit::Seconds)),
+        Some(reference_bash),
+        "",
+    ));
+    let reference_python = Summary::of(&python[2], Unit::Seconds);
+    rows.push(Row::new(
+        "per-exec overhead, a Python loop's direct execs (posix_spawn), workspace-write, exec check on",
+        Some(Summary::of(&python[0], Unit::Seconds)),
+        Some(reference_python.clone()),
+        "≤ 0.1 ms",
+    ));
+    rows.push(Row::new(
+        "per-exec overhead, a Python loop's direct execs, workspace-write, `--exec-check bash-only`",
+        Some(Summary::of(&python[1], Unit::Seconds)),
+        Some(reference_python),
+        "",
+    ));
+    rows.push(Row::new(
+        "per-exec overhead, escalated (`allow` for true: run by the server), danger-full-access",
+        Some(Summary::of(&escalated[0], Unit::Seconds)),
+        Some(Summary::of(&escalated[1], Unit::Seconds)),
+        "",
+    ));
+    for server in [checked, bash_only, reference, ours_allow, reference_allow] {
+        server.shutdown()?;
+    }
+    Ok(())
+}
+
+/// A `CODEX_HOME` whose rules allow `true`: every exec of it escalates.
+pub(super) fn allow_true_home(dir: &Path) -> Result<PathBuf> {
+    let home = dir.join("home-allow-true");
+    let rules = home.join("rules");
+    fs::create_dir_all(&rules).with_context(|| format!("cannot create {}", rules.display()))?;
+    fs::write(
+        rules.join("bench.rules"),
+        "prefix_rule(pattern = [\"true\"], decision = \"allow\")\n",
+    )?;
+    Ok(home)
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+fn describe(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn run_once(argv: &[OsString], cwd: &Path) -> Result<(bool, String)> {
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", describe(argv)))?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Spawn to exit.
+fn time(argv: &[OsString], cwd: &Path) -> Result<f64> {
+    let t = Instant::now();
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {}", describe(argv)))?;
+    let elapsed = secs(t.elapsed());
+    if !status.success() {
+        bail!("{} failed: {status}", describe(argv));
+    }
+    Ok(elapsed)
+}
