@@ -68,6 +68,11 @@
 //!   minimal `/dev` with a private `devpts`, a private `/proc`, pid, IPC
 //!   and (network off) network namespaces, where the kernel allows.
 //! - **Capabilities** (see `caps`): none, in any set, whatever the user.
+//! - **Set-id files** (see `setid`): no file gets the set-uid or set-gid
+//!   bit (a seccomp filter on `chmod` and file creation), whatever the
+//!   network setting: a writable root is the host's own directory.
+//! - **Exec check** (see `exec_notify`, with `--exec-notify`): every
+//!   `execve`/`execveat` waits for the server's verdict.
 //! - **Terminals**: the command runs in a new session without a
 //!   controlling terminal.
 //! - **Lifetime** (see `supervise`): nothing the command starts outlives
