@@ -3,7 +3,9 @@
 host directory mounted at /workspace and no network, then speak
 newline-delimited JSON-RPC to it: initialize, notifications/initialized,
 tools/list, and a `shell` call that writes a file into the workspace, which
-is checked from the host.
+is checked from the host. Then, as root, the usual first mistake: a
+root-owned 0700 workspace mounted without `--user`, where the call's error
+must name the workdir and the image's uid.
 
 usage: mcp_smoke.py IMAGE [extra docker run args...]
 Exit status 0 on success; on failure prints the exchange and the server's
@@ -132,6 +134,43 @@ def main():
         if status != 0:
             server.fail(f"server exited with {status} after stdin closed")
         print(f"ok: {image} answered initialize, tools/list and a shell call writing {path}")
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+    inaccessible_workspace(image, extra)
+
+
+def inaccessible_workspace(image, extra):
+    """Without `--user`, a workspace only root may enter: the error says so."""
+    if os.geteuid() != 0:
+        print("skipped: the root-owned 0700 workspace case needs the tests to run as root")
+        return
+    workspace = tempfile.mkdtemp(prefix="mcp-smoke-0700-")
+    try:
+        os.chmod(workspace, 0o700)
+        argv = ["docker", "run", "-i", "--rm", "--network", "none", "-v", f"{workspace}:/workspace", *extra, image]
+        server = Server(argv)
+        server.request(
+            1,
+            "initialize",
+            {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "mcp-smoke", "version": "0"},
+            },
+        )
+        server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        result = server.request(
+            2,
+            "tools/call",
+            {"name": "shell", "arguments": {"command": "true", "workdir": "/workspace"}},
+        )
+        text = " ".join(c.get("text", "") for c in result.get("content", []))
+        expected = f"workdir `/workspace` is not accessible to uid {UID} (mode 0700, owner 0)"
+        if not result.get("isError") or expected not in text:
+            server.fail(f"expected an error naming the workdir and the uid ({expected!r}), got {result}")
+        server.proc.stdin.close()
+        server.proc.wait(timeout=TIMEOUT)
+        print(f"ok: a root-owned 0700 workspace without --user is named: {text.strip()}")
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
 
