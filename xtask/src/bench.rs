@@ -371,7 +371,6 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
     ));
 
     // 3. throughput
-    let total = plan.clients * plan.calls_per_client;
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
     let mut http_rates = Vec::new();
     for run in 0..plan.throughput_runs {
@@ -383,43 +382,13 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
             plan.throughput_runs
         );
         for (i, (_, server)) in servers.iter().enumerate() {
-            let t = Instant::now();
-            std::thread::scope(|scope| -> Result<()> {
-                let handles: Vec<_> = (0..plan.clients)
-                    .map(|_| {
-                        scope.spawn(|| -> Result<()> {
-                            for _ in 0..plan.calls_per_client {
-                                server.shell("true", &s.work, LOGIN, CALL_TIMEOUT_MS)?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .collect();
-                for h in handles {
-                    h.join().expect("client thread panicked")?;
-                }
-                Ok(())
-            })?;
-            rates[i].push(total as f64 / secs(t.elapsed()));
+            rates[i].push(calls_per_second(plan, || {
+                server.shell("true", &s.work, LOGIN, CALL_TIMEOUT_MS)
+            })?);
         }
-        let t = Instant::now();
-        std::thread::scope(|scope| -> Result<()> {
-            let handles: Vec<_> = (0..plan.clients)
-                .map(|_| {
-                    scope.spawn(|| -> Result<()> {
-                        for _ in 0..plan.calls_per_client {
-                            over_http.shell("true", &s.work, LOGIN, CALL_TIMEOUT_MS)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            for h in handles {
-                h.join().expect("client thread panicked")?;
-            }
-            Ok(())
-        })?;
-        http_rates.push(total as f64 / secs(t.elapsed()));
+        http_rates.push(calls_per_second(plan, || {
+            over_http.shell("true", &s.work, LOGIN, CALL_TIMEOUT_MS)
+        })?);
     }
     for (i, kind) in [Kind::OursFull, Kind::OursWorkspace].iter().enumerate() {
         rows.push(Row::new(
@@ -448,6 +417,29 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
     }
     over_http.shutdown()?;
     Ok(())
+}
+
+/// `plan.clients` threads each making `plan.calls_per_client` calls at
+/// once: calls per second.
+fn calls_per_second<T>(plan: &Plan, call: impl Fn() -> Result<T> + Sync) -> Result<f64> {
+    let t = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..plan.clients)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    for _ in 0..plan.calls_per_client {
+                        call()?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("client thread panicked")?;
+        }
+        Ok(())
+    })?;
+    Ok((plan.clients * plan.calls_per_client) as f64 / secs(t.elapsed()))
 }
 
 fn policy_of(kind: Kind) -> &'static str {

@@ -5,6 +5,7 @@
 //! docker), add one entry. `--only a,b` / `--skip a,b` select steps, `--list`
 //! prints them.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -263,8 +264,10 @@ fn redteam(sh: &Shell) -> Result<()> {
 /// The MCP Python SDK, pinned, in a venv under target/ (kept between runs).
 const PYTHON_MCP: &str = "mcp==2.3.0";
 
-fn python_e2e(sh: &Shell) -> Result<()> {
-    let venv = util::project_root().join("target/mcp-e2e-venv");
+/// A venv under `target/` (kept between runs) with `package` installed:
+/// its directory and its python.
+fn venv_with(sh: &Shell, name: &str, package: &str) -> Result<(PathBuf, PathBuf)> {
+    let venv = util::project_root().join("target").join(name);
     let python = venv.join("bin/python");
     if !python.exists() {
         cmd!(sh, "python3 -m venv {venv}")
@@ -272,7 +275,12 @@ fn python_e2e(sh: &Shell) -> Result<()> {
             .context("python3 -m venv failed (cargo xtask setup installs python3-venv)")?;
     }
     let pip_quiet = ["--quiet", "--disable-pip-version-check"];
-    cmd!(sh, "{python} -m pip install {pip_quiet...} {PYTHON_MCP}").run()?;
+    cmd!(sh, "{python} -m pip install {pip_quiet...} {package}").run()?;
+    Ok((venv, python))
+}
+
+fn python_e2e(sh: &Shell) -> Result<()> {
+    let (_, python) = venv_with(sh, "mcp-e2e-venv", PYTHON_MCP)?;
     let server = "target/debug/codex-exec-mcp-server";
     let bash = format!("target/dist/vendor/{}/bash", bash::DEFAULT_TRIPLE);
     for test in ["test_e2e.py", "test_http.py"] {
@@ -287,19 +295,7 @@ fn python_e2e(sh: &Shell) -> Result<()> {
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 
 fn kubernetes(sh: &Shell) -> Result<()> {
-    let venv = util::project_root().join("target/k8s-validate-venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        cmd!(sh, "python3 -m venv {venv}")
-            .run()
-            .context("python3 -m venv failed (cargo xtask setup installs python3-venv)")?;
-    }
-    let pip_quiet = ["--quiet", "--disable-pip-version-check"];
-    cmd!(
-        sh,
-        "{python} -m pip install {pip_quiet...} {KUBERNETES_VALIDATE}"
-    )
-    .run()?;
+    let (venv, python) = venv_with(sh, "k8s-validate-venv", KUBERNETES_VALIDATE)?;
     let validate = venv.join("bin/kubernetes-validate");
     let manifests: Vec<String> = std::fs::read_dir(util::project_root().join("deploy/kubernetes"))?
         .flatten()
