@@ -28,7 +28,9 @@
 //!    policy), spawn to exit of `/bin/true`, p50 and p99;
 //! 9. the exec check on Bash's execs (`all` against `bash-only`) and on a
 //!    Python loop's direct execs, and an escalated exec (`allow`), ours
-//!    against the reference (see `bench/boundary.rs`).
+//!    against the reference (see `bench/boundary.rs`);
+//! 10. the checks an escalation passes before its program starts
+//!     (`escalate`'s `escalation_checks` example).
 //!
 //! Repeated measurements show `median (min–max)`. Speeds are never asserted
 //! here: the results go to `bench/RESULTS.md` (`--quick`:
@@ -146,6 +148,7 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
     boundary::sandbox_start(&subjects, &plan, &mut rows)?;
     let allow_home = boundary::allow_true_home(&subjects.dir)?;
     boundary::exec_check_and_escalation(&subjects, &homes.empty, &allow_home, &plan, &mut rows)?;
+    boundary::escalation_checks(&subjects.dir, &plan, &mut rows)?;
     cold_start(&subjects, &homes, &plan, &mut rows)?;
     peak_rss(&subjects, &homes, &plan, &mut rows)?;
     rules(&subjects, &homes, &plan, &mut rows)?;

@@ -327,3 +327,64 @@ fn time(argv: &[OsString], cwd: &Path) -> Result<f64> {
     }
     Ok(elapsed)
 }
+
+/// 10. What the checks before an escalation cost (issue 14's target): the
+/// `escalation_checks` example of `escalate`, over a fresh repository whose
+/// `.git` a recorded sandbox protected. Ours only: the reference checks
+/// nothing before it escalates.
+pub(super) fn escalation_checks(dir: &Path, plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    let repo = dir.join("checks-repo");
+    if !repo.join(".git").is_dir() {
+        fs::create_dir_all(&repo)?;
+        let status = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&repo)
+            .status()
+            .context("cannot run git init")?;
+        if !status.success() {
+            bail!("git init in {} failed: {status}", repo.display());
+        }
+    }
+    let n = if plan.quick { "2000" } else { "20000" };
+    println!("bench: escalation checks ({n} each)");
+    let out = Command::new(crate::util::cargo())
+        .args([
+            "run",
+            "-q",
+            "--release",
+            "-p",
+            "escalate",
+            "--example",
+            "escalation_checks",
+            "--",
+        ])
+        .arg(&repo)
+        .arg(n)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run the escalation_checks example")?;
+    if !out.status.success() {
+        bail!("the escalation_checks example failed: {}", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines() {
+        // "NAME: X µs per escalation check, of which Y µs resolving the program"
+        let Some((name, rest)) = line.split_once(": ") else {
+            continue;
+        };
+        let Some(micros) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        rows.push(Row::new(
+            format!("checks before an escalation, `{name}` (resolve, file, workdir, environment, context)"),
+            Some(Summary::one(micros * 1e-6, Unit::Seconds)),
+            None,
+            "< 0.1 ms",
+        ));
+    }
+    Ok(())
+}
