@@ -34,7 +34,7 @@ use super::{CALL_TIMEOUT_MS, EXECS, Plan, Row, per_exec_in_call, per_exec_plain}
 const STARTS: usize = 200;
 const STARTS_QUICK: usize = 30;
 
-/// 8. The sandbox alone, ours against bubblewrap.
+/// Measurement 8: the sandbox alone, ours against bubblewrap.
 pub(super) fn sandbox_start(s: &Subjects, plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
     let Some(launcher) = s.ours.sandbox_exec.as_ref() else {
         bail!("no codex-sandbox-exec in the snapshot");
@@ -162,7 +162,7 @@ fn python_plain(work: &Path) -> Result<f64> {
     Ok((full - empty) / f64::from(EXECS))
 }
 
-/// 9. The exec check and the escalated path.
+/// Measurement 9: the exec check and the escalated path.
 pub(super) fn exec_check_and_escalation(
     s: &Subjects,
     empty_home: &Path,
@@ -328,9 +328,9 @@ fn time(argv: &[OsString], cwd: &Path) -> Result<f64> {
     Ok(elapsed)
 }
 
-/// 10. What the checks before an escalation cost (issue 14's target): the
-/// `escalation_checks` example of `escalate`, over a fresh repository whose
-/// `.git` a recorded sandbox protected. Ours only: the reference checks
+/// Measurement 10, what the checks before an escalation cost (issue 14's
+/// target): the `escalation_checks` example of `escalate`, over a fresh
+/// repository whose `.git` a recorded sandbox protected. Ours only: the reference checks
 /// nothing before it escalates.
 pub(super) fn escalation_checks(dir: &Path, plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
     let repo = dir.join("checks-repo");
