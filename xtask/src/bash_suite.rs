@@ -441,6 +441,18 @@ impl Job {
         if !self.private_tmp {
             return argv;
         }
+        // A checkout under /tmp (CI may clone there) would vanish under the
+        // private /tmp: its top directory there is bound back in, from an
+        // fd opened before (the bind goes to the directory, not a loop).
+        let root = util::project_root();
+        let top = match root.strip_prefix("/tmp") {
+            Ok(rel) => rel
+                .components()
+                .next()
+                .map(|c| Path::new("/tmp").join(c))
+                .unwrap_or_default(),
+            Err(_) => PathBuf::new(),
+        };
         let mut v: Vec<OsString> = [
             "unshare",
             "--mount",
@@ -449,11 +461,19 @@ impl Job {
             "--",
             "/bin/sh",
             "-c",
-            r#"mount --bind "$0" /tmp && exec "$@""#,
+            r#"top=$1; shift
+if [ -n "$top" ]; then exec 9<"$top" || exit 1; fi
+mount --bind "$0" /tmp || exit 1
+if [ -n "$top" ]; then
+    mkdir -p "$top" && mount --no-canonicalize --bind /proc/self/fd/9 "$top" || exit 1
+    exec 9<&-
+fi
+exec "$@""#,
         ]
         .map(OsString::from)
         .to_vec();
         v.push(self.dir.join("slash-tmp").into());
+        v.push(top.into());
         v.extend(argv);
         v
     }
