@@ -1,7 +1,7 @@
 //! Runs one command in the patched Bash and supervises it.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -216,6 +216,7 @@ pub async fn run_shell(
         config.escalation.clone(),
         checked.then(|| expected.clone()),
     )?;
+    let bash_end = above_script_fds(bash_end)?;
     // The launcher sends the exec check's listener on this pair.
     let exec_channel = match checked {
         true => Some(sys::seqpacket_pair()?),
@@ -573,5 +574,27 @@ fn remember_last_line(line: &mut Vec<u8>, chunk: &[u8]) {
     line.extend_from_slice(piece);
     if line.len() > 200 {
         line.drain(..line.len() - 200);
+    }
+}
+
+/// The lowest fd number Bash's end of the session socket may have. Scripts
+/// name low numbers in their redirections (`exec 11</dev/null`, then
+/// `exec 11<&-`, in Bash's own test suite) and `exec {var}>` allocates
+/// upwards from 10, skipping fds in use; Bash keeps its own fds from 255
+/// downwards, also skipping fds in use. A socket at whatever number the
+/// server's `socketpair` returned (11 in one CI run) was closed by such a
+/// script, and every later exec was refused unasked.
+const SESSION_FD_MIN: RawFd = 100;
+
+/// Moves `fd` to [`SESSION_FD_MIN`] or above; under a soft `RLIMIT_NOFILE`
+/// at or below it (`F_DUPFD` fails with `EINVAL`) it stays where it is.
+fn above_script_fds(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= SESSION_FD_MIN {
+        return Ok(fd);
+    }
+    match sys::dup_at_least(fd.as_fd(), SESSION_FD_MIN) {
+        Ok(moved) => Ok(moved),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(fd),
+        Err(e) => Err(e),
     }
 }

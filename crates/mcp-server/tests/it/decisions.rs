@@ -299,3 +299,30 @@ async fn escalated_programs_get_the_servers_environment() {
         "{asked:?}"
     );
 }
+
+/// A script's own redirections to low fd numbers (Bash's test suite does
+/// `exec 11</dev/null` and `exec 11<&-`) must not take the session socket
+/// away: it sits at a number scripts do not name, so the programs after
+/// still escalate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirections_to_low_fds_keep_the_session_socket() {
+    let s = setup()
+        .rules(
+            "a.rules",
+            r#"prefix_rule(pattern = ["touch"], decision = "allow")"#,
+        )
+        .arg("--sandbox")
+        .arg("read-only")
+        .start()
+        .await;
+    let path = s.work.join("f");
+    let r = s
+        .shell(&format!(
+            "for ((fd = 3; fd <= 64; fd++)); do eval \"exec $fd</dev/null\"; eval \"exec $fd<&-\"; done; \
+             touch {}; echo status=$?",
+            path.display()
+        ))
+        .await;
+    assert!(path.exists(), "{r:?}");
+    assert_eq!(r.output, "status=0\n");
+}
