@@ -331,7 +331,12 @@ fn read_loop(
 }
 
 /// The arguments of a bench `shell` call.
-pub(crate) fn shell_arguments(command: &str, workdir: &Path, login: bool, timeout_ms: u64) -> Value {
+pub(crate) fn shell_arguments(
+    command: &str,
+    workdir: &Path,
+    login: bool,
+    timeout_ms: u64,
+) -> Value {
     json!({"command": command, "workdir": workdir, "login": login, "timeout_ms": timeout_ms})
 }
 

@@ -28,7 +28,7 @@ pub struct Raw {
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
     /// Printed if the test fails (before `_dir`, which holds it, goes).
-    log: ServerLog,
+    _log: ServerLog,
     /// Removed when the session ends.
     _dir: tempfile::TempDir,
     /// The canonical workspace: the server's cwd and every call's `workdir`.
@@ -88,7 +88,7 @@ impl Raw {
             stdin: child.stdin.take(),
             stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
             child,
-            log,
+            _log: log,
             _dir: dir,
             work,
             next_id: 0,
