@@ -99,19 +99,31 @@ pub fn shell_params(arguments: Value, meta: Option<Value>) -> CallToolRequestPar
         .expect("shell params are valid tools/call params")
 }
 
-/// Calls `shell` with raw arguments and `_meta`.
+/// Calls `shell` with raw arguments and `_meta`. Through the running
+/// service, not its [`Peer`]: an input-required result (MCP 2026-07-28) is
+/// fulfilled through the client's handler and the call retried.
 pub async fn call_shell(
-    peer: &Peer<RoleClient>,
+    service: &Service,
     arguments: Value,
     meta: Option<Value>,
 ) -> Result<CallToolResult, ServiceError> {
-    peer.call_tool(shell_params(arguments, meta)).await
+    service.call_tool(shell_params(arguments, meta)).await
 }
 
 /// Calls `shell` and decodes its result; panics naming the arguments if
 /// the call fails.
-pub async fn shell(peer: &Peer<RoleClient>, arguments: Value) -> Shell {
-    let result = call_shell(peer, arguments.clone(), None)
+pub async fn shell(service: &Service, arguments: Value) -> Shell {
+    let result = call_shell(service, arguments.clone(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{arguments}: {e}"));
+    decode(&result)
+}
+
+/// [`shell`] through a [`Peer`] (e.g. a clone moved to a task): one
+/// request, no input-required rounds.
+pub async fn peer_shell(peer: &Peer<RoleClient>, arguments: Value) -> Shell {
+    let result = peer
+        .call_tool(shell_params(arguments.clone(), None))
         .await
         .unwrap_or_else(|e| panic!("{arguments}: {e}"));
     decode(&result)

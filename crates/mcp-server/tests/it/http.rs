@@ -61,12 +61,8 @@ impl HttpSetup {
     }
 
     pub async fn start(self) -> Http {
-        let ServerDirs {
-            dir,
-            codex_home,
-            home,
-            work,
-        } = server_dirs(&self.rules);
+        let dirs = server_dirs(&self.rules);
+        let ServerDirs { dir, work, .. } = &dirs;
         let _ = wrapper();
         let mut args = vec![
             "--bash".to_string(),
@@ -80,19 +76,15 @@ impl HttpSetup {
             args.extend(["--auth-token-file".into(), file.display().to_string()]);
         }
         args.extend(self.args);
+        let server = server_bin().display().to_string();
         let log = ServerLog::new(
-            format!("{} {}", server_bin().display(), args.join(" ")),
-            &work,
+            format!("{server} {}", args.join(" ")),
+            work,
             &dir.path().join("server.log"),
         );
-        let child = tokio::process::Command::new(server_bin())
-            .args(&args)
-            .current_dir(&work)
-            .env("CODEX_HOME", &codex_home)
-            .env("HOME", &home)
-            .env_remove("TMPDIR")
+        let child = dirs
+            .command(&server, &args, "info")
             .env_remove("CODEX_MCP_AUTH_TOKEN")
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log.stderr())
@@ -102,8 +94,8 @@ impl HttpSetup {
         let mut server = Http {
             child,
             log,
-            dir,
-            work,
+            dir: dirs.dir,
+            work: dirs.work,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         let listening = eventually(20, || server.listening().is_some()).await;
@@ -219,12 +211,12 @@ impl HttpClient {
         arguments: Value,
         meta: Option<Value>,
     ) -> Result<CallToolResult, ServiceError> {
-        mcp::call_shell(self.service.peer(), arguments, meta).await
+        mcp::call_shell(&self.service, arguments, meta).await
     }
 
     pub async fn shell(&self, command: &str, workdir: &std::path::Path) -> Shell {
         let args = json!({"command": command, "workdir": workdir});
-        mcp::shell(self.service.peer(), args).await
+        mcp::shell(&self.service, args).await
     }
 }
 

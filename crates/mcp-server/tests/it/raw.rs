@@ -12,7 +12,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use test_support::report::ServerLog;
 
-use crate::util::{bash, server_bin, wrapper};
+use crate::util::{bash, server_bin, server_dirs, wrapper};
 
 /// A `prompt` rule for `touch`; the read-only sandbox makes escalation
 /// visible: only an escalated `touch` can create a file in the workspace.
@@ -51,12 +51,10 @@ impl Raw {
     /// arguments.
     pub async fn start_with(rules_text: &str, extra: &[&str]) -> Raw {
         let _ = wrapper();
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        for d in ["codex/rules", "home", "work"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
-        let work = dir.path().join("work").canonicalize().unwrap();
-        let rules = dir.path().join("prompt.rules");
+        let dirs = server_dirs(&[]);
+        let dir = dirs.dir.path();
+        let work = dirs.work.canonicalize().unwrap();
+        let rules = dir.join("prompt.rules");
         std::fs::write(&rules, rules_text).unwrap();
         let mut args = vec![
             "--bash".to_string(),
@@ -67,17 +65,14 @@ impl Raw {
             "read-only".to_string(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
+        let server = server_bin().display().to_string();
         let log = ServerLog::new(
-            format!("{} {}", server_bin().display(), args.join(" ")),
+            format!("{server} {}", args.join(" ")),
             &work,
-            &dir.path().join("server.log"),
+            &dir.join("server.log"),
         );
-        let mut child = tokio::process::Command::new(server_bin())
-            .args(&args)
-            .current_dir(&work)
-            .env("CODEX_HOME", dir.path().join("codex"))
-            .env("HOME", dir.path().join("home"))
-            .env("RUST_LOG", "debug")
+        let mut child = dirs
+            .command(&server, &args, "debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log.stderr())
@@ -89,7 +84,7 @@ impl Raw {
             stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
             child,
             _log: log,
-            _dir: dir,
+            _dir: dirs.dir,
             work,
             next_id: 0,
             server_requests: Vec::new(),

@@ -49,6 +49,26 @@ pub(crate) struct ServerDirs {
     pub work: PathBuf,
 }
 
+impl ServerDirs {
+    /// `program` with `args` as a server of this layout: in `work`, with
+    /// its `CODEX_HOME` and `HOME`, `TMPDIR` unset, logging at `rust_log`.
+    pub fn command(
+        &self,
+        program: &str,
+        args: &[String],
+        rust_log: &str,
+    ) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(&self.work)
+            .env("CODEX_HOME", &self.codex_home)
+            .env("HOME", &self.home)
+            .env_remove("TMPDIR")
+            .env("RUST_LOG", rust_log);
+        cmd
+    }
+}
+
 /// [`ServerDirs`] with `rules` (name, text) in `$CODEX_HOME/rules`.
 pub(crate) fn server_dirs(rules: &[(String, String)]) -> ServerDirs {
     // Not under /tmp: that is a writable root of the default sandbox, and
@@ -132,26 +152,19 @@ impl Setup {
     }
 
     pub async fn start(self) -> Session {
-        let ServerDirs {
-            dir,
-            codex_home,
-            home,
-            work,
-        } = server_dirs(&self.rules);
+        let dirs = server_dirs(&self.rules);
         let _ = wrapper();
         let mut args = self.launcher;
         args.push(server_bin().display().to_string());
         args.extend(["--bash".to_string(), bash().display().to_string()]);
         args.extend(self.args);
-        let mut cmd = tokio::process::Command::new(&args[0]);
-        cmd.args(&args[1..])
-            .current_dir(&work)
-            .env("CODEX_HOME", &codex_home)
-            .env("HOME", &home)
-            .env_remove("TMPDIR")
-            .env("RUST_LOG", "debug")
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
-        let log = ServerLog::new(args.join(" "), &work, &dir.path().join("server.log"));
+        let mut cmd = dirs.command(&args[0], &args[1..], "debug");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let log = ServerLog::new(
+            args.join(" "),
+            &dirs.work,
+            &dirs.dir.path().join("server.log"),
+        );
         let (client, asked, progress) = TestClient::new(self.reply);
         let lifecycle = self.discover.then(mcp::discover);
         let (service, child) = mcp::spawn_stdio(cmd, &log, client, lifecycle).await;
@@ -159,8 +172,8 @@ impl Setup {
             service,
             child,
             log,
-            _dir: dir,
-            work,
+            _dir: dirs.dir,
+            work: dirs.work,
             asked,
             progress,
         }
@@ -229,7 +242,7 @@ impl Session {
         arguments: Value,
         meta: Option<Value>,
     ) -> Result<CallToolResult, ServiceError> {
-        mcp::call_shell(self.service.peer(), arguments, meta).await
+        mcp::call_shell(&self.service, arguments, meta).await
     }
 
     /// Runs `command` in the workspace and decodes the result.
@@ -241,11 +254,11 @@ impl Session {
     /// Starts a `shell` call on its own task.
     pub fn spawn_shell(&self, arguments: Value) -> tokio::task::JoinHandle<Shell> {
         let peer = self.service.peer().clone();
-        tokio::spawn(async move { mcp::shell(&peer, arguments).await })
+        tokio::spawn(async move { mcp::peer_shell(&peer, arguments).await })
     }
 
     pub async fn shell_with(&self, arguments: Value) -> Shell {
-        mcp::shell(self.service.peer(), arguments).await
+        mcp::shell(&self.service, arguments).await
     }
 
     /// Sends a custom request.

@@ -709,7 +709,7 @@ impl Server {
         timeout_ms: u64,
     ) -> Result<Value, String> {
         let arguments = json!({"command": command, "workdir": workdir, "timeout_ms": timeout_ms});
-        let result = mcp::call_shell(self.service.peer(), arguments, None)
+        let result = mcp::call_shell(&self.service, arguments, None)
             .await
             .map_err(|e| e.to_string())?;
         match (result.is_error, result.structured_content) {
@@ -735,7 +735,7 @@ impl Server {
     /// Runs `command` through the `shell` tool in `workdir`.
     pub async fn shell_in(&self, command: &str, workdir: &Path) -> Shell {
         let arguments = json!({"command": command, "workdir": workdir, "timeout_ms": 120_000});
-        mcp::shell(self.service.peer(), arguments).await
+        mcp::shell(&self.service, arguments).await
     }
 
     pub async fn shell(&self, command: &str) -> Shell {
