@@ -26,6 +26,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use test_support::wire;
 
 /// How long one request may take before the bench gives up on it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(900);
@@ -87,11 +88,11 @@ impl Server {
         let server = Server::spawn_with(launch, true)?;
         server.request(
             "initialize",
-            json!({
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {"elicitation": {}},
-                "clientInfo": {"name": "xtask-bash-suite", "version": "0"},
-            }),
+            wire::initialize_params(
+                PROTOCOL_VERSION,
+                json!({"elicitation": {}}),
+                "xtask-bash-suite",
+            ),
         )?;
         server.notify("notifications/initialized", json!({}))?;
         Ok(server)
@@ -172,11 +173,7 @@ impl Server {
     pub(crate) fn initialize(&self) -> Result<Value> {
         self.request(
             "initialize",
-            json!({
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "xtask-bench", "version": "0"},
-            }),
+            wire::initialize_params(PROTOCOL_VERSION, json!({}), "xtask-bench"),
         )
     }
 
@@ -200,15 +197,7 @@ impl Server {
     ) -> Result<ShellOutcome> {
         let result = self.request(
             "tools/call",
-            json!({
-                "name": "shell",
-                "arguments": {
-                    "command": command,
-                    "workdir": workdir,
-                    "login": login,
-                    "timeout_ms": timeout_ms,
-                },
-            }),
+            wire::shell_params(shell_arguments(command, workdir, login, timeout_ms), None),
         )?;
         shell_outcome(&result, command, &self.what)
     }
@@ -217,7 +206,7 @@ impl Server {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         self.pending.lock().expect("pending lock").insert(id, tx);
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
+        self.send(&wire::request(id, method, params))?;
         match rx.recv_timeout(REQUEST_TIMEOUT) {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => bail!("{method} on {}: error {error}", self.what),
@@ -234,7 +223,7 @@ impl Server {
     }
 
     pub(crate) fn notify(&self, method: &str, params: Value) -> Result<()> {
-        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
+        self.send(&wire::notification(method, params))
     }
 
     fn send(&self, message: &Value) -> Result<()> {
@@ -276,8 +265,7 @@ impl Drop for Server {
 }
 
 fn write_line(stdin: &Mutex<Option<ChildStdin>>, message: &Value) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(message).expect("a Value serializes");
-    line.push(b'\n');
+    let line = wire::line(message);
     let mut guard = stdin.lock().expect("stdin lock");
     let stdin = guard
         .as_mut()
@@ -340,6 +328,16 @@ fn read_loop(
     }
     // Dropping the senders tells every waiting request the server is gone.
     pending.lock().expect("pending lock").clear();
+}
+
+/// The arguments of a bench `shell` call.
+pub(crate) fn shell_arguments(
+    command: &str,
+    workdir: &Path,
+    login: bool,
+    timeout_ms: u64,
+) -> Value {
+    json!({"command": command, "workdir": workdir, "login": login, "timeout_ms": timeout_ms})
 }
 
 /// A `shell` result, checked: fails unless the command exited 0 and did

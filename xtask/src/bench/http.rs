@@ -19,8 +19,9 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use test_support::wire;
 
-use super::client::{Launch, ShellOutcome, shell_outcome};
+use super::client::{Launch, ShellOutcome, shell_arguments, shell_outcome};
 
 const TOKEN: &str = "xtask-bench-token-0123456789abcdef";
 const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -85,14 +86,16 @@ impl HttpServer {
             next_id: AtomicU64::new(1),
             what,
         };
-        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-            "clientInfo": {"name": "xtask-bench", "version": "0"}}});
+        let init = wire::request(
+            0,
+            "initialize",
+            wire::initialize_params(PROTOCOL_VERSION, json!({}), "xtask-bench"),
+        );
         let response = server.post(&init)?;
         server.session = response
             .session
             .with_context(|| format!("{}: initialize opened no session", server.what))?;
-        server.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+        server.post(&wire::notification("notifications/initialized", json!({})))?;
         Ok(server)
     }
 
@@ -105,10 +108,11 @@ impl HttpServer {
         timeout_ms: u64,
     ) -> Result<ShellOutcome> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-            "name": "shell",
-            "arguments": {"command": command, "workdir": workdir, "login": login, "timeout_ms": timeout_ms},
-        }});
+        let request = wire::tools_call(
+            id,
+            shell_arguments(command, workdir, login, timeout_ms),
+            None,
+        );
         let response = self.post(&request)?;
         let reply = response
             .messages
@@ -249,15 +253,10 @@ fn exchange(conn: &mut BufReader<TcpStream>, head: &str, body: &str) -> Result<R
     if !(200..300).contains(&status) {
         bail!("HTTP {status}: {text}");
     }
-    let messages = match serde_json::from_str::<Value>(&text) {
-        Ok(value) => vec![value],
-        Err(_) => text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str(d.trim()).ok())
-            .collect(),
-    };
-    Ok(Response { session, messages })
+    Ok(Response {
+        session,
+        messages: wire::body_messages(&text),
+    })
 }
 
 /// The address of the server's "listening" log line.
@@ -265,15 +264,8 @@ fn wait_for_address(log: &Path, child: &mut Child) -> Result<SocketAddr> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = fs::read_to_string(log).unwrap_or_default();
-        if let Some(rest) = text
-            .lines()
-            .find_map(|l| l.split_once("listening: MCP over Streamable HTTP at http://"))
-            .map(|(_, rest)| rest)
-            && let Some((addr, _)) = rest.split_once("/mcp")
-        {
-            return addr
-                .parse()
-                .with_context(|| format!("bad address {addr:?}"));
+        if let Some(addr) = wire::listening_addr(&text) {
+            return Ok(addr);
         }
         if let Some(status) = child.try_wait()? {
             bail!("exited with {status}: {text}");

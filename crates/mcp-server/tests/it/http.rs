@@ -9,17 +9,20 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, ProtocolVersion};
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{ClientLifecycleMode, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceError, ServiceExt};
 use serde_json::{Value, json};
+use test_support::mcp;
+use test_support::report::ServerLog;
+use test_support::wire::tools_call;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::util::{
-    Received, Reply, Shell, TestClient, bash, decode, eventually, marker, pids_with, ps,
-    report_server_on_panic, scratch_base, server_bin, wrapper,
+    Received, Reply, ServerDirs, Shell, TestClient, bash, decode, eventually, marker, pids_with,
+    ps, server_bin, server_dirs, wrapper,
 };
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
@@ -58,16 +61,8 @@ impl HttpSetup {
     }
 
     pub async fn start(self) -> Http {
-        let dir = tempfile::tempdir_in(scratch_base()).unwrap();
-        let codex_home = dir.path().join("codex");
-        let home = dir.path().join("home");
-        let work = dir.path().join("work");
-        for d in [&codex_home.join("rules"), &home, &work] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        for (name, text) in &self.rules {
-            std::fs::write(codex_home.join("rules").join(name), text).unwrap();
-        }
+        let dirs = server_dirs(&self.rules);
+        let ServerDirs { dir, work, .. } = &dirs;
         let _ = wrapper();
         let mut args = vec![
             "--bash".to_string(),
@@ -81,28 +76,26 @@ impl HttpSetup {
             args.extend(["--auth-token-file".into(), file.display().to_string()]);
         }
         args.extend(self.args);
-        let log = dir.path().join("server.log");
-        let child = tokio::process::Command::new(server_bin())
-            .args(&args)
-            .current_dir(&work)
-            .env("CODEX_HOME", &codex_home)
-            .env("HOME", &home)
-            .env_remove("TMPDIR")
+        let server = server_bin().display().to_string();
+        let log = ServerLog::new(
+            format!("{server} {}", args.join(" ")),
+            work,
+            &dir.path().join("server.log"),
+        );
+        let child = dirs
+            .command(&server, &args, "info")
             .env_remove("CODEX_MCP_AUTH_TOKEN")
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(log.stderr())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let cmdline = format!("{} {}", server_bin().display(), args.join(" "));
         let mut server = Http {
             child,
-            dir,
-            work,
             log,
-            cmdline,
+            dir: dirs.dir,
+            work: dirs.work,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         let listening = eventually(20, || server.listening().is_some()).await;
@@ -115,18 +108,12 @@ impl HttpSetup {
 /// A server listening on a loopback port.
 pub struct Http {
     pub child: tokio::process::Child,
+    /// Printed if the test fails (before `dir`, which holds it, goes).
+    log: ServerLog,
     dir: tempfile::TempDir,
     /// The server's working directory.
     pub work: PathBuf,
-    log: PathBuf,
-    cmdline: String,
     pub addr: SocketAddr,
-}
-
-impl Drop for Http {
-    fn drop(&mut self) {
-        report_server_on_panic(&self.cmdline, &self.work, &self.log);
-    }
 }
 
 /// An rmcp client connected over HTTP.
@@ -146,7 +133,7 @@ impl Http {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.log.text()
     }
 
     /// A directory outside every writable root of the default sandbox.
@@ -158,10 +145,7 @@ impl Http {
 
     /// The address in the "listening" log line.
     fn listening(&self) -> Option<SocketAddr> {
-        let log = self.log();
-        let line = log.lines().find(|l| l.contains("listening: MCP over"))?;
-        let rest = &line[line.find("at http://")? + "at http://".len()..];
-        rest[..rest.find("/mcp")?].parse().ok()
+        test_support::wire::listening_addr(&self.log())
     }
 
     /// A client in a session (MCP 2025-06-18, elicitation per `reply`).
@@ -173,14 +157,7 @@ impl Http {
     /// requests; prompts come back as input-required results, which rmcp
     /// fulfils through the handler and retries.
     pub async fn discover_client(&self, token: Option<&str>, reply: Reply) -> HttpClient {
-        self.connect(
-            token,
-            reply,
-            Some(ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            }),
-        )
-        .await
+        self.connect(token, reply, Some(mcp::discover())).await
     }
 
     async fn connect(
@@ -189,17 +166,10 @@ impl Http {
         reply: Reply,
         lifecycle: Option<ClientLifecycleMode>,
     ) -> HttpClient {
-        let mut config = StreamableHttpClientTransportConfig::with_uri(self.url());
-        if let Some(token) = token {
-            config = config.auth_header(token);
-        }
-        let transport = StreamableHttpClientTransport::from_config(config);
         let (client, asked, progress) = TestClient::new(reply);
-        let served = match lifecycle {
-            Some(lifecycle) => client.serve_with_lifecycle(transport, lifecycle).await,
-            None => client.serve(transport).await,
-        };
-        let service = served.unwrap_or_else(|e| panic!("connecting failed: {e}\n{}", self.log()));
+        let service = mcp::connect_http(&self.url(), token, client, lifecycle)
+            .await
+            .unwrap_or_else(|e| panic!("connecting failed: {e}\n{}", self.log()));
         HttpClient {
             service,
             asked,
@@ -215,22 +185,7 @@ impl Http {
         headers: &[(&str, &str)],
         body: &Value,
     ) -> (u16, reqwest::header::HeaderMap, Vec<Value>) {
-        let mut request = reqwest::Client::new()
-            .post(self.url())
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(body.to_string());
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        (status, headers, messages(&text))
+        test_support::http::post(&self.url(), token, headers, body).await
     }
 
     /// A session opened by raw HTTP: its id.
@@ -256,34 +211,13 @@ impl HttpClient {
         arguments: Value,
         meta: Option<Value>,
     ) -> Result<CallToolResult, ServiceError> {
-        let mut params = json!({"name": "shell", "arguments": arguments});
-        if let Some(meta) = meta {
-            params["_meta"] = meta;
-        }
-        let params: CallToolRequestParams = serde_json::from_value(params).unwrap();
-        self.service.call_tool(params).await
+        mcp::call_shell(&self.service, arguments, meta).await
     }
 
     pub async fn shell(&self, command: &str, workdir: &std::path::Path) -> Shell {
         let args = json!({"command": command, "workdir": workdir});
-        let result = self
-            .call(args.clone(), None)
-            .await
-            .unwrap_or_else(|e| panic!("{args}: {e}"));
-        decode(&result)
+        mcp::shell(&self.service, args).await
     }
-}
-
-/// The JSON-RPC messages of an answer body: SSE `data:` lines, or one
-/// JSON document.
-fn messages(body: &str) -> Vec<Value> {
-    if let Ok(value) = serde_json::from_str::<Value>(body) {
-        return vec![value];
-    }
-    body.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str(data.trim()).ok())
-        .collect()
 }
 
 /// Per-request metadata of a stateless 2026-07-28 request.
@@ -301,14 +235,6 @@ const MODERN_CALL_HEADERS: [(&str, &str); 3] = [
     ("mcp-method", "tools/call"),
     ("mcp-name", "shell"),
 ];
-
-fn tools_call(id: u64, arguments: Value, meta: Option<Value>) -> Value {
-    let mut params = json!({"name": "shell", "arguments": arguments});
-    if let Some(meta) = meta {
-        params["_meta"] = meta;
-    }
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
-}
 
 /// After a call has ended, nothing with its marker may survive (SIGKILL
 /// is asynchronous: a dying process gets a moment).

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use crate::util::{bash, server_bin, wrapper};
+use test_support::report::ServerLog;
+
+use crate::util::{bash, server_bin, server_dirs, wrapper};
 
 /// A `prompt` rule for `touch`; the read-only sandbox makes escalation
 /// visible: only an escalated `touch` can create a file in the workspace.
@@ -25,12 +27,12 @@ pub struct Raw {
     /// Taken (closed) by [`Raw::finish`].
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
+    /// Printed if the test fails (before `_dir`, which holds it, goes).
+    _log: ServerLog,
     /// Removed when the session ends.
     _dir: tempfile::TempDir,
     /// The canonical workspace: the server's cwd and every call's `workdir`.
     pub work: PathBuf,
-    log: PathBuf,
-    cmdline: String,
     next_id: u64,
     /// Every server-to-client request seen so far.
     pub server_requests: Vec<Value>,
@@ -49,14 +51,11 @@ impl Raw {
     /// arguments.
     pub async fn start_with(rules_text: &str, extra: &[&str]) -> Raw {
         let _ = wrapper();
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        for d in ["codex/rules", "home", "work"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
-        let work = dir.path().join("work").canonicalize().unwrap();
-        let rules = dir.path().join("prompt.rules");
+        let dirs = server_dirs(&[]);
+        let dir = dirs.dir.path();
+        let work = dirs.work.canonicalize().unwrap();
+        let rules = dir.join("prompt.rules");
         std::fs::write(&rules, rules_text).unwrap();
-        let log = dir.path().join("server.log");
         let mut args = vec![
             "--bash".to_string(),
             bash().display().to_string(),
@@ -66,27 +65,27 @@ impl Raw {
             "read-only".to_string(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
-        let mut child = tokio::process::Command::new(server_bin())
-            .args(&args)
-            .current_dir(&work)
-            .env("CODEX_HOME", dir.path().join("codex"))
-            .env("HOME", dir.path().join("home"))
-            .env("RUST_LOG", "debug")
+        let server = server_bin().display().to_string();
+        let log = ServerLog::new(
+            format!("{server} {}", args.join(" ")),
+            &work,
+            &dir.join("server.log"),
+        );
+        let mut child = dirs
+            .command(&server, &args, "debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(log.stderr())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let cmdline = format!("{} {}", server_bin().display(), args.join(" "));
         Raw {
             stdin: child.stdin.take(),
             stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
             child,
-            _dir: dir,
+            _log: log,
+            _dir: dirs.dir,
             work,
-            log,
-            cmdline,
             next_id: 0,
             server_requests: Vec::new(),
             request_meta: None,
@@ -94,10 +93,11 @@ impl Raw {
     }
 
     pub async fn send(&mut self, message: &Value) {
-        let mut line = message.to_string();
-        line.push('\n');
         let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(line.as_bytes()).await.unwrap();
+        stdin
+            .write_all(&test_support::wire::line(message))
+            .await
+            .unwrap();
         stdin.flush().await.unwrap();
     }
 
@@ -196,11 +196,5 @@ impl Raw {
             .expect("the server did not exit after stdin closed")
             .unwrap();
         assert!(status.success(), "server exit status {status}");
-    }
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        crate::util::report_server_on_panic(&self.cmdline, &self.work, &self.log);
     }
 }

@@ -1,142 +1,93 @@
 //! The test harness: a server session with its own `CODEX_HOME`, `HOME` and
 //! workspace, a scripted MCP client, and, when a test fails, the server's
-//! command line and stderr.
+//! command line and stderr. The plumbing is `test-support`'s, shared with
+//! the red-team harness; this module keeps the names the cases use.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientRequest, CustomRequest,
-    ElicitRequestParams, ElicitResult, ElicitationAction, Implementation, InitializeRequestParams,
-    ProgressNotificationParam, ProtocolVersion, ServerResult,
-};
-use rmcp::service::{
-    ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RunningService,
-};
-use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceError, ServiceExt};
+use rmcp::model::{CallToolResult, ClientRequest, CustomRequest, ServerResult};
+use rmcp::service::RunningService;
+use rmcp::{RoleClient, ServiceError};
 use serde_json::{Value, json};
+use test_support::mcp;
+use test_support::report::ServerLog;
+
+pub use test_support::client::{Received, Reply};
+pub use test_support::mcp::{Shell, decode, eventually, tool_error};
+pub use test_support::paths::bash;
+pub use test_support::procs::{marker, pids_with, ps, refused};
+// Part of this harness before `test-support`: kept for cases that call it.
+#[allow(unused_imports)]
+pub use test_support::procs::gone;
+
+/// The scripted client: answers elicitations per its [`Reply`], records
+/// them and the progress messages it gets.
+pub type TestClient = test_support::client::Client;
 
 /// The server under test.
 pub fn server_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_codex-exec-mcp-server"))
 }
 
-/// The patched Bash.
-pub fn bash() -> PathBuf {
-    if let Some(path) = std::env::var_os("CODEX_TEST_BASH") {
-        return PathBuf::from(path);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let path = root.join("target/dist/vendor/x86_64-unknown-linux-musl/bash");
-    assert!(
-        path.is_file(),
-        "patched bash missing at {}: run `cargo xtask bash` first",
-        path.display()
-    );
-    path
-}
-
 /// The wrapper the server finds beside itself by default.
 pub fn wrapper() -> PathBuf {
-    beside_server("codex-execve-wrapper")
+    test_support::paths::beside(&server_bin(), "codex-execve-wrapper")
 }
 
 /// `codex-sandbox-exec`, the sandbox launcher the server finds beside it.
 pub fn sandbox_exec() -> PathBuf {
-    beside_server("codex-sandbox-exec")
+    test_support::paths::beside(&server_bin(), "codex-sandbox-exec")
 }
 
-/// A binary of this workspace built beside the server.
-fn beside_server(name: &str) -> PathBuf {
-    let path = server_bin().with_file_name(name);
-    assert!(
-        path.is_file(),
-        "{} missing: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
+/// A server's directories: `codex` (`$CODEX_HOME`, with `rules/`), `home`
+/// and `work` in a fresh directory outside every writable root.
+pub(crate) struct ServerDirs {
+    pub dir: tempfile::TempDir,
+    pub codex_home: PathBuf,
+    pub home: PathBuf,
+    pub work: PathBuf,
 }
 
-/// How the scripted client answers `elicitation/create`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply {
-    Accept,
-    Decline,
-    Cancel,
-    /// Never answers.
-    Never,
-    /// The client does not declare the elicitation capability.
-    Unsupported,
-}
-
-pub struct TestClient {
-    reply: Reply,
-    asked: Arc<Mutex<Vec<String>>>,
-    progress: Arc<Mutex<Vec<String>>>,
-}
-
-/// Messages a [`TestClient`] received (elicitations or progress).
-pub type Received = Arc<Mutex<Vec<String>>>;
-
-impl TestClient {
-    /// A client answering elicitations with `reply`, and where it records
-    /// the elicitations and progress messages it gets.
-    pub fn new(reply: Reply) -> (TestClient, Received, Received) {
-        let asked = Received::default();
-        let progress = Received::default();
-        let client = TestClient {
-            reply,
-            asked: asked.clone(),
-            progress: progress.clone(),
-        };
-        (client, asked, progress)
-    }
-}
-
-impl ClientHandler for TestClient {
-    async fn create_elicitation(
+impl ServerDirs {
+    /// `program` with `args` as a server of this layout: in `work`, with
+    /// its `CODEX_HOME` and `HOME`, `TMPDIR` unset, logging at `rust_log`.
+    pub fn command(
         &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, McpError> {
-        let ElicitRequestParams::FormElicitationParams { message, .. } = request else {
-            return Err(McpError::invalid_params(
-                "expected a form elicitation",
-                None,
-            ));
-        };
-        self.asked.lock().unwrap().push(message);
-        let action = match self.reply {
-            Reply::Accept => ElicitationAction::Accept,
-            Reply::Decline => ElicitationAction::Decline,
-            Reply::Cancel => ElicitationAction::Cancel,
-            Reply::Never | Reply::Unsupported => std::future::pending().await,
-        };
-        Ok(ElicitResult::new(action))
+        program: &str,
+        args: &[String],
+        rust_log: &str,
+    ) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(&self.work)
+            .env("CODEX_HOME", &self.codex_home)
+            .env("HOME", &self.home)
+            .env_remove("TMPDIR")
+            .env("RUST_LOG", rust_log);
+        cmd
     }
+}
 
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.progress
-            .lock()
-            .unwrap()
-            .push(params.message.unwrap_or_default());
+/// [`ServerDirs`] with `rules` (name, text) in `$CODEX_HOME/rules`.
+pub(crate) fn server_dirs(rules: &[(String, String)]) -> ServerDirs {
+    // Not under /tmp: that is a writable root of the default sandbox, and
+    // the tests need directories outside every writable root.
+    let dir = tempfile::tempdir_in(scratch_base()).unwrap();
+    let codex_home = dir.path().join("codex");
+    let home = dir.path().join("home");
+    let work = dir.path().join("work");
+    for d in [&codex_home.join("rules"), &home, &work] {
+        std::fs::create_dir_all(d).unwrap();
     }
-
-    fn get_info(&self) -> InitializeRequestParams {
-        let caps = if self.reply == Reply::Unsupported {
-            json!({})
-        } else {
-            json!({"elicitation": {}})
-        };
-        let caps: ClientCapabilities = serde_json::from_value(caps).unwrap();
-        let mut info = InitializeRequestParams::new(caps, Implementation::new("it", "0"));
-        info.protocol_version = ProtocolVersion::V_2025_06_18;
-        info
+    for (name, text) in rules {
+        std::fs::write(codex_home.join("rules").join(name), text).unwrap();
+    }
+    ServerDirs {
+        dir,
+        codex_home,
+        home,
+        work,
     }
 }
 
@@ -201,68 +152,28 @@ impl Setup {
     }
 
     pub async fn start(self) -> Session {
-        // Not under /tmp: that is a writable root of the default sandbox, and
-        // the tests need directories outside every writable root.
-        let dir = tempfile::tempdir_in(scratch_base()).unwrap();
-        let codex_home = dir.path().join("codex");
-        let home = dir.path().join("home");
-        let work = dir.path().join("work");
-        for d in [&codex_home.join("rules"), &home, &work] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        for (name, text) in &self.rules {
-            std::fs::write(codex_home.join("rules").join(name), text).unwrap();
-        }
-        let log = dir.path().join("server.log");
+        let dirs = server_dirs(&self.rules);
         let _ = wrapper();
         let mut args = self.launcher;
         args.push(server_bin().display().to_string());
         args.extend(["--bash".to_string(), bash().display().to_string()]);
         args.extend(self.args);
-        let mut cmd = tokio::process::Command::new(&args[0]);
-        cmd.args(&args[1..])
-            .current_dir(&work)
-            .env("CODEX_HOME", &codex_home)
-            .env("HOME", &home)
-            .env_remove("TMPDIR")
-            .env("RUST_LOG", "debug")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .kill_on_drop(true);
-        let cmdline = args.join(" ");
-        let mut child = cmd.spawn().unwrap();
-        // Our own pipes rather than rmcp's child-process transport, so a
-        // test can close the server's stdin and watch the server exit.
-        let transport = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let mut cmd = dirs.command(&args[0], &args[1..], "debug");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let log = ServerLog::new(
+            args.join(" "),
+            &dirs.work,
+            &dirs.dir.path().join("server.log"),
+        );
         let (client, asked, progress) = TestClient::new(self.reply);
-        let served = if self.discover {
-            client
-                .serve_with_lifecycle(
-                    transport,
-                    ClientLifecycleMode::Discover {
-                        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-                    },
-                )
-                .await
-        } else {
-            client.serve(transport).await
-        };
-        let service = match served {
-            Ok(service) => service,
-            Err(e) => panic!(
-                "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ),
-        };
+        let lifecycle = self.discover.then(mcp::discover);
+        let (service, child) = mcp::spawn_stdio(cmd, &log, client, lifecycle).await;
         Session {
             service,
             child,
-            _dir: dir,
-            work,
             log,
-            cmdline,
+            _dir: dirs.dir,
+            work: dirs.work,
             asked,
             progress,
         }
@@ -274,40 +185,21 @@ pub struct Session {
     pub service: RunningService<RoleClient, TestClient>,
     /// The server process (killed when the session is dropped).
     pub child: tokio::process::Child,
+    /// Printed if the test fails (before `_dir`, which holds it, goes).
+    log: ServerLog,
     pub _dir: tempfile::TempDir,
     /// The server's working directory and the default `workdir`.
     pub work: PathBuf,
-    log: PathBuf,
-    cmdline: String,
-    asked: Arc<Mutex<Vec<String>>>,
-    progress: Arc<Mutex<Vec<String>>>,
+    asked: Received,
+    progress: Received,
 }
 
 /// When a test is failing, prints how its server was started and what it
-/// logged.
+/// logged (the sessions here print through their `ServerLog`; kept for
+/// cases with servers of their own).
+#[allow(dead_code)]
 pub fn report_server_on_panic(cmdline: &str, work: &Path, log: &Path) {
-    if std::thread::panicking() {
-        eprintln!(
-            "--- server command: {cmdline}\n--- cwd: {}\n--- server stderr:\n{}",
-            work.display(),
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        report_server_on_panic(&self.cmdline, &self.work, &self.log);
-    }
-}
-
-/// The `shell` tool's result, decoded.
-#[derive(Debug)]
-pub struct Shell {
-    pub exit_code: i64,
-    pub output: String,
-    pub timed_out: bool,
-    pub structured: Value,
+    test_support::report::report_on_panic(cmdline, work, log);
 }
 
 impl Session {
@@ -331,7 +223,7 @@ impl Session {
 
     /// The server's stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.log.text()
     }
 
     /// Messages of the elicitations received so far.
@@ -350,12 +242,7 @@ impl Session {
         arguments: Value,
         meta: Option<Value>,
     ) -> Result<CallToolResult, ServiceError> {
-        let mut params = json!({"name": "shell", "arguments": arguments});
-        if let Some(meta) = meta {
-            params["_meta"] = meta;
-        }
-        let params: CallToolRequestParams = serde_json::from_value(params).unwrap();
-        self.service.call_tool(params).await
+        mcp::call_shell(&self.service, arguments, meta).await
     }
 
     /// Runs `command` in the workspace and decodes the result.
@@ -367,23 +254,11 @@ impl Session {
     /// Starts a `shell` call on its own task.
     pub fn spawn_shell(&self, arguments: Value) -> tokio::task::JoinHandle<Shell> {
         let peer = self.service.peer().clone();
-        tokio::spawn(async move {
-            let params = json!({"name": "shell", "arguments": arguments});
-            let params: CallToolRequestParams = serde_json::from_value(params).unwrap();
-            let result = peer
-                .call_tool(params)
-                .await
-                .unwrap_or_else(|e| panic!("{arguments}: {e}"));
-            decode(&result)
-        })
+        tokio::spawn(async move { mcp::peer_shell(&peer, arguments).await })
     }
 
     pub async fn shell_with(&self, arguments: Value) -> Shell {
-        let result = self
-            .call(arguments.clone(), None)
-            .await
-            .unwrap_or_else(|e| panic!("{arguments}: {e}"));
-        decode(&result)
+        mcp::shell(&self.service, arguments).await
     }
 
     /// Sends a custom request.
@@ -400,36 +275,6 @@ impl Session {
     }
 }
 
-/// Checks the result's shape (one text content equal to the structured
-/// content) and decodes it.
-pub fn decode(result: &CallToolResult) -> Shell {
-    assert_eq!(result.is_error, Some(false), "{result:?}");
-    assert_eq!(result.content.len(), 1, "{result:?}");
-    let text = &result.content[0].as_text().expect("text content").text;
-    let from_text: Value = serde_json::from_str(text).unwrap();
-    let structured = result
-        .structured_content
-        .clone()
-        .expect("structuredContent");
-    assert_eq!(from_text, structured);
-    Shell {
-        exit_code: structured["exit_code"].as_i64().unwrap(),
-        output: structured["output"].as_str().unwrap().to_string(),
-        timed_out: structured["timed_out"].as_bool().unwrap(),
-        structured,
-    }
-}
-
-/// The text of an `isError` tool result.
-pub fn tool_error(result: &CallToolResult) -> String {
-    assert_eq!(result.is_error, Some(true), "{result:?}");
-    result.content[0]
-        .as_text()
-        .expect("text content")
-        .text
-        .clone()
-}
-
 /// Runs the server binary to completion (no MCP) with its own `CODEX_HOME`.
 pub fn run_server(args: &[&str], codex_home: &Path) -> std::process::Output {
     std::process::Command::new(server_bin())
@@ -443,14 +288,8 @@ pub fn run_server(args: &[&str], codex_home: &Path) -> std::process::Output {
 
 /// Formats a process result for assertion messages.
 pub fn describe(args: &[&str], output: &std::process::Output) -> String {
-    format!(
-        "command: {} {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
-        server_bin().display(),
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    let cmdline = format!("{} {}", server_bin().display(), args.join(" "));
+    test_support::report::describe_output(&cmdline, None, output)
 }
 
 /// Writes `requests` as JSON lines to a fresh server, closes its stdin, and
@@ -459,8 +298,9 @@ pub fn raw_exchange(requests: &[Value]) -> Vec<Value> {
     use std::io::Write;
     let _ = wrapper();
     let home = tempfile::tempdir().unwrap();
+    let args = ["--bash".to_string(), bash().display().to_string()];
     let mut child = std::process::Command::new(server_bin())
-        .args(["--bash", &bash().display().to_string()])
+        .args(&args)
         .env("CODEX_HOME", home.path())
         .env("RUST_LOG", "off")
         .stdin(Stdio::piped())
@@ -470,94 +310,20 @@ pub fn raw_exchange(requests: &[Value]) -> Vec<Value> {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     for request in requests {
-        writeln!(stdin, "{request}").unwrap();
+        stdin.write_all(&test_support::wire::line(request)).unwrap();
     }
     drop(stdin);
     let output = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
+    let cmdline = format!("{} {}", server_bin().display(), args.join(" "));
     text.lines()
         .map(|line| {
             serde_json::from_str(line).unwrap_or_else(|e| {
                 panic!(
-                    "{e}: {line}\nstderr: {}",
-                    String::from_utf8_lossy(&output.stderr)
+                    "{e}: {line}\n{}",
+                    test_support::report::describe_output(&cmdline, None, &output)
                 )
             })
-        })
-        .collect()
-}
-
-/// A string no other process on the machine has in its command line.
-pub fn marker() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{}{:09}{:03}",
-        std::process::id(),
-        nanos,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Live (not zombie) processes whose command line contains `marker`.
-pub fn pids_with(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&cmdline);
-        if text.contains(marker) && !gone(pid) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Whether `pid` has exited (a zombie waiting for its reaper counts).
-pub fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
-
-/// Polls `condition` every 20 ms until it holds or `secs` pass.
-pub async fn eventually(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    condition()
-}
-
-/// Describes the processes in `pids`, for assertion messages.
-pub fn ps(pids: &[u32]) -> String {
-    pids.iter()
-        .map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            format!(
-                "{pid}: {} [{}]\n",
-                String::from_utf8_lossy(&cmdline).replace('\0', " "),
-                stat.trim_end()
-            )
         })
         .collect()
 }
@@ -566,19 +332,8 @@ pub fn ps(pids: &[u32]) -> String {
 /// unless the checkout is under `/tmp` (CI may clone there), which is a
 /// writable root of the default sandbox; then `/var/tmp`.
 pub fn scratch_base() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let base = if base.starts_with("/tmp") {
-        PathBuf::from("/var/tmp/codex-exec-mcp-scratch")
-    } else {
-        base.to_path_buf()
-    };
-    std::fs::create_dir_all(&base).unwrap();
-    base
-}
-
-/// Whether `output` shows a write refused by the sandbox: `EROFS` from the
-/// read-only view of the filesystem, or `EACCES` from Landlock where there
-/// is no mount namespace.
-pub fn refused(output: &str) -> bool {
-    output.contains("Read-only file system") || output.contains("Permission denied")
+    test_support::paths::outside_tmp(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "codex-exec-mcp-scratch",
+    )
 }

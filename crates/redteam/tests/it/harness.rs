@@ -3,7 +3,8 @@
 //! `outside` directory under `target/redteam-tmp/` (not under `/tmp`, which
 //! is a writable root of the sandbox), counters of the server's fds and
 //! child processes, and, when a test fails, the server's command line and
-//! log.
+//! log. The plumbing (spawning, the client, `shell` calls, the failure
+//! report) is `test-support`'s, shared with the server's own tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,14 +12,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ElicitRequestParams, ElicitResult,
-    ElicitationAction, Implementation, InitializeRequestParams, ProtocolVersion,
-};
-use rmcp::service::{RequestContext, RunningService};
-use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceExt};
+use rmcp::RoleClient;
+use rmcp::service::RunningService;
 use serde_json::{Value, json};
+use test_support::mcp;
+use test_support::paths::built as sibling;
+use test_support::report::ServerLog;
+
+pub use test_support::client::{Received, Reply};
+pub use test_support::mcp::{Shell, eventually};
+pub use test_support::paths::bash;
+pub use test_support::procs::{processes_with, refused};
 
 /// Rules every test server loads: `true` and `sleep` are allowed (they can
 /// write nothing, so a marker file can only come from something else).
@@ -31,50 +35,12 @@ prefix_rule(pattern = ["sleep"], decision = "allow")
 /// session, so fd exhaustion shows up as it would for users.
 const SERVER_NOFILE: u64 = 1024;
 
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `target/<profile>/`, found from this test executable
-/// (`target/<profile>/deps/it-HASH`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test executable under target/<profile>/deps")
-        .to_path_buf()
-}
-
-/// A binary of another crate of the workspace, built beside this test.
-fn sibling(name: &str) -> PathBuf {
-    let path = profile_dir().join(name);
-    assert!(
-        path.is_file(),
-        "{} missing: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
-}
-
 pub fn server_bin() -> PathBuf {
     sibling("codex-exec-mcp-server")
 }
 
 pub fn rogue() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rogue"))
-}
-
-pub fn bash() -> PathBuf {
-    if let Some(path) = std::env::var_os("CODEX_TEST_BASH") {
-        return PathBuf::from(path);
-    }
-    let path = project_root().join("target/dist/vendor/x86_64-unknown-linux-musl/bash");
-    assert!(
-        path.is_file(),
-        "patched bash missing at {}: run `cargo xtask bash` first",
-        path.display()
-    );
-    path
 }
 
 /// The server's fds and child processes.
@@ -84,51 +50,10 @@ pub struct Counts {
     pub children: usize,
 }
 
-/// How the client answers approval requests (`elicitation/create`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply {
-    /// The client does not declare elicitation: prompts are denied.
-    Unsupported,
-    Accept,
-    Decline,
-}
-
-/// The MCP client: records every approval question and answers it.
-pub struct Client {
-    reply: Reply,
-    asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl ClientHandler for Client {
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, McpError> {
-        let ElicitRequestParams::FormElicitationParams { message, .. } = request else {
-            return Err(McpError::invalid_params(
-                "expected a form elicitation",
-                None,
-            ));
-        };
-        self.asked.lock().unwrap().push(message);
-        Ok(ElicitResult::new(match self.reply {
-            Reply::Accept => ElicitationAction::Accept,
-            Reply::Decline | Reply::Unsupported => ElicitationAction::Decline,
-        }))
-    }
-
-    fn get_info(&self) -> InitializeRequestParams {
-        let caps = match self.reply {
-            Reply::Unsupported => json!({}),
-            _ => json!({"elicitation": {}}),
-        };
-        let caps: ClientCapabilities = serde_json::from_value(caps).unwrap();
-        let mut info = InitializeRequestParams::new(caps, Implementation::new("redteam", "0"));
-        info.protocol_version = ProtocolVersion::V_2025_06_18;
-        info
-    }
-}
+/// The MCP client: records every approval question and answers it per its
+/// [`Reply`] (`Unsupported`, the default here: it does not declare
+/// elicitation, so prompts are denied).
+pub type Client = test_support::client::Client;
 
 /// Run before the server starts, with the workspace and the outside
 /// directory (e.g. to make the workspace a git repository).
@@ -155,7 +80,9 @@ impl Default for Options {
 /// A running server, its client, and the directories of one test.
 pub struct Server {
     pub service: RunningService<RoleClient, Client>,
-    asked: Arc<Mutex<Vec<String>>>,
+    /// Printed if the test fails (before `_dir`, which holds it, goes).
+    log: ServerLog,
+    asked: Received,
     /// The test's directory, kept across [`Server::restart`].
     _dir: tempfile::TempDir,
     _outside_dir: Option<tempfile::TempDir>,
@@ -175,50 +102,16 @@ pub struct Server {
     pub pid: u32,
     /// A pidfd of the server process, to kill it without racing pid reuse.
     pidfd: Option<std::os::fd::OwnedFd>,
+    /// The server process (also killed when dropped).
+    _child: tokio::process::Child,
     setup: Setup,
-    log: PathBuf,
-    cmdline: String,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- server command: {}\n--- cwd: {}\n--- server stderr:\n{}",
-                self.cmdline,
-                self.work.display(),
-                self.log_text()
-            );
-        }
         // A server started with a controlling terminal or under a wrapper
         // must not outlive the test.
         self.kill();
-    }
-}
-
-/// One `shell` result.
-#[derive(Debug)]
-pub struct Shell {
-    pub exit_code: i64,
-    pub output: String,
-}
-
-impl Shell {
-    /// The value of the first `key=` line.
-    pub fn value(&self, key: &str) -> Option<&str> {
-        let prefix = format!("{key}=");
-        self.output
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-    }
-
-    /// Every value of `key=` lines.
-    pub fn values(&self, key: &str) -> Vec<&str> {
-        let prefix = format!("{key}=");
-        self.output
-            .lines()
-            .filter_map(|l| l.strip_prefix(prefix.as_str()))
-            .collect()
     }
 }
 
@@ -547,6 +440,7 @@ impl Setup {
             .await;
         Server {
             service: spawned.service,
+            log: spawned.log,
             asked: spawned.asked,
             _dir: dir,
             _outside_dir: outside_dir,
@@ -558,9 +452,8 @@ impl Setup {
             user: self.user,
             pid: spawned.pid,
             pidfd: spawned.pidfd,
+            _child: spawned.child,
             setup: self,
-            log: spawned.log,
-            cmdline: spawned.cmdline,
         }
     }
 
@@ -668,29 +561,22 @@ impl Setup {
                 Ok(())
             });
         }
-        let (transport, _) = TokioChildProcess::builder(cmd)
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        let pid = transport.id().expect("server pid");
-        let asked = Arc::new(Mutex::new(Vec::new()));
-        let client = Client {
-            reply: self.reply,
-            asked: asked.clone(),
-        };
-        match client.serve(transport).await {
-            Ok(service) => Spawned {
-                service,
-                asked,
-                pidfd: pidfd_open(pid),
-                pid,
-                log,
-                cmdline,
-            },
-            Err(e) => panic!(
-                "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ),
+        let cwd = cmd
+            .as_std()
+            .get_current_dir()
+            .map_or_else(|| dirs.work.to_path_buf(), Path::to_path_buf);
+        let log = ServerLog::new(cmdline, &cwd, &log);
+        let (client, asked, _) = Client::named("redteam", self.reply);
+        let (service, child) = mcp::spawn_stdio(cmd, &log, client, None).await;
+        let pid = child.id().expect("server pid");
+        Spawned {
+            service,
+            asked,
+            // Opened while the child cannot have been reaped: we hold it.
+            pidfd: pidfd_open(pid),
+            pid,
+            child,
+            log,
         }
     }
 }
@@ -706,11 +592,11 @@ struct Dirs<'a> {
 
 struct Spawned {
     service: RunningService<RoleClient, Client>,
-    asked: Arc<Mutex<Vec<String>>>,
+    asked: Received,
     pid: u32,
     pidfd: Option<std::os::fd::OwnedFd>,
-    log: PathBuf,
-    cmdline: String,
+    child: tokio::process::Child,
+    log: ServerLog,
 }
 
 /// Numbers the server logs of one test directory (one per start).
@@ -721,14 +607,10 @@ static SERIAL: AtomicUsize = AtomicUsize::new(0);
 /// under `/tmp` (a writable root of the default sandbox: CI may clone
 /// there).
 pub fn outside_base() -> PathBuf {
-    let base = project_root().join("target/redteam-tmp");
-    let base = if base.starts_with("/tmp") {
-        PathBuf::from("/var/tmp/codex-redteam-tmp")
-    } else {
-        base
-    };
-    std::fs::create_dir_all(&base).unwrap();
-    base
+    test_support::paths::outside_tmp(
+        &test_support::paths::project_root().join("target/redteam-tmp"),
+        "codex-redteam-tmp",
+    )
 }
 
 /// A pidfd for our child `pid` (opened while the child cannot have been
@@ -762,8 +644,8 @@ impl Server {
         self.asked = spawned.asked;
         self.pid = spawned.pid;
         self.pidfd = spawned.pidfd;
+        self._child = spawned.child;
         self.log = spawned.log;
-        self.cmdline = spawned.cmdline;
         self
     }
 
@@ -827,11 +709,7 @@ impl Server {
         timeout_ms: u64,
     ) -> Result<Value, String> {
         let arguments = json!({"command": command, "workdir": workdir, "timeout_ms": timeout_ms});
-        let params: CallToolRequestParams =
-            serde_json::from_value(json!({"name": "shell", "arguments": arguments})).unwrap();
-        let result = self
-            .service
-            .call_tool(params)
+        let result = mcp::call_shell(&self.service, arguments, None)
             .await
             .map_err(|e| e.to_string())?;
         match (result.is_error, result.structured_content) {
@@ -841,12 +719,12 @@ impl Server {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.log.text()
     }
 
     /// The size of the server's log so far.
     pub fn log_len(&self) -> u64 {
-        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+        self.log.len()
     }
 
     /// Messages of the approval questions asked so far.
@@ -857,19 +735,7 @@ impl Server {
     /// Runs `command` through the `shell` tool in `workdir`.
     pub async fn shell_in(&self, command: &str, workdir: &Path) -> Shell {
         let arguments = json!({"command": command, "workdir": workdir, "timeout_ms": 120_000});
-        let params: CallToolRequestParams =
-            serde_json::from_value(json!({"name": "shell", "arguments": arguments})).unwrap();
-        let result = self
-            .service
-            .call_tool(params)
-            .await
-            .unwrap_or_else(|e| panic!("{command}: {e}"));
-        assert_eq!(result.is_error, Some(false), "{command}: {result:?}");
-        let s: &Value = result.structured_content.as_ref().expect("structured");
-        Shell {
-            exit_code: s["exit_code"].as_i64().unwrap(),
-            output: s["output"].as_str().unwrap().to_string(),
-        }
+        mcp::shell(&self.service, arguments).await
     }
 
     pub async fn shell(&self, command: &str) -> Shell {
@@ -976,40 +842,6 @@ impl Server {
 pub fn assert_writable_outside(marker: &Path) {
     std::fs::write(marker, b"probe").unwrap();
     std::fs::remove_file(marker).unwrap();
-}
-
-/// Whether `output` shows a write refused by the sandbox: `EROFS` from the
-/// read-only view of the filesystem, or `EACCES` from Landlock where there
-/// is no mount namespace.
-pub fn refused(output: &str) -> bool {
-    output.contains("Read-only file system") || output.contains("Permission denied")
-}
-
-/// Pids (other than ours) whose NUL-separated command line starts with
-/// `prefix`, seen from outside the sandbox.
-pub fn processes_with(prefix: &[u8]) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(prefix))
-        })
-        .collect()
-}
-
-/// Polls `condition` every 20 ms until it holds or `secs` pass.
-pub async fn eventually(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    condition()
 }
 
 /// Whether the sandbox can keep read-only subpaths (`.git`) read-only on
