@@ -249,8 +249,23 @@ async fn assert_nothing_left(marker: &str, log: impl Fn() -> String) {
 }
 
 async fn wait_for_sleep(marker: &str, log: impl Fn() -> String) {
-    let started = eventually(20, || !pids_with(marker).is_empty()).await;
-    assert!(started, "the sleep never started:\n{}", log());
+    wait_for_program("sleep", marker, log).await
+}
+
+/// Waits for `program` itself to run with `marker` in its command line:
+/// Bash's command line holds the marker before the commands ahead of it
+/// (`echo started; sleep 30.M`) have run.
+async fn wait_for_program(program: &str, marker: &str, log: impl Fn() -> String) {
+    let sleeping = || {
+        pids_with(marker).into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let argv0 = c.split(|&b| b == 0).next().unwrap_or_default();
+                argv0.rsplit(|&b| b == b'/').next() == Some(program.as_bytes())
+            })
+        })
+    };
+    let started = eventually(20, sleeping).await;
+    assert!(started, "{program} never started:\n{}", log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -806,7 +821,7 @@ async fn calls_over_the_limit_are_refused() {
     );
     tokio::pin!(first);
     let running = async {
-        wait_for_sleep(&m, || s.log()).await;
+        wait_for_program("cat", &m, || s.log()).await;
         c.call(json!({"command": "echo second", "workdir": s.work}), None)
             .await
     };
