@@ -54,6 +54,14 @@
 //! `git init` and `git clone` discover nothing; only their configuration
 //! is checked. Not examined: commands that the user's own configuration
 //! names by a path inside a writable root (`core.fsmonitor = ./x.sh`).
+//!
+//! The arguments are the sandbox's too: a rule allows `git log` followed
+//! by anything, and some of git's options write a file or run a command
+//! named right there (`git log --format=format:… --output=~/.bashrc`,
+//! `git diff --output=…`, `git grep -O'sh -c …'`, `git ls-remote
+//! --upload-pack=…`, `git -c core.pager=…`). An escalation whose
+//! arguments hold one of them ([`git_arguments`]; a long option counts by
+//! any prefix, as git's option parser takes abbreviations) is refused.
 
 use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
@@ -182,6 +190,110 @@ fn git_options(p: &Program<'_>) -> GitOptions {
     o
 }
 
+/// Long options (without `--`) that name a file git writes or a command it
+/// runs, by subcommand (`None`: any).
+const GIT_LONG: &[(Option<&str>, &[&str])] = &[
+    (
+        None,
+        &[
+            "output",
+            "output-directory",
+            "open-files-in-pager",
+            "upload-pack",
+            "receive-pack",
+            "exec",
+            "extcmd",
+            "template",
+            "separate-git-dir",
+        ],
+    ),
+    (Some("clone"), &["config"]),
+    (
+        Some("send-email"),
+        &[
+            "sendmail-cmd",
+            "smtp-server",
+            "to-cmd",
+            "cc-cmd",
+            "header-cmd",
+        ],
+    ),
+];
+
+/// Short options that do the same, by subcommand (letters).
+const GIT_SHORT: &[(&str, &str)] = &[
+    ("grep", "O"),
+    ("format-patch", "o"),
+    ("archive", "o"),
+    ("rebase", "x"),
+    ("difftool", "x"),
+    ("clone", "cu"),
+    ("ls-remote", "u"),
+];
+
+/// Subcommands whose operand is a command to run.
+const GIT_RUNS_OPERAND: &[(&str, &str)] = &[("bisect", "run"), ("submodule", "foreach")];
+
+/// The first argument of `argv` (git's) that makes git write a file or run
+/// a command it names: before the subcommand `-c`, `--config-env` and
+/// `--exec-path=DIR`; after it the options of [`GIT_LONG`] (any prefix of
+/// one: git takes abbreviations), [`GIT_SHORT`] (anywhere in a cluster)
+/// and the operands of [`GIT_RUNS_OPERAND`]. Every argument after the
+/// subcommand is looked at, values and paths included: a refusal only
+/// runs git inside the sandbox.
+fn git_arguments(argv: &[OsString]) -> Option<&OsString> {
+    let dashed = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.as_bytes().strip_prefix(b"git-"))
+        .map(<[u8]>::to_vec);
+    let mut rest = argv.iter().skip(1);
+    let subcommand = match dashed {
+        Some(sub) => sub,
+        None => loop {
+            let arg = rest.next()?;
+            let bytes = arg.as_bytes();
+            if bytes == b"-c"
+                || bytes.starts_with(b"--config-env")
+                || bytes.starts_with(b"--exec-path=")
+            {
+                return Some(arg);
+            }
+            if matches!(bytes, b"-C" | b"--git-dir" | b"--work-tree" | b"--namespace") {
+                rest.next();
+            } else if !bytes.starts_with(b"-") {
+                break bytes.to_vec();
+            }
+        },
+    };
+    let applies = |for_sub: Option<&str>| for_sub.is_none_or(|s| s.as_bytes() == subcommand);
+    let long: Vec<&str> = GIT_LONG
+        .iter()
+        .filter(|(sub, _)| applies(*sub))
+        .flat_map(|(_, names)| names.iter().copied())
+        .collect();
+    let short: String = GIT_SHORT
+        .iter()
+        .filter(|(sub, _)| sub.as_bytes() == subcommand)
+        .map(|(_, letters)| *letters)
+        .collect();
+    let operand = GIT_RUNS_OPERAND
+        .iter()
+        .find(|(sub, _)| sub.as_bytes() == subcommand)
+        .map(|(_, op)| op.as_bytes());
+    rest.find(|arg| {
+        let bytes = arg.as_bytes();
+        if let Some(name) = bytes.strip_prefix(b"--") {
+            let name = name.split(|&b| b == b'=').next().unwrap_or_default();
+            !name.is_empty() && long.iter().any(|l| l.as_bytes().starts_with(name))
+        } else if let Some(letters) = bytes.strip_prefix(b"-") {
+            letters.iter().any(|l| short.as_bytes().contains(l))
+        } else {
+            operand == Some(bytes)
+        }
+    })
+}
+
 /// The first argument that is not an option.
 fn first_operand<'a>(mut args: impl Iterator<Item = &'a OsString>) -> Option<OsString> {
     args.find(|a| !a.as_bytes().starts_with(b"-")).cloned()
@@ -189,6 +301,12 @@ fn first_operand<'a>(mut args: impl Iterator<Item = &'a OsString>) -> Option<OsS
 
 /// See the module docs.
 fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
+    if let Some(arg) = git_arguments(p.argv) {
+        return Err(format!(
+            "git would write a file or run a command named in its arguments ({})",
+            arg.to_string_lossy()
+        ));
+    }
     let home = p.var("HOME").map(PathBuf::from);
     let mut configs: Vec<PathBuf> = Vec::new();
     if !p.var("GIT_CONFIG_NOSYSTEM").is_some_and(truthy) {
@@ -851,6 +969,48 @@ mod tests {
         }
         // A bare name is a remote's name unless such a directory exists.
         assert_eq!(local("origin"), None);
+    }
+
+    #[test]
+    fn arguments_that_write_files_or_run_commands() {
+        let refused = |args: &str| {
+            let argv: Vec<OsString> = args.split(' ').map(OsString::from).collect();
+            git_arguments(&argv).map(|a| a.to_string_lossy().into_owned())
+        };
+        for (args, arg) in [
+            ("git log --format=format:x --output=/h/.bashrc", "--output=/h/.bashrc"),
+            ("git log -p --output /h/x", "--output"),
+            ("git diff --no-index --out=/h/x a b", "--out=/h/x"),
+            ("git grep -nOsh pattern", "-nOsh"),
+            ("git grep --open=sh pattern", "--open=sh"),
+            ("git ls-remote --upload-pack=sh .", "--upload-pack=sh"),
+            ("git ls-remote -u sh .", "-u"),
+            ("git fetch --upload-p=sh .", "--upload-p=sh"),
+            ("git push --receive-pack=sh .", "--receive-pack=sh"),
+            ("git clone -c core.hooksPath=/tmp/h a b", "-c"),
+            ("git clone --template=/tmp/t a b", "--template=/tmp/t"),
+            ("git format-patch -o /h -1", "-o"),
+            ("git rebase -x sh main", "-x"),
+            ("git bisect run sh", "run"),
+            ("git submodule foreach sh", "foreach"),
+            ("git -c core.pager=sh log", "-c"),
+            ("git --exec-path=/tmp/x status", "--exec-path=/tmp/x"),
+            ("git --config-env=core.pager=V log", "--config-env=core.pager=V"),
+        ] {
+            assert_eq!(refused(args).as_deref(), Some(arg), "{args}");
+        }
+        for args in [
+            "git status --short",
+            "git log --oneline --format=%s --output-indicator-new=+ -1",
+            "git diff --stat --exit-code --ext-diff --text --cc",
+            "git grep -n -o -e x",
+            "git -C sub --git-dir=g --no-pager log -1",
+            "git --exec-path",
+            "git fetch -u origin",
+            "git show -o",
+        ] {
+            assert_eq!(refused(args), None, "{args}");
+        }
     }
 
     #[test]

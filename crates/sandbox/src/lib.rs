@@ -71,6 +71,9 @@
 //! - **Set-id files** (see `setid`): no file gets the set-uid or set-gid
 //!   bit (a seccomp filter on `chmod` and file creation), whatever the
 //!   network setting: a writable root is the host's own directory.
+//! - **Keyrings** (see `keyring`): no key of the user's session or user
+//!   keyring can be read or changed (`add_key`, `request_key`, `keyctl`
+//!   fail with `ENOSYS`), whatever the network setting.
 //! - **Exec check** (see `exec_notify`, with `--exec-notify`): every
 //!   `execve`/`execveat` waits for the server's verdict.
 //! - **Terminals**: the command runs in a new session without a
@@ -80,6 +83,7 @@
 
 mod caps;
 mod exec_notify;
+mod keyring;
 mod landlock_rules;
 pub mod launcher;
 mod namespaces;
@@ -236,6 +240,10 @@ pub struct Applied {
     /// No file can be given the set-uid or set-gid bit (see `setid`).
     #[serde(default)]
     pub set_id_files_refused: bool,
+    /// No key of the user's keyrings can be read or changed (see
+    /// `keyring`).
+    #[serde(default)]
+    pub keyrings_refused: bool,
     /// Every exec is handed to the server (seccomp user notification).
     #[serde(default)]
     pub exec_check: bool,
@@ -470,6 +478,7 @@ fn confine(
         seccomp::deny_network_sockets(!unix_by_landlock)?;
     }
     setid::deny_set_id_files()?;
+    keyring::deny_keyrings()?;
     // Last: from here on every exec, the command's own first, waits for the
     // server's answer.
     let exec_check = exec_notify.is_some();
@@ -500,6 +509,7 @@ fn confine(
         socket_filter: !spec.network,
         capabilities_dropped: true,
         set_id_files_refused: true,
+        keyrings_refused: true,
         exec_check,
         namespaces,
         read_only_subpaths: view.protected.clone(),
@@ -532,6 +542,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         seccomp::deny_network_sockets(abi < 9)?;
     }
     setid::deny_set_id_files()?;
+    keyring::deny_keyrings()?;
     Ok(Applied {
         landlock_abi: abi,
         landlock_denies_tcp: enforced.tcp,
@@ -547,6 +558,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         socket_filter: !spec.network,
         capabilities_dropped: true,
         set_id_files_refused: true,
+        keyrings_refused: true,
         exec_check: false,
         namespaces: Vec::new(),
         read_only_subpaths: Vec::new(),

@@ -1,0 +1,278 @@
+//! An independent review's attacks (red team 3): ways out that the other
+//! files did not try.
+//!
+//! - An allowed git is given the arguments of the sandbox: `allow git log`
+//!   (or the README's `git status|diff`) lets it write any file the user
+//!   can (`--output`) and run any command (`grep -O`, `ls-remote
+//!   --upload-pack`).
+//! - The exec check resolved the exec's path by text in the server's own
+//!   view: `/dev/fd/3` or `/proc/self/fd/3` was the server's fd, and a
+//!   symlink in the sandbox's private `/dev/shm` did not exist; either way
+//!   "nothing there" let the exec continue, and a forbidden `rm` ran.
+//!
+//! A marker in the `outside` directory (outside every writable root) can
+//! only be written by a process outside the sandbox.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{self, Options};
+
+/// git as the README shows it (`status`, `diff`), plus `log`, `grep` and
+/// `ls-remote`, which read too.
+const GIT_RULES: &str = r#"
+prefix_rule(pattern = ["true"], decision = "allow")
+prefix_rule(pattern = ["git", ["status", "diff", "log", "grep", "ls-remote"]], decision = "allow")
+"#;
+
+/// Runs git outside the sandbox, for a test's set-up.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git (apt install git)");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// The workspace a repository with one commit (`README`: `hello`), made
+/// before the server starts so that its `.git` is protected.
+fn repository(work: &Path, _outside: &Path) {
+    git(work, &["init", "-q"]);
+    std::fs::write(work.join("README"), "hello\n").unwrap();
+    git(work, &["add", "README"]);
+    git(work, &["commit", "-q", "-m", "first"]);
+}
+
+/// Each attack: a git command line writing `{M}` (replaced by a marker's
+/// path outside) from outside the sandbox, when escalated.
+const GIT_ATTACKS: &[(&str, &str)] = &[
+    ("log-output", "git log -1 --format=format:escaped --output={M}"),
+    ("diff-output", "git diff --output {M}"),
+    (
+        "grep-pager",
+        "git grep --open-files-in-pager='sh -c \"echo escaped > {M}\" --' hello",
+    ),
+    (
+        "ls-remote-upload-pack",
+        "git ls-remote --upload-pack='sh -c \"echo escaped > {M}\" #' .",
+    ),
+];
+
+/// `allow git log` (and friends) followed by the sandbox's arguments: each
+/// attack works outside (the control), and through the `shell` tool it must
+/// not escalate: it runs inside, with the notice, and writes nothing
+/// outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_git_does_not_escalate_arguments_that_write_or_run() {
+    if harness::skip_without_read_only_subpaths(
+        "an_allowed_git_does_not_escalate_arguments_that_write_or_run",
+    ) {
+        return;
+    }
+    let s = harness::start_with(
+        GIT_RULES,
+        Options {
+            prepare: Box::new(repository),
+            ..Options::default()
+        },
+    )
+    .await;
+    let base = s.baseline().await;
+    let mut escaped = Vec::new();
+    let mut markers = Vec::new();
+    for (name, attack) in GIT_ATTACKS {
+        let marker = s.outside.join(format!("git-{name}"));
+        let line = attack.replace("{M}", &marker.display().to_string());
+        // Control: the same command outside writes the marker.
+        let out = Command::new("sh")
+            .args(["-c", &line])
+            .current_dir(&s.work)
+            .output()
+            .unwrap();
+        assert!(marker.exists(), "control {name}: {line}: {out:?}");
+        std::fs::remove_file(&marker).unwrap();
+        let r = s.shell(&format!("{line}; echo rc=$?")).await;
+        if marker.exists() {
+            escaped.push(format!("{name}: {line}: {}", r.output));
+        } else {
+            assert!(r.output.contains("not escalated"), "{name}: {r:?}");
+        }
+        markers.push(marker);
+    }
+    assert!(escaped.is_empty(), "ran outside the sandbox: {escaped:#?}");
+    // Plain reads still escalate.
+    let r = s.shell("git log -1 --format=%s; echo rc=$?").await;
+    assert_eq!(r.output, "first\nrc=0\n", "{r:?}");
+    let markers: Vec<&Path> = markers.iter().map(|m| m.as_path()).collect();
+    s.assert_contained(base, &markers).await;
+}
+
+const FORBID_RM: &str = r#"
+prefix_rule(pattern = ["rm"], decision = "forbidden", justification = "keep the files")
+"#;
+
+/// Ways of naming `rm` by a path that means something else in the server's
+/// view than in the sandbox's: the kernel follows `/proc/self` for the
+/// process that execs, and the sandbox's `/dev` is its own.
+const VIEW_WAYS: &[(&str, &str)] = &[
+    ("dev-fd", "exec 3</usr/bin/rm; /dev/fd/3 \"$F\""),
+    ("env-proc-self-fd", "exec 3</usr/bin/rm; env /proc/self/fd/3 \"$F\""),
+    (
+        "link-to-proc-self",
+        "exec 3</usr/bin/rm; ln -s /proc/self/fd/3 ./via-self; env ./via-self \"$F\"",
+    ),
+    (
+        "dev-shm-link",
+        "ln -sf /usr/bin/rm /dev/shm/rt-x 2>/dev/null && env /dev/shm/rt-x \"$F\"",
+    ),
+];
+
+/// A `forbidden` rule for `rm` holds when `rm` is named through
+/// `/proc/self`, `/dev/fd` or the sandbox's private `/dev/shm`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_holds_through_paths_only_the_sandbox_sees() {
+    let s = harness::start(FORBID_RM).await;
+    let base = s.baseline().await;
+    let mut escaped = Vec::new();
+    for (way, snippet) in VIEW_WAYS {
+        let file = s.work.join(format!("keep-{way}"));
+        std::fs::write(&file, "x").unwrap();
+        let r = s
+            .shell(&format!("F={}; {snippet}; echo rc=$?", file.display()))
+            .await;
+        if !file.exists() {
+            escaped.push(format!("{way}: {}", r.output));
+        } else if way != &"dev-shm-link" || r.output.contains("Execution denied") {
+            // (Without a private /dev, /dev/shm is not writable: no link.)
+            assert!(
+                r.output.contains("Execution denied:") && r.output.contains("keep the files"),
+                "{way}: no denial reported: {}",
+                r.output
+            );
+        }
+    }
+    assert!(escaped.is_empty(), "rm ran: {escaped:#?}");
+    s.assert_contained(base, &[]).await;
+}
+
+/// The server's own fds are not what `/proc/self/fd/N` names in the
+/// sandbox: with an outside file at fd 50 of the server, an exec of
+/// `/proc/self/fd/50` is judged as the file the sandbox's fd 50 is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_self_is_the_process_that_execs() {
+    let s = harness::Setup::new(FORBID_RM)
+        .inherit("server-fd")
+        .start()
+        .await;
+    let file = s.work.join("keep-fd50");
+    std::fs::write(&file, "x").unwrap();
+    let r = s
+        .shell(&format!(
+            "exec 50</usr/bin/rm; env /proc/self/fd/50 {}; echo rc=$?",
+            file.display()
+        ))
+        .await;
+    assert!(file.exists(), "rm ran: {r:?}");
+    assert!(r.output.contains("Execution denied:"), "{r:?}");
+}
+
+/// Python in the sandbox: search the user keyring (`@u`) for the user key
+/// `secret`, print what it reads, then add the key `planted` there.
+fn keyring_script(secret: &str, planted: &str) -> String {
+    format!(
+        r#"/usr/bin/python3 -c '
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+u = ctypes.c_long(-4)
+k = libc.syscall(250, 10, u, b"user", b"{secret}", 0)
+if k < 0:
+    print("search=errno", ctypes.get_errno())
+else:
+    buf = ctypes.create_string_buffer(64)
+    n = libc.syscall(250, 11, k, buf, 64)
+    print("read=" + buf.raw[:max(n, 0)].decode())
+r = libc.syscall(248, b"user", b"{planted}", b"planted", 7, u)
+print("add=", r, ctypes.get_errno())
+'; echo rc=$?"#
+    )
+}
+
+/// The keys in `/proc/keys` this process can see, by description.
+fn visible_keys() -> String {
+    std::fs::read_to_string("/proc/keys").unwrap_or_default()
+}
+
+mod keys {
+    //! `add_key(2)` and `keyctl(2)` for the test's own set-up and clean-up.
+    pub fn add_user_key(desc: &str, payload: &[u8]) -> Option<i64> {
+        let desc = std::ffi::CString::new(desc).unwrap();
+        // SAFETY: add_key with valid C strings and a buffer of the given length.
+        let id = unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                desc.as_ptr(),
+                payload.as_ptr(),
+                payload.len(),
+                libc::KEY_SPEC_USER_KEYRING,
+            )
+        };
+        (id >= 0).then_some(id)
+    }
+
+    pub fn invalidate(id: i64) {
+        // SAFETY: keyctl(KEYCTL_INVALIDATE, id) takes no pointer.
+        unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_INVALIDATE, id) };
+    }
+
+    pub fn find_user_key(desc: &str) -> Option<i64> {
+        let desc = std::ffi::CString::new(desc).unwrap();
+        // SAFETY: keyctl(KEYCTL_SEARCH, keyring, type, description, 0) with C strings.
+        let id = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_SEARCH,
+                libc::KEY_SPEC_USER_KEYRING,
+                c"user".as_ptr(),
+                desc.as_ptr(),
+                0,
+            )
+        };
+        (id >= 0).then_some(id)
+    }
+}
+
+/// The user's kernel keyring is not the sandbox's to read or write: a key
+/// the server's user holds (a ticket, a credential) is not read from
+/// inside, and a key added inside does not appear outside. Root only (an
+/// unprivileged server's uid differs from the test's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_keyrings_are_out_of_reach() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs the tests to run as root (the server's keyring is the test's)");
+        return;
+    }
+    let tag = format!("{}-{}", std::process::id(), line!());
+    let (secret, planted) = (format!("rt3-secret-{tag}"), format!("rt3-planted-{tag}"));
+    let Some(secret_id) = keys::add_user_key(&secret, b"hunter2") else {
+        eprintln!("skipped: no kernel keyrings here (add_key failed)");
+        return;
+    };
+    let s = harness::start(harness::RULES).await;
+    let base = s.baseline().await;
+    let r = s.shell(&keyring_script(&secret, &planted)).await;
+    keys::invalidate(secret_id);
+    let planted_id = keys::find_user_key(&planted);
+    if let Some(id) = planted_id {
+        keys::invalidate(id);
+    }
+    assert!(!r.output.contains("hunter2"), "a key read inside: {r:?}");
+    assert!(
+        planted_id.is_none() && !visible_keys().contains(&planted),
+        "a key added inside is in the user's keyring: {r:?}"
+    );
+    s.assert_contained(base, &[]).await;
+}
