@@ -259,7 +259,10 @@ fn git_arguments(argv: &[OsString]) -> Option<&OsString> {
             {
                 return Some(arg);
             }
-            if matches!(bytes, b"-C" | b"--git-dir" | b"--work-tree" | b"--namespace") {
+            if matches!(
+                bytes,
+                b"-C" | b"--git-dir" | b"--work-tree" | b"--namespace"
+            ) {
                 rest.next();
             } else if !bytes.starts_with(b"-") {
                 break bytes.to_vec();
@@ -978,7 +981,10 @@ mod tests {
             git_arguments(&argv).map(|a| a.to_string_lossy().into_owned())
         };
         for (args, arg) in [
-            ("git log --format=format:x --output=/h/.bashrc", "--output=/h/.bashrc"),
+            (
+                "git log --format=format:x --output=/h/.bashrc",
+                "--output=/h/.bashrc",
+            ),
             ("git log -p --output /h/x", "--output"),
             ("git diff --no-index --out=/h/x a b", "--out=/h/x"),
             ("git grep -nOsh pattern", "-nOsh"),
@@ -995,7 +1001,10 @@ mod tests {
             ("git submodule foreach sh", "foreach"),
             ("git -c core.pager=sh log", "-c"),
             ("git --exec-path=/tmp/x status", "--exec-path=/tmp/x"),
-            ("git --config-env=core.pager=V log", "--config-env=core.pager=V"),
+            (
+                "git --config-env=core.pager=V log",
+                "--config-env=core.pager=V",
+            ),
         ] {
             assert_eq!(refused(args).as_deref(), Some(arg), "{args}");
         }

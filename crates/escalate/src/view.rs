@@ -85,7 +85,13 @@ pub(crate) fn resolve(tid: u32, start: Start, path: &Path, empty_path: bool) -> 
         }
         let st = fstatat(&cur, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
-            cur = openat(&cur, name.as_os_str(), flags | OFlag::O_NOFOLLOW, Mode::empty()).ok()?;
+            cur = openat(
+                &cur,
+                name.as_os_str(),
+                flags | OFlag::O_NOFOLLOW,
+                Mode::empty(),
+            )
+            .ok()?;
             continue;
         }
         links += 1;
@@ -207,12 +213,18 @@ mod tests {
         let resolve = |p: &str| resolve(me, Start::Cwd, Path::new(p), false);
         assert_eq!(resolve(&format!("/proc/self/fd/{fd}")), Some(file.clone()));
         assert_eq!(resolve(&format!("/dev/fd/{fd}")), Some(file.clone()));
-        assert_eq!(resolve(&format!("/proc/thread-self/fd/{fd}")), Some(file.clone()));
+        assert_eq!(
+            resolve(&format!("/proc/thread-self/fd/{fd}")),
+            Some(file.clone())
+        );
         let abs = dir.path().join("abs").display().to_string();
         assert_eq!(resolve(&abs), Some(file.clone()));
         let rel = format!("/../../{}", dir.path().join("rel").display());
         assert_eq!(resolve(&rel), Some(file.clone()));
-        assert_eq!(resolve(&dir.path().join("missing").display().to_string()), None);
+        assert_eq!(
+            resolve(&dir.path().join("missing").display().to_string()),
+            None
+        );
         let dirfd = std::fs::File::open(dir.path()).unwrap();
         let at = Start::Fd(dirfd.as_fd().as_raw_fd());
         assert_eq!(resolve_at(me, at, "rel"), Some(file.clone()));

@@ -49,7 +49,10 @@ fn repository(work: &Path, _outside: &Path) {
 /// Each attack: a git command line writing `{M}` (replaced by a marker's
 /// path outside) from outside the sandbox, when escalated.
 const GIT_ATTACKS: &[(&str, &str)] = &[
-    ("log-output", "git log -1 --format=format:escaped --output={M}"),
+    (
+        "log-output",
+        "git log -1 --format=format:escaped --output={M}",
+    ),
     ("diff-output", "git diff --output {M}"),
     (
         "grep-pager",
@@ -119,7 +122,10 @@ prefix_rule(pattern = ["rm"], decision = "forbidden", justification = "keep the 
 /// process that execs, and the sandbox's `/dev` is its own.
 const VIEW_WAYS: &[(&str, &str)] = &[
     ("dev-fd", "exec 3</usr/bin/rm; /dev/fd/3 \"$F\""),
-    ("env-proc-self-fd", "exec 3</usr/bin/rm; env /proc/self/fd/3 \"$F\""),
+    (
+        "env-proc-self-fd",
+        "exec 3</usr/bin/rm; env /proc/self/fd/3 \"$F\"",
+    ),
     (
         "link-to-proc-self",
         "exec 3</usr/bin/rm; ln -s /proc/self/fd/3 ./via-self; env ./via-self \"$F\"",
