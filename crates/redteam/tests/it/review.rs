@@ -16,7 +16,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{self, Options};
+use crate::boundary::{NO_NAMESPACES, PYTHON};
+use crate::harness::{self, As, Options, Server, Setup};
 
 /// git as the README shows it (`status`, `diff`), plus `log`, `grep` and
 /// `ls-remote`, which read too.
@@ -137,10 +138,28 @@ const VIEW_WAYS: &[(&str, &str)] = &[
 ];
 
 /// A `forbidden` rule for `rm` holds when `rm` is named through
-/// `/proc/self`, `/dev/fd` or the sandbox's private `/dev/shm`.
+/// `/proc/self`, `/dev/fd` or the sandbox's private `/dev/shm`: with the
+/// server as root and unprivileged, with namespaces and on a kernel faked
+/// without them (as `boundary` does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_holds_through_paths_only_the_sandbox_sees() {
-    let s = harness::start(FORBID_RM).await;
+    for user in [As::Root, As::Unprivileged] {
+        if let Some(why) = user.unavailable() {
+            eprintln!("{user:?}: {why}");
+            continue;
+        }
+        for namespaces in [true, false] {
+            let mut setup = Setup::new(FORBID_RM).user(user);
+            if !namespaces {
+                setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+            }
+            let s = setup.start().await;
+            view_ways(&s, &format!("{user:?}, namespaces: {namespaces}")).await;
+        }
+    }
+}
+
+async fn view_ways(s: &Server, variant: &str) {
     let base = s.baseline().await;
     let mut escaped = Vec::new();
     for (way, snippet) in VIEW_WAYS {
@@ -155,12 +174,12 @@ async fn forbidden_holds_through_paths_only_the_sandbox_sees() {
             // (Without a private /dev, /dev/shm is not writable: no link.)
             assert!(
                 r.output.contains("Execution denied:") && r.output.contains("keep the files"),
-                "{way}: no denial reported: {}",
+                "{variant}: {way}: no denial reported: {}",
                 r.output
             );
         }
     }
-    assert!(escaped.is_empty(), "rm ran: {escaped:#?}");
+    assert!(escaped.is_empty(), "{variant}: rm ran: {escaped:#?}");
     s.assert_contained(base, &[]).await;
 }
 
@@ -253,32 +272,42 @@ mod keys {
 
 /// The user's kernel keyring is not the sandbox's to read or write: a key
 /// the server's user holds (a ticket, a credential) is not read from
-/// inside, and a key added inside does not appear outside. Root only (an
-/// unprivileged server's uid differs from the test's).
+/// inside, and a key added inside does not appear outside; with and
+/// without namespaces. Root only (an unprivileged server's uid differs
+/// from the test's, and so does its user keyring).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_keyrings_are_out_of_reach() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: needs the tests to run as root (the server's keyring is the test's)");
         return;
     }
-    let tag = format!("{}-{}", std::process::id(), line!());
-    let (secret, planted) = (format!("rt3-secret-{tag}"), format!("rt3-planted-{tag}"));
-    let Some(secret_id) = keys::add_user_key(&secret, b"hunter2") else {
-        eprintln!("skipped: no kernel keyrings here (add_key failed)");
-        return;
-    };
-    let s = harness::start(harness::RULES).await;
-    let base = s.baseline().await;
-    let r = s.shell(&keyring_script(&secret, &planted)).await;
-    keys::invalidate(secret_id);
-    let planted_id = keys::find_user_key(&planted);
-    if let Some(id) = planted_id {
-        keys::invalidate(id);
+    for namespaces in [true, false] {
+        let mut setup = Setup::new(harness::RULES);
+        if !namespaces {
+            setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+        }
+        let s = setup.start().await;
+        let tag = format!("{}-{namespaces}", std::process::id());
+        let (secret, planted) = (format!("rt3-secret-{tag}"), format!("rt3-planted-{tag}"));
+        let Some(secret_id) = keys::add_user_key(&secret, b"hunter2") else {
+            eprintln!("skipped: no kernel keyrings here (add_key failed)");
+            return;
+        };
+        let base = s.baseline().await;
+        let r = s.shell(&keyring_script(&secret, &planted)).await;
+        keys::invalidate(secret_id);
+        let planted_id = keys::find_user_key(&planted);
+        if let Some(id) = planted_id {
+            keys::invalidate(id);
+        }
+        assert!(
+            !r.output.contains("hunter2"),
+            "namespaces: {namespaces}: a key read inside: {r:?}"
+        );
+        assert!(
+            planted_id.is_none() && !visible_keys().contains(&planted),
+            "namespaces: {namespaces}: a key added inside is in the user's keyring: {r:?}"
+        );
+        s.assert_contained(base, &[]).await;
     }
-    assert!(!r.output.contains("hunter2"), "a key read inside: {r:?}");
-    assert!(
-        planted_id.is_none() && !visible_keys().contains(&planted),
-        "a key added inside is in the user's keyring: {r:?}"
-    );
-    s.assert_contained(base, &[]).await;
 }
