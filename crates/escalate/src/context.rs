@@ -42,7 +42,10 @@
 //!   pushed to — the first operand, every `remote.*.url`/`pushurl` and
 //!   `url.<base>.insteadOf` base of those files that is a local path or
 //!   `file://` URL — as a repository: receive-pack runs its hooks, as a
-//!   child of the escalated git.
+//!   child of the escalated git;
+//! - every submodule of the index whose `.git` is in the work tree, and
+//!   the repository it names: git runs git in them (`status` asks each
+//!   whether it is modified), with their configuration.
 //!
 //! Each must lie outside every writable root, or in a read-only subpath no
 //! sandbox wrote (a missing file must be one no sandbox could create). The
@@ -378,6 +381,15 @@ fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
             configs.push(repo.common_dir.join("config"));
         }
         check_hooks(&repo.common_dir.join("hooks"), exposure)?;
+        // Where git finds the work tree: discovered, else the working
+        // directory (`--git-dir` alone); `--work-tree` names one we do not
+        // follow.
+        let top = match (&repo.top, options.work_tree) {
+            (_, true) => None,
+            (Some(top), false) => Some(top.clone()),
+            (None, false) => options.git_dir.as_ref().map(|_| options.dir.clone()),
+        };
+        check_submodules(repo, top.as_deref(), p, exposure)?;
     }
 
     // Every configuration file, and the files and hooks they name.
@@ -538,6 +550,140 @@ enum Found {
         top: Option<PathBuf>,
     },
     Nothing,
+}
+
+/// Every submodule the index records (a gitlink) whose `.git` is in the
+/// work tree `top` is a repository git runs git in: `status` and `diff`
+/// ask each whether it is modified, `fetch` and `grep` recurse, each with
+/// that repository's configuration (`core.fsmonitor`, hooks). A
+/// submodule's `.git` (a `gitdir:` file or a directory) in a writable
+/// root is the sandbox's to redirect, so it must be a place no sandbox
+/// wrote, and so must the repository it names. The index itself is in the
+/// (checked) git directory. Submodules with no `.git` are not entered.
+fn check_submodules(
+    repo: &Repository,
+    top: Option<&Path>,
+    p: &Program<'_>,
+    exposure: &Exposure,
+) -> Result<(), String> {
+    let index = p
+        .var("GIT_INDEX_FILE")
+        .map(|f| p.absolute(f))
+        .unwrap_or_else(|| repo.git_dir.join("index"));
+    let bytes = match std::fs::read(&index) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", index.display())),
+    };
+    let sha256 = std::fs::read(repo.common_dir.join("config"))
+        .is_ok_and(|c| c.to_ascii_lowercase().windows(6).any(|w| w == b"sha256"));
+    let links = gitlinks(&bytes, if sha256 { 32 } else { 20 })
+        .map_err(|e| format!("cannot read git's index {}: {e}", index.display()))?;
+    if links.is_empty() {
+        return Ok(());
+    }
+    let Some(top) = top else {
+        return Err(format!(
+            "git would enter the submodules of {} in a work tree that is not checked",
+            repo.git_dir.display()
+        ));
+    };
+    for link in links {
+        let dir = top.join(OsStr::from_bytes(&link));
+        let dot_git = dir.join(".git");
+        if dot_git.symlink_metadata().is_err() {
+            continue;
+        }
+        let why = |why| git_reads("a submodule", why);
+        let resolved = exposure.check_file(&dot_git).map_err(why)?.unwrap_or(dot_git);
+        let git_dir = if resolved.is_file() {
+            let text = std::fs::read(&resolved).map_err(|e| format!("{}: {e}", resolved.display()))?;
+            let Some(target) = trim(&text).strip_prefix(b"gitdir:") else {
+                return Err(format!("{} is not a gitdir file", resolved.display()));
+            };
+            dir.join(OsStr::from_bytes(trim(target)))
+        } else {
+            resolved
+        };
+        if let Some(sub) = repository(&git_dir, Some(&dir), p, exposure)? {
+            check_hooks(&sub.common_dir.join("hooks"), exposure)?;
+        }
+    }
+    Ok(())
+}
+
+/// The paths of the gitlinks (mode 160000) of a git index (versions 2 to
+/// 4, hashes of `hash_len` bytes); an error for anything else, a split
+/// index included (its entries are in another file).
+fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<Vec<u8>>, String> {
+    let word = |at: usize| -> Result<u32, String> {
+        index
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| "truncated".to_owned())
+    };
+    if index.get(..4) != Some(b"DIRC") {
+        return Err("not an index".into());
+    }
+    let version = word(4)?;
+    if !(2..=4).contains(&version) {
+        return Err(format!("index version {version}"));
+    }
+    let count = word(8)? as usize;
+    let (mut at, mut links, mut previous) = (12usize, Vec::new(), Vec::new());
+    let truncated = || "truncated".to_owned();
+    for _ in 0..count {
+        let start = at;
+        let mode = word(at + 24)?;
+        let flags_at = at + 40 + hash_len;
+        let flags = index
+            .get(flags_at..flags_at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(truncated)?;
+        at = flags_at + 2;
+        if version >= 3 && flags & 0x4000 != 0 {
+            at += 2;
+        }
+        let name = if version == 4 {
+            // git's varint: the number of bytes of the previous name to drop.
+            let mut strip: usize = 0;
+            loop {
+                let c = *index.get(at).ok_or_else(truncated)?;
+                at += 1;
+                strip = (strip << 7) | usize::from(c & 127);
+                if c & 128 == 0 {
+                    break;
+                }
+                strip += 1;
+            }
+            let rest = index.get(at..).ok_or_else(truncated)?;
+            let end = rest.iter().position(|&b| b == 0).ok_or_else(truncated)?;
+            let keep = previous.len().checked_sub(strip).ok_or("a bad name prefix")?;
+            let mut name = previous[..keep].to_vec();
+            name.extend_from_slice(&rest[..end]);
+            at += end + 1;
+            name
+        } else {
+            let rest = index.get(at..).ok_or_else(truncated)?;
+            let end = rest.iter().position(|&b| b == 0).ok_or_else(truncated)?;
+            let name = rest[..end].to_vec();
+            // Padded with 1 to 8 NULs to a multiple of 8 bytes.
+            at = start + ((at + end - start + 8) & !7);
+            name
+        };
+        if mode & 0o170000 == 0o160000 {
+            links.push(name.clone());
+        }
+        previous = name;
+    }
+    // Extensions (signature, size, data) up to the final hash.
+    while at + 8 + hash_len <= index.len() {
+        if &index[at..at + 4] == b"link" {
+            return Err("a split index".into());
+        }
+        at += 8 + word(at + 4)? as usize;
+    }
+    Ok(links)
 }
 
 /// git's discovery from `start`, checking every `.git` met on the way. As
@@ -972,6 +1118,40 @@ mod tests {
         }
         // A bare name is a remote's name unless such a directory exists.
         assert_eq!(local("origin"), None);
+    }
+
+    /// The gitlinks of a real index, in each version git writes.
+    #[test]
+    fn gitlinks_of_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "{args:?}: {out:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::create_dir_all(dir.path().join("a/deeper")).unwrap();
+        std::fs::write(dir.path().join("a/file"), "x").unwrap();
+        std::fs::write(dir.path().join("a/deeper/other"), "y").unwrap();
+        git(&["add", "a"]);
+        let oid = "1234567890123456789012345678901234567890";
+        for path in ["a/sub", "z-sub"] {
+            git(&["update-index", "--add", "--cacheinfo", &format!("160000,{oid},{path}")]);
+        }
+        for version in ["2", "3", "4"] {
+            git(&["update-index", "--index-version", version]);
+            let index = std::fs::read(dir.path().join(".git/index")).unwrap();
+            assert_eq!(
+                gitlinks(&index, 20).unwrap(),
+                vec![b"a/sub".to_vec(), b"z-sub".to_vec()],
+                "version {version}"
+            );
+        }
+        assert!(gitlinks(b"DIRC\0\0\0\x09", 20).is_err());
     }
 
     #[test]

@@ -311,3 +311,72 @@ async fn the_users_keyrings_are_out_of_reach() {
         s.assert_contained(base, &[]).await;
     }
 }
+
+/// The workspace a repository with a submodule `sub` (cloned from
+/// `outside/subsrc`), made before the server starts.
+fn repository_with_a_submodule(work: &Path, outside: &Path) {
+    let src = outside.join("subsrc");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q"]);
+    std::fs::write(src.join("s"), "s\n").unwrap();
+    git(&src, &["add", "s"]);
+    git(&src, &["commit", "-q", "-m", "s"]);
+    repository(work, outside);
+    let src = src.display().to_string();
+    git(
+        work,
+        &["-c", "protocol.file.allow=always", "submodule", "add", "-q", &src, "sub"],
+    );
+    git(work, &["commit", "-q", "-m", "sub"]);
+}
+
+/// `git status` in a repository with a submodule asks the submodule
+/// whether it is modified: a git in `sub`, with the configuration of the
+/// repository `sub/.git` names. `sub/.git` is in the workspace: the
+/// sandbox points it at a repository of its own, whose `core.fsmonitor`
+/// the allowed `git status` would run outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submodule_redirected_by_the_sandbox_is_not_a_context_for_escalation() {
+    if harness::skip_without_read_only_subpaths(
+        "a_submodule_redirected_by_the_sandbox_is_not_a_context_for_escalation",
+    ) {
+        return;
+    }
+    let s = harness::start_with(
+        GIT_RULES,
+        Options {
+            prepare: Box::new(repository_with_a_submodule),
+            ..Options::default()
+        },
+    )
+    .await;
+    let base = s.baseline().await;
+    let marker = s.outside.join("submodule-fsmonitor");
+    let tmp = tempfile::Builder::new()
+        .prefix("rt-review")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let evil = tmp.path().join("evil");
+    let r = s
+        .shell(&format!(
+            "git init -q {evil} && git -C {evil} config core.fsmonitor 'echo escaped > {m}; false' \
+             && echo 'gitdir: {evil}/.git' > sub/.git && git status --short; echo rc=$?",
+            evil = evil.display(),
+            m = marker.display()
+        ))
+        .await;
+    assert!(
+        !marker.exists(),
+        "git status ran the fsmonitor of the sandbox's repository: {r:?}"
+    );
+    assert!(r.output.contains("not escalated"), "{r:?}");
+    // Control: the same `git status` outside runs it.
+    let _ = Command::new("git")
+        .arg("status")
+        .current_dir(&s.work)
+        .output()
+        .unwrap();
+    assert!(marker.exists(), "control: git status did not run it");
+    std::fs::remove_file(&marker).unwrap();
+    s.assert_contained(base, &[&marker]).await;
+}
