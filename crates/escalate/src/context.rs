@@ -595,9 +595,13 @@ fn check_submodules(
             continue;
         }
         let why = |why| git_reads("a submodule", why);
-        let resolved = exposure.check_file(&dot_git).map_err(why)?.unwrap_or(dot_git);
+        let resolved = exposure
+            .check_file(&dot_git)
+            .map_err(why)?
+            .unwrap_or(dot_git);
         let git_dir = if resolved.is_file() {
-            let text = std::fs::read(&resolved).map_err(|e| format!("{}: {e}", resolved.display()))?;
+            let text =
+                std::fs::read(&resolved).map_err(|e| format!("{}: {e}", resolved.display()))?;
             let Some(target) = trim(&text).strip_prefix(b"gitdir:") else {
                 return Err(format!("{} is not a gitdir file", resolved.display()));
             };
@@ -658,7 +662,10 @@ fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<Vec<u8>>, String> {
             }
             let rest = index.get(at..).ok_or_else(truncated)?;
             let end = rest.iter().position(|&b| b == 0).ok_or_else(truncated)?;
-            let keep = previous.len().checked_sub(strip).ok_or("a bad name prefix")?;
+            let keep = previous
+                .len()
+                .checked_sub(strip)
+                .ok_or("a bad name prefix")?;
             let mut name = previous[..keep].to_vec();
             name.extend_from_slice(&rest[..end]);
             at += end + 1;
@@ -1140,7 +1147,12 @@ mod tests {
         git(&["add", "a"]);
         let oid = "1234567890123456789012345678901234567890";
         for path in ["a/sub", "z-sub"] {
-            git(&["update-index", "--add", "--cacheinfo", &format!("160000,{oid},{path}")]);
+            git(&[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{oid},{path}"),
+            ]);
         }
         for version in ["2", "3", "4"] {
             git(&["update-index", "--index-version", version]);
