@@ -16,6 +16,10 @@
 //!   symlink in the sandbox's private `/dev/shm` did not exist; either way
 //!   "nothing there" let the exec continue, and a forbidden `rm` ran.
 //!
+//! - Left open (ignored case): with `--network` and `--listen`, a sandboxed
+//!   `curl` calls the server's own endpoint with a `disabled` permission
+//!   profile, and its command runs outside.
+//!
 //! A marker in the `outside` directory (outside every writable root) can
 //! only be written by a process outside the sandbox.
 
