@@ -74,6 +74,8 @@
 //! - **Keyrings** (see `keyring`): no key of the user's session or user
 //!   keyring can be read or changed (`add_key`, `request_key`, `keyctl`
 //!   fail with `ENOSYS`), whatever the network setting.
+//! - **Resource limits** (see `prlimit`): `prlimit(2)` only on the
+//!   caller itself, never on the server or another process of the user.
 //! - **Exec check** (see `exec_notify`, with `--exec-notify`): every
 //!   `execve`/`execveat` waits for the server's verdict.
 //! - **Terminals**: the command runs in a new session without a
@@ -88,6 +90,7 @@ mod landlock_rules;
 pub mod launcher;
 mod namespaces;
 mod policy;
+mod prlimit;
 mod profile;
 mod rootfs;
 mod seccomp;
@@ -479,6 +482,7 @@ fn confine(
     }
     setid::deny_set_id_files()?;
     keyring::deny_keyrings()?;
+    prlimit::deny_other_processes_limits()?;
     // Last: from here on every exec, the command's own first, waits for the
     // server's answer.
     let exec_check = exec_notify.is_some();
@@ -543,6 +547,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
     }
     setid::deny_set_id_files()?;
     keyring::deny_keyrings()?;
+    prlimit::deny_other_processes_limits()?;
     Ok(Applied {
         landlock_abi: abi,
         landlock_denies_tcp: enforced.tcp,

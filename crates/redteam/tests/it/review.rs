@@ -511,3 +511,74 @@ fn network_on_reaches_the_servers_own_http_endpoint() {
         "the sandbox ran a command outside through the server's own endpoint: {response}"
     );
 }
+
+/// A `sleep` outside the sandbox (the test's child), killed on drop.
+struct Victim(std::process::Child);
+
+impl Victim {
+    fn spawn() -> Victim {
+        Victim(Command::new("sleep").arg("600").spawn().unwrap())
+    }
+
+    fn open_files_limit(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/limits", self.0.id()))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `prlimit(2)` on a process outside (without a pid namespace the server
+/// and every process of the user are visible): the control starves one
+/// `sleep` of fds from outside; from inside, another keeps its limit.
+/// Root, with and without namespaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_of_processes_outside_are_not_changed() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs the tests to run as root (the victim is the test's child)");
+        return;
+    }
+    let control = Victim::spawn();
+    let out = Command::new("prlimit")
+        .args(["--pid", &control.0.id().to_string(), "--nofile=5:5"])
+        .output()
+        .expect("prlimit (util-linux)");
+    assert!(
+        out.status.success() && control.open_files_limit().contains(" 5 "),
+        "control: {out:?}"
+    );
+    for namespaces in [true, false] {
+        let mut setup = Setup::new(harness::RULES);
+        if !namespaces {
+            setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+        }
+        let s = setup.start().await;
+        let base = s.baseline().await;
+        let victim = Victim::spawn();
+        let before = victim.open_files_limit();
+        let r = s
+            .shell(&format!(
+                "prlimit --pid {} --nofile=5:5; echo rc=$?",
+                victim.0.id()
+            ))
+            .await;
+        assert_eq!(
+            victim.open_files_limit(),
+            before,
+            "namespaces: {namespaces}: the limit of a process outside changed: {r:?}"
+        );
+        // The sandbox's own limits still work (`ulimit` is prlimit(0, …)).
+        let r = s.shell("ulimit -n 64 && ulimit -n").await;
+        assert_eq!(r.output, "64\n", "{r:?}");
+        s.assert_contained(base, &[]).await;
+    }
+}
