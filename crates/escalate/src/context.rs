@@ -42,7 +42,10 @@
 //!   pushed to — the first operand, every `remote.*.url`/`pushurl` and
 //!   `url.<base>.insteadOf` base of those files that is a local path or
 //!   `file://` URL — as a repository: receive-pack runs its hooks, as a
-//!   child of the escalated git.
+//!   child of the escalated git;
+//! - every submodule of the index whose `.git` is in the work tree, and
+//!   the repository it names: git runs git in them (`status` asks each
+//!   whether it is modified), with their configuration.
 //!
 //! Each must lie outside every writable root, or in a read-only subpath no
 //! sandbox wrote (a missing file must be one no sandbox could create). The
@@ -54,6 +57,14 @@
 //! `git init` and `git clone` discover nothing; only their configuration
 //! is checked. Not examined: commands that the user's own configuration
 //! names by a path inside a writable root (`core.fsmonitor = ./x.sh`).
+//!
+//! The arguments are the sandbox's too: a rule allows `git log` followed
+//! by anything, and some of git's options write a file or run a command
+//! named right there (`git log --format=format:… --output=~/.bashrc`,
+//! `git diff --output=…`, `git grep -O'sh -c …'`, `git ls-remote
+//! --upload-pack=…`, `git -c core.pager=…`). An escalation whose
+//! arguments hold one of them ([`git_arguments`]; a long option counts by
+//! any prefix, as git's option parser takes abbreviations) is refused.
 
 use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
@@ -182,6 +193,113 @@ fn git_options(p: &Program<'_>) -> GitOptions {
     o
 }
 
+/// Long options (without `--`) that name a file git writes or a command it
+/// runs, by subcommand (`None`: any).
+const GIT_LONG: &[(Option<&str>, &[&str])] = &[
+    (
+        None,
+        &[
+            "output",
+            "output-directory",
+            "open-files-in-pager",
+            "upload-pack",
+            "receive-pack",
+            "exec",
+            "extcmd",
+            "template",
+            "separate-git-dir",
+        ],
+    ),
+    (Some("clone"), &["config"]),
+    (
+        Some("send-email"),
+        &[
+            "sendmail-cmd",
+            "smtp-server",
+            "to-cmd",
+            "cc-cmd",
+            "header-cmd",
+        ],
+    ),
+];
+
+/// Short options that do the same, by subcommand (letters).
+const GIT_SHORT: &[(&str, &str)] = &[
+    ("grep", "O"),
+    ("format-patch", "o"),
+    ("archive", "o"),
+    ("rebase", "x"),
+    ("difftool", "x"),
+    ("clone", "cu"),
+    ("ls-remote", "u"),
+];
+
+/// Subcommands whose operand is a command to run.
+const GIT_RUNS_OPERAND: &[(&str, &str)] = &[("bisect", "run"), ("submodule", "foreach")];
+
+/// The first argument of `argv` (git's) that makes git write a file or run
+/// a command it names: before the subcommand `-c`, `--config-env` and
+/// `--exec-path=DIR`; after it the options of [`GIT_LONG`] (any prefix of
+/// one: git takes abbreviations), [`GIT_SHORT`] (anywhere in a cluster)
+/// and the operands of [`GIT_RUNS_OPERAND`]. Every argument after the
+/// subcommand is looked at, values and paths included: a refusal only
+/// runs git inside the sandbox.
+fn git_arguments(argv: &[OsString]) -> Option<&OsString> {
+    let dashed = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.as_bytes().strip_prefix(b"git-"))
+        .map(<[u8]>::to_vec);
+    let mut rest = argv.iter().skip(1);
+    let subcommand = match dashed {
+        Some(sub) => sub,
+        None => loop {
+            let arg = rest.next()?;
+            let bytes = arg.as_bytes();
+            if bytes == b"-c"
+                || bytes.starts_with(b"--config-env")
+                || bytes.starts_with(b"--exec-path=")
+            {
+                return Some(arg);
+            }
+            if matches!(
+                bytes,
+                b"-C" | b"--git-dir" | b"--work-tree" | b"--namespace"
+            ) {
+                rest.next();
+            } else if !bytes.starts_with(b"-") {
+                break bytes.to_vec();
+            }
+        },
+    };
+    let applies = |for_sub: Option<&str>| for_sub.is_none_or(|s| s.as_bytes() == subcommand);
+    let long: Vec<&str> = GIT_LONG
+        .iter()
+        .filter(|(sub, _)| applies(*sub))
+        .flat_map(|(_, names)| names.iter().copied())
+        .collect();
+    let short: String = GIT_SHORT
+        .iter()
+        .filter(|(sub, _)| sub.as_bytes() == subcommand)
+        .map(|(_, letters)| *letters)
+        .collect();
+    let operand = GIT_RUNS_OPERAND
+        .iter()
+        .find(|(sub, _)| sub.as_bytes() == subcommand)
+        .map(|(_, op)| op.as_bytes());
+    rest.find(|arg| {
+        let bytes = arg.as_bytes();
+        if let Some(name) = bytes.strip_prefix(b"--") {
+            let name = name.split(|&b| b == b'=').next().unwrap_or_default();
+            !name.is_empty() && long.iter().any(|l| l.as_bytes().starts_with(name))
+        } else if let Some(letters) = bytes.strip_prefix(b"-") {
+            letters.iter().any(|l| short.as_bytes().contains(l))
+        } else {
+            operand == Some(bytes)
+        }
+    })
+}
+
 /// The first argument that is not an option.
 fn first_operand<'a>(mut args: impl Iterator<Item = &'a OsString>) -> Option<OsString> {
     args.find(|a| !a.as_bytes().starts_with(b"-")).cloned()
@@ -189,6 +307,12 @@ fn first_operand<'a>(mut args: impl Iterator<Item = &'a OsString>) -> Option<OsS
 
 /// See the module docs.
 fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
+    if let Some(arg) = git_arguments(p.argv) {
+        return Err(format!(
+            "git would write a file or run a command named in its arguments ({})",
+            arg.to_string_lossy()
+        ));
+    }
     let home = p.var("HOME").map(PathBuf::from);
     let mut configs: Vec<PathBuf> = Vec::new();
     if !p.var("GIT_CONFIG_NOSYSTEM").is_some_and(truthy) {
@@ -257,6 +381,15 @@ fn git(p: &Program<'_>, exposure: &Exposure) -> Result<Pins, String> {
             configs.push(repo.common_dir.join("config"));
         }
         check_hooks(&repo.common_dir.join("hooks"), exposure)?;
+        // Where git finds the work tree: discovered, else the working
+        // directory (`--git-dir` alone); `--work-tree` names one we do not
+        // follow.
+        let top = match (&repo.top, options.work_tree) {
+            (_, true) => None,
+            (Some(top), false) => Some(top.clone()),
+            (None, false) => options.git_dir.as_ref().map(|_| options.dir.clone()),
+        };
+        check_submodules(repo, top.as_deref(), p, exposure)?;
     }
 
     // Every configuration file, and the files and hooks they name.
@@ -417,6 +550,147 @@ enum Found {
         top: Option<PathBuf>,
     },
     Nothing,
+}
+
+/// Every submodule the index records (a gitlink) whose `.git` is in the
+/// work tree `top` is a repository git runs git in: `status` and `diff`
+/// ask each whether it is modified, `fetch` and `grep` recurse, each with
+/// that repository's configuration (`core.fsmonitor`, hooks). A
+/// submodule's `.git` (a `gitdir:` file or a directory) in a writable
+/// root is the sandbox's to redirect, so it must be a place no sandbox
+/// wrote, and so must the repository it names. The index itself is in the
+/// (checked) git directory. Submodules with no `.git` are not entered.
+fn check_submodules(
+    repo: &Repository,
+    top: Option<&Path>,
+    p: &Program<'_>,
+    exposure: &Exposure,
+) -> Result<(), String> {
+    let index = p
+        .var("GIT_INDEX_FILE")
+        .map(|f| p.absolute(f))
+        .unwrap_or_else(|| repo.git_dir.join("index"));
+    let bytes = match std::fs::read(&index) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", index.display())),
+    };
+    let sha256 = std::fs::read(repo.common_dir.join("config"))
+        .is_ok_and(|c| c.to_ascii_lowercase().windows(6).any(|w| w == b"sha256"));
+    let links = gitlinks(&bytes, if sha256 { 32 } else { 20 })
+        .map_err(|e| format!("cannot read git's index {}: {e}", index.display()))?;
+    if links.is_empty() {
+        return Ok(());
+    }
+    let Some(top) = top else {
+        return Err(format!(
+            "git would enter the submodules of {} in a work tree that is not checked",
+            repo.git_dir.display()
+        ));
+    };
+    for link in links {
+        let dir = top.join(OsStr::from_bytes(&link));
+        let dot_git = dir.join(".git");
+        if dot_git.symlink_metadata().is_err() {
+            continue;
+        }
+        let why = |why| git_reads("a submodule", why);
+        let resolved = exposure
+            .check_file(&dot_git)
+            .map_err(why)?
+            .unwrap_or(dot_git);
+        let git_dir = if resolved.is_file() {
+            let text =
+                std::fs::read(&resolved).map_err(|e| format!("{}: {e}", resolved.display()))?;
+            let Some(target) = trim(&text).strip_prefix(b"gitdir:") else {
+                return Err(format!("{} is not a gitdir file", resolved.display()));
+            };
+            dir.join(OsStr::from_bytes(trim(target)))
+        } else {
+            resolved
+        };
+        if let Some(sub) = repository(&git_dir, Some(&dir), p, exposure)? {
+            check_hooks(&sub.common_dir.join("hooks"), exposure)?;
+        }
+    }
+    Ok(())
+}
+
+/// The paths of the gitlinks (mode 160000) of a git index (versions 2 to
+/// 4, hashes of `hash_len` bytes); an error for anything else, a split
+/// index included (its entries are in another file).
+fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<Vec<u8>>, String> {
+    let word = |at: usize| -> Result<u32, String> {
+        index
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| "truncated".to_owned())
+    };
+    if index.get(..4) != Some(b"DIRC") {
+        return Err("not an index".into());
+    }
+    let version = word(4)?;
+    if !(2..=4).contains(&version) {
+        return Err(format!("index version {version}"));
+    }
+    let count = word(8)? as usize;
+    let (mut at, mut links, mut previous) = (12usize, Vec::new(), Vec::new());
+    let truncated = || "truncated".to_owned();
+    for _ in 0..count {
+        let start = at;
+        let mode = word(at + 24)?;
+        let flags_at = at + 40 + hash_len;
+        let flags = index
+            .get(flags_at..flags_at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(truncated)?;
+        at = flags_at + 2;
+        if version >= 3 && flags & 0x4000 != 0 {
+            at += 2;
+        }
+        let name = if version == 4 {
+            // git's varint: the number of bytes of the previous name to drop.
+            let mut strip: usize = 0;
+            loop {
+                let c = *index.get(at).ok_or_else(truncated)?;
+                at += 1;
+                strip = (strip << 7) | usize::from(c & 127);
+                if c & 128 == 0 {
+                    break;
+                }
+                strip += 1;
+            }
+            let rest = index.get(at..).ok_or_else(truncated)?;
+            let end = rest.iter().position(|&b| b == 0).ok_or_else(truncated)?;
+            let keep = previous
+                .len()
+                .checked_sub(strip)
+                .ok_or("a bad name prefix")?;
+            let mut name = previous[..keep].to_vec();
+            name.extend_from_slice(&rest[..end]);
+            at += end + 1;
+            name
+        } else {
+            let rest = index.get(at..).ok_or_else(truncated)?;
+            let end = rest.iter().position(|&b| b == 0).ok_or_else(truncated)?;
+            let name = rest[..end].to_vec();
+            // Padded with 1 to 8 NULs to a multiple of 8 bytes.
+            at = start + ((at + end - start + 8) & !7);
+            name
+        };
+        if mode & 0o170000 == 0o160000 {
+            links.push(name.clone());
+        }
+        previous = name;
+    }
+    // Extensions (signature, size, data) up to the final hash.
+    while at + 8 + hash_len <= index.len() {
+        if &index[at..at + 4] == b"link" {
+            return Err("a split index".into());
+        }
+        at += 8 + word(at + 4)? as usize;
+    }
+    Ok(links)
 }
 
 /// git's discovery from `start`, checking every `.git` met on the way. As
@@ -851,6 +1125,93 @@ mod tests {
         }
         // A bare name is a remote's name unless such a directory exists.
         assert_eq!(local("origin"), None);
+    }
+
+    /// The gitlinks of a real index, in each version git writes.
+    #[test]
+    fn gitlinks_of_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "{args:?}: {out:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::create_dir_all(dir.path().join("a/deeper")).unwrap();
+        std::fs::write(dir.path().join("a/file"), "x").unwrap();
+        std::fs::write(dir.path().join("a/deeper/other"), "y").unwrap();
+        git(&["add", "a"]);
+        let oid = "1234567890123456789012345678901234567890";
+        for path in ["a/sub", "z-sub"] {
+            git(&[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{oid},{path}"),
+            ]);
+        }
+        for version in ["2", "3", "4"] {
+            git(&["update-index", "--index-version", version]);
+            let index = std::fs::read(dir.path().join(".git/index")).unwrap();
+            assert_eq!(
+                gitlinks(&index, 20).unwrap(),
+                vec![b"a/sub".to_vec(), b"z-sub".to_vec()],
+                "version {version}"
+            );
+        }
+        assert!(gitlinks(b"DIRC\0\0\0\x09", 20).is_err());
+    }
+
+    #[test]
+    fn arguments_that_write_files_or_run_commands() {
+        let refused = |args: &str| {
+            let argv: Vec<OsString> = args.split(' ').map(OsString::from).collect();
+            git_arguments(&argv).map(|a| a.to_string_lossy().into_owned())
+        };
+        for (args, arg) in [
+            (
+                "git log --format=format:x --output=/h/.bashrc",
+                "--output=/h/.bashrc",
+            ),
+            ("git log -p --output /h/x", "--output"),
+            ("git diff --no-index --out=/h/x a b", "--out=/h/x"),
+            ("git grep -nOsh pattern", "-nOsh"),
+            ("git grep --open=sh pattern", "--open=sh"),
+            ("git ls-remote --upload-pack=sh .", "--upload-pack=sh"),
+            ("git ls-remote -u sh .", "-u"),
+            ("git fetch --upload-p=sh .", "--upload-p=sh"),
+            ("git push --receive-pack=sh .", "--receive-pack=sh"),
+            ("git clone -c core.hooksPath=/tmp/h a b", "-c"),
+            ("git clone --template=/tmp/t a b", "--template=/tmp/t"),
+            ("git format-patch -o /h -1", "-o"),
+            ("git rebase -x sh main", "-x"),
+            ("git bisect run sh", "run"),
+            ("git submodule foreach sh", "foreach"),
+            ("git -c core.pager=sh log", "-c"),
+            ("git --exec-path=/tmp/x status", "--exec-path=/tmp/x"),
+            (
+                "git --config-env=core.pager=V log",
+                "--config-env=core.pager=V",
+            ),
+        ] {
+            assert_eq!(refused(args).as_deref(), Some(arg), "{args}");
+        }
+        for args in [
+            "git status --short",
+            "git log --oneline --format=%s --output-indicator-new=+ -1",
+            "git diff --stat --exit-code --ext-diff --text --cc",
+            "git grep -n -o -e x",
+            "git -C sub --git-dir=g --no-pager log -1",
+            "git --exec-path",
+            "git fetch -u origin",
+            "git show -o",
+        ] {
+            assert_eq!(refused(args), None, "{args}");
+        }
     }
 
     #[test]

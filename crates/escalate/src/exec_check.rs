@@ -42,7 +42,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
 
-use crate::{Decider, ExecRequest, Verdict, sys};
+use crate::{Decider, ExecRequest, Verdict, sys, view};
 
 /// Longest path read (PATH_MAX).
 const MAX_PATH: usize = 4096;
@@ -393,9 +393,8 @@ fn interpreters(pid: u32, program: &Path) -> Vec<(PathBuf, Option<OsString>)> {
         let arg = arg
             .filter(|a| !a.is_empty())
             .map(|a| OsString::from_vec(a.to_vec()));
-        let view = PathBuf::from(format!("/proc/{pid}/root"))
-            .join(interpreter.strip_prefix("/").unwrap_or(&interpreter));
-        let resolved = std::fs::canonicalize(view).unwrap_or_else(|_| interpreter.clone());
+        let resolved = view::resolve(pid, view::Start::Cwd, &interpreter, false)
+            .unwrap_or_else(|| interpreter.clone());
         out.push((resolved.clone(), arg));
         file = resolved;
     }
@@ -441,8 +440,8 @@ fn read_exec(notif: &libc::seccomp_notif) -> Result<Exec, String> {
     } else {
         (args[0] as i32, args[1], args[2], args[4] as i32)
     };
-    let raw = Memory::of(pid).cstr(path_ptr, MAX_PATH)?;
-    let raw = PathBuf::from(OsString::from_vec(raw));
+    let raw_bytes = Memory::of(pid).cstr(path_ptr, MAX_PATH)?;
+    let raw = PathBuf::from(OsString::from_vec(raw_bytes.clone()));
     let base = if raw.is_absolute() {
         None
     } else if dirfd == libc::AT_FDCWD {
@@ -455,10 +454,20 @@ fn read_exec(notif: &libc::seccomp_notif) -> Result<Exec, String> {
         Some(base) if raw.as_os_str().is_empty() && flags & libc::AT_EMPTY_PATH != 0 => base,
         Some(base) => base.join(raw),
     };
-    // The process's own view: its root is our root's tree (see `rootfs`).
-    let view =
-        PathBuf::from(format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(&path));
-    let canonical = std::fs::canonicalize(view).ok();
+    // The file that runs, found as the kernel finds it for this process
+    // (its root, cwd or dirfd, its `/proc/self`, its `/dev`), never by
+    // the text in our own view.
+    let start = if dirfd == libc::AT_FDCWD {
+        view::Start::Cwd
+    } else {
+        view::Start::Fd(dirfd)
+    };
+    let canonical = view::resolve(
+        pid,
+        start,
+        &PathBuf::from(OsString::from_vec(raw_bytes)),
+        flags & libc::AT_EMPTY_PATH != 0,
+    );
     Ok(Exec {
         pid,
         path,

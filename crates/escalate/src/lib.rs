@@ -17,6 +17,7 @@ mod output;
 mod session;
 mod shell;
 mod sys;
+mod view;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -216,6 +216,11 @@ pub fn rows(probe: &Probe, settings: &Settings) -> Vec<Row> {
             how: "seccomp refuses the bits in chmod and file creation (openat2 unavailable)".into(),
         },
         Row {
+            protection: "your kernel keyrings (session and user keys: tickets, credentials)",
+            holds: applied.keyrings_refused,
+            how: "seccomp refuses add_key, request_key and keyctl (ENOSYS)".into(),
+        },
+        Row {
             protection: "System V IPC of processes outside (shared memory, semaphores, queues)",
             holds: ns("ipc"),
             how: if ns("ipc") {

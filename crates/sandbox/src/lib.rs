@@ -71,6 +71,11 @@
 //! - **Set-id files** (see `setid`): no file gets the set-uid or set-gid
 //!   bit (a seccomp filter on `chmod` and file creation), whatever the
 //!   network setting: a writable root is the host's own directory.
+//! - **Keyrings** (see `keyring`): no key of the user's session or user
+//!   keyring can be read or changed (`add_key`, `request_key`, `keyctl`
+//!   fail with `ENOSYS`), whatever the network setting.
+//! - **Resource limits** (see `prlimit`): `prlimit(2)` only on the
+//!   caller itself, never on the server or another process of the user.
 //! - **Exec check** (see `exec_notify`, with `--exec-notify`): every
 //!   `execve`/`execveat` waits for the server's verdict.
 //! - **Terminals**: the command runs in a new session without a
@@ -80,10 +85,12 @@
 
 mod caps;
 mod exec_notify;
+mod keyring;
 mod landlock_rules;
 pub mod launcher;
 mod namespaces;
 mod policy;
+mod prlimit;
 mod profile;
 mod rootfs;
 mod seccomp;
@@ -236,6 +243,10 @@ pub struct Applied {
     /// No file can be given the set-uid or set-gid bit (see `setid`).
     #[serde(default)]
     pub set_id_files_refused: bool,
+    /// No key of the user's keyrings can be read or changed (see
+    /// `keyring`).
+    #[serde(default)]
+    pub keyrings_refused: bool,
     /// Every exec is handed to the server (seccomp user notification).
     #[serde(default)]
     pub exec_check: bool,
@@ -470,6 +481,8 @@ fn confine(
         seccomp::deny_network_sockets(!unix_by_landlock)?;
     }
     setid::deny_set_id_files()?;
+    keyring::deny_keyrings()?;
+    prlimit::deny_other_processes_limits()?;
     // Last: from here on every exec, the command's own first, waits for the
     // server's answer.
     let exec_check = exec_notify.is_some();
@@ -500,6 +513,7 @@ fn confine(
         socket_filter: !spec.network,
         capabilities_dropped: true,
         set_id_files_refused: true,
+        keyrings_refused: true,
         exec_check,
         namespaces,
         read_only_subpaths: view.protected.clone(),
@@ -532,6 +546,8 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         seccomp::deny_network_sockets(abi < 9)?;
     }
     setid::deny_set_id_files()?;
+    keyring::deny_keyrings()?;
+    prlimit::deny_other_processes_limits()?;
     Ok(Applied {
         landlock_abi: abi,
         landlock_denies_tcp: enforced.tcp,
@@ -547,6 +563,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         socket_filter: !spec.network,
         capabilities_dropped: true,
         set_id_files_refused: true,
+        keyrings_refused: true,
         exec_check: false,
         namespaces: Vec::new(),
         read_only_subpaths: Vec::new(),

@@ -461,6 +461,7 @@ fn doctor_shows_every_protection_and_the_exec_check() {
     for protection in [
         "rules for execs from any process",
         "set-uid and set-gid files",
+        "your kernel keyrings",
         "writes outside the writable roots",
     ] {
         assert!(

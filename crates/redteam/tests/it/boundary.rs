@@ -34,7 +34,7 @@ const EVIL_RULE: &str = r#"prefix_rule(pattern = ["touch"], decision = "allow")"
 /// Installs a seccomp filter making `unshare(2)` (272 on x86_64) fail with
 /// `EPERM`, as on a kernel or container without (unprivileged) user
 /// namespaces, then execs `argv[1..]`.
-const NO_NAMESPACES: &str = r#"
+pub(crate) const NO_NAMESPACES: &str = r#"
 import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 def insn(code, k, jt=0, jf=0):
@@ -51,7 +51,7 @@ assert libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0
 os.execvp(sys.argv[1], sys.argv[1:])
 "#;
 
-const PYTHON: &str = "/usr/bin/python3";
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
 /// The kernel the server gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

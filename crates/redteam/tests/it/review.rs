@@ -1,0 +1,584 @@
+//! An independent review's attacks (red team 3): ways out that the other
+//! files did not try.
+//!
+//! - An allowed git is given the arguments of the sandbox: `allow git log`
+//!   (or the README's `git status|diff`) lets it write any file the user
+//!   can (`--output`) and run any command (`grep -O`, `ls-remote
+//!   --upload-pack`).
+//! - In a repository with a submodule, `sub/.git` lies in the workspace:
+//!   redirected to a repository the sandbox made, an allowed `git status`
+//!   ran that repository's `core.fsmonitor`.
+//! - The user's kernel keyrings (session, and a root server's `@u`) were
+//!   readable and writable from inside: neither Landlock nor the
+//!   namespaces separate them.
+//! - The exec check resolved the exec's path by text in the server's own
+//!   view: `/dev/fd/3` or `/proc/self/fd/3` was the server's fd, and a
+//!   symlink in the sandbox's private `/dev/shm` did not exist; either way
+//!   "nothing there" let the exec continue, and a forbidden `rm` ran.
+//!
+//! - Left open (ignored case): with `--network` and `--listen`, a sandboxed
+//!   `curl` calls the server's own endpoint with a `disabled` permission
+//!   profile, and its command runs outside.
+//!
+//! A marker in the `outside` directory (outside every writable root) can
+//! only be written by a process outside the sandbox.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::boundary::{NO_NAMESPACES, PYTHON};
+use crate::harness::{self, As, Options, Server, Setup};
+
+/// git as the README shows it (`status`, `diff`), plus `log`, `grep` and
+/// `ls-remote`, which read too.
+const GIT_RULES: &str = r#"
+prefix_rule(pattern = ["true"], decision = "allow")
+prefix_rule(pattern = ["git", ["status", "diff", "log", "grep", "ls-remote"]], decision = "allow")
+"#;
+
+/// Runs git outside the sandbox, for a test's set-up.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git (apt install git)");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// The workspace a repository with one commit (`README`: `hello`), made
+/// before the server starts so that its `.git` is protected.
+fn repository(work: &Path, _outside: &Path) {
+    git(work, &["init", "-q"]);
+    std::fs::write(work.join("README"), "hello\n").unwrap();
+    git(work, &["add", "README"]);
+    git(work, &["commit", "-q", "-m", "first"]);
+}
+
+/// Each attack: a git command line writing `{M}` (replaced by a marker's
+/// path outside) from outside the sandbox, when escalated.
+const GIT_ATTACKS: &[(&str, &str)] = &[
+    (
+        "log-output",
+        "git log -1 --format=format:escaped --output={M}",
+    ),
+    ("diff-output", "git diff --output {M}"),
+    (
+        "grep-pager",
+        "git grep --open-files-in-pager='sh -c \"echo escaped > {M}\" --' hello",
+    ),
+    (
+        "ls-remote-upload-pack",
+        "git ls-remote --upload-pack='sh -c \"echo escaped > {M}\" #' .",
+    ),
+];
+
+/// `allow git log` (and friends) followed by the sandbox's arguments: each
+/// attack works outside (the control), and through the `shell` tool it must
+/// not escalate: it runs inside, with the notice, and writes nothing
+/// outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_git_does_not_escalate_arguments_that_write_or_run() {
+    if harness::skip_without_read_only_subpaths(
+        "an_allowed_git_does_not_escalate_arguments_that_write_or_run",
+    ) {
+        return;
+    }
+    let s = harness::start_with(
+        GIT_RULES,
+        Options {
+            prepare: Box::new(repository),
+            ..Options::default()
+        },
+    )
+    .await;
+    let base = s.baseline().await;
+    let mut escaped = Vec::new();
+    let mut markers = Vec::new();
+    for (name, attack) in GIT_ATTACKS {
+        let marker = s.outside.join(format!("git-{name}"));
+        let line = attack.replace("{M}", &marker.display().to_string());
+        // Control: the same command outside writes the marker.
+        let out = Command::new("sh")
+            .args(["-c", &line])
+            .current_dir(&s.work)
+            .output()
+            .unwrap();
+        assert!(marker.exists(), "control {name}: {line}: {out:?}");
+        std::fs::remove_file(&marker).unwrap();
+        let r = s.shell(&format!("{line}; echo rc=$?")).await;
+        if marker.exists() {
+            escaped.push(format!("{name}: {line}: {}", r.output));
+        } else {
+            assert!(r.output.contains("not escalated"), "{name}: {r:?}");
+        }
+        markers.push(marker);
+    }
+    assert!(escaped.is_empty(), "ran outside the sandbox: {escaped:#?}");
+    // Plain reads still escalate.
+    let r = s.shell("git log -1 --format=%s; echo rc=$?").await;
+    assert_eq!(r.output, "first\nrc=0\n", "{r:?}");
+    let markers: Vec<&Path> = markers.iter().map(|m| m.as_path()).collect();
+    s.assert_contained(base, &markers).await;
+}
+
+const FORBID_RM: &str = r#"
+prefix_rule(pattern = ["rm"], decision = "forbidden", justification = "keep the files")
+"#;
+
+/// Ways of naming `rm` by a path that means something else in the server's
+/// view than in the sandbox's: the kernel follows `/proc/self` for the
+/// process that execs, and the sandbox's `/dev` is its own.
+const VIEW_WAYS: &[(&str, &str)] = &[
+    ("dev-fd", "exec 3</usr/bin/rm; /dev/fd/3 \"$F\""),
+    (
+        "env-proc-self-fd",
+        "exec 3</usr/bin/rm; env /proc/self/fd/3 \"$F\"",
+    ),
+    (
+        "link-to-proc-self",
+        "exec 3</usr/bin/rm; ln -s /proc/self/fd/3 ./via-self; env ./via-self \"$F\"",
+    ),
+    (
+        "dev-shm-link",
+        "ln -sf /usr/bin/rm /dev/shm/rt-x 2>/dev/null && env /dev/shm/rt-x \"$F\"",
+    ),
+];
+
+/// A `forbidden` rule for `rm` holds when `rm` is named through
+/// `/proc/self`, `/dev/fd` or the sandbox's private `/dev/shm`: with the
+/// server as root and unprivileged, with namespaces and on a kernel faked
+/// without them (as `boundary` does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_holds_through_paths_only_the_sandbox_sees() {
+    for user in [As::Root, As::Unprivileged] {
+        if let Some(why) = user.unavailable() {
+            eprintln!("{user:?}: {why}");
+            continue;
+        }
+        for namespaces in [true, false] {
+            let mut setup = Setup::new(FORBID_RM).user(user);
+            if !namespaces {
+                setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+            }
+            let s = setup.start().await;
+            view_ways(&s, &format!("{user:?}, namespaces: {namespaces}")).await;
+        }
+    }
+}
+
+async fn view_ways(s: &Server, variant: &str) {
+    let base = s.baseline().await;
+    let mut escaped = Vec::new();
+    for (way, snippet) in VIEW_WAYS {
+        let file = s.work.join(format!("keep-{way}"));
+        std::fs::write(&file, "x").unwrap();
+        let r = s
+            .shell(&format!("F={}; {snippet}; echo rc=$?", file.display()))
+            .await;
+        if !file.exists() {
+            escaped.push(format!("{way}: {}", r.output));
+        } else if way != &"dev-shm-link" || r.output.contains("Execution denied") {
+            // (Without a private /dev, /dev/shm is not writable: no link.)
+            assert!(
+                r.output.contains("Execution denied:") && r.output.contains("keep the files"),
+                "{variant}: {way}: no denial reported: {}",
+                r.output
+            );
+        }
+    }
+    assert!(escaped.is_empty(), "{variant}: rm ran: {escaped:#?}");
+    s.assert_contained(base, &[]).await;
+}
+
+/// The server's own fds are not what `/proc/self/fd/N` names in the
+/// sandbox: with an outside file at fd 50 of the server, an exec of
+/// `/proc/self/fd/50` is judged as the file the sandbox's fd 50 is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_self_is_the_process_that_execs() {
+    let s = harness::Setup::new(FORBID_RM)
+        .inherit("server-fd")
+        .start()
+        .await;
+    let file = s.work.join("keep-fd50");
+    std::fs::write(&file, "x").unwrap();
+    let r = s
+        .shell(&format!(
+            "exec 50</usr/bin/rm; env /proc/self/fd/50 {}; echo rc=$?",
+            file.display()
+        ))
+        .await;
+    assert!(file.exists(), "rm ran: {r:?}");
+    assert!(r.output.contains("Execution denied:"), "{r:?}");
+}
+
+/// Python in the sandbox: search the user keyring (`@u`) for the user key
+/// `secret`, print what it reads, then add the key `planted` there.
+fn keyring_script(secret: &str, planted: &str) -> String {
+    format!(
+        r#"/usr/bin/python3 -c '
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+u = ctypes.c_long(-4)
+k = libc.syscall(250, 10, u, b"user", b"{secret}", 0)
+if k < 0:
+    print("search=errno", ctypes.get_errno())
+else:
+    buf = ctypes.create_string_buffer(64)
+    n = libc.syscall(250, 11, k, buf, 64)
+    print("read=" + buf.raw[:max(n, 0)].decode())
+r = libc.syscall(248, b"user", b"{planted}", b"planted", 7, u)
+print("add=", r, ctypes.get_errno())
+'; echo rc=$?"#
+    )
+}
+
+/// The keys in `/proc/keys` this process can see, by description.
+fn visible_keys() -> String {
+    std::fs::read_to_string("/proc/keys").unwrap_or_default()
+}
+
+mod keys {
+    //! `add_key(2)` and `keyctl(2)` for the test's own set-up and clean-up.
+    pub fn add_user_key(desc: &str, payload: &[u8]) -> Option<i64> {
+        let desc = std::ffi::CString::new(desc).unwrap();
+        // SAFETY: add_key with valid C strings and a buffer of the given length.
+        let id = unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                desc.as_ptr(),
+                payload.as_ptr(),
+                payload.len(),
+                libc::KEY_SPEC_USER_KEYRING,
+            )
+        };
+        (id >= 0).then_some(id)
+    }
+
+    pub fn invalidate(id: i64) {
+        // SAFETY: keyctl(KEYCTL_INVALIDATE, id) takes no pointer.
+        unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_INVALIDATE, id) };
+    }
+
+    pub fn find_user_key(desc: &str) -> Option<i64> {
+        let desc = std::ffi::CString::new(desc).unwrap();
+        // SAFETY: keyctl(KEYCTL_SEARCH, keyring, type, description, 0) with C strings.
+        let id = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_SEARCH,
+                libc::KEY_SPEC_USER_KEYRING,
+                c"user".as_ptr(),
+                desc.as_ptr(),
+                0,
+            )
+        };
+        (id >= 0).then_some(id)
+    }
+}
+
+/// The user's kernel keyring is not the sandbox's to read or write: a key
+/// the server's user holds (a ticket, a credential) is not read from
+/// inside, and a key added inside does not appear outside; with and
+/// without namespaces. Root only (an unprivileged server's uid differs
+/// from the test's, and so does its user keyring).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_keyrings_are_out_of_reach() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs the tests to run as root (the server's keyring is the test's)");
+        return;
+    }
+    for namespaces in [true, false] {
+        let mut setup = Setup::new(harness::RULES);
+        if !namespaces {
+            setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+        }
+        let s = setup.start().await;
+        let tag = format!("{}-{namespaces}", std::process::id());
+        let (secret, planted) = (format!("rt3-secret-{tag}"), format!("rt3-planted-{tag}"));
+        let Some(secret_id) = keys::add_user_key(&secret, b"hunter2") else {
+            eprintln!("skipped: no kernel keyrings here (add_key failed)");
+            return;
+        };
+        let base = s.baseline().await;
+        let r = s.shell(&keyring_script(&secret, &planted)).await;
+        keys::invalidate(secret_id);
+        let planted_id = keys::find_user_key(&planted);
+        if let Some(id) = planted_id {
+            keys::invalidate(id);
+        }
+        assert!(
+            !r.output.contains("hunter2"),
+            "namespaces: {namespaces}: a key read inside: {r:?}"
+        );
+        assert!(
+            planted_id.is_none() && !visible_keys().contains(&planted),
+            "namespaces: {namespaces}: a key added inside is in the user's keyring: {r:?}"
+        );
+        s.assert_contained(base, &[]).await;
+    }
+}
+
+/// The workspace a repository with a submodule `sub` (cloned from
+/// `outside/subsrc`), made before the server starts.
+fn repository_with_a_submodule(work: &Path, outside: &Path) {
+    let src = outside.join("subsrc");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q"]);
+    std::fs::write(src.join("s"), "s\n").unwrap();
+    git(&src, &["add", "s"]);
+    git(&src, &["commit", "-q", "-m", "s"]);
+    repository(work, outside);
+    let src = src.display().to_string();
+    git(
+        work,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &src,
+            "sub",
+        ],
+    );
+    git(work, &["commit", "-q", "-m", "sub"]);
+}
+
+/// `git status` in a repository with a submodule asks the submodule
+/// whether it is modified: a git in `sub`, with the configuration of the
+/// repository `sub/.git` names. `sub/.git` is in the workspace: the
+/// sandbox points it at a repository of its own, whose `core.fsmonitor`
+/// the allowed `git status` would run outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submodule_redirected_by_the_sandbox_is_not_a_context_for_escalation() {
+    if harness::skip_without_read_only_subpaths(
+        "a_submodule_redirected_by_the_sandbox_is_not_a_context_for_escalation",
+    ) {
+        return;
+    }
+    let s = harness::start_with(
+        GIT_RULES,
+        Options {
+            prepare: Box::new(repository_with_a_submodule),
+            ..Options::default()
+        },
+    )
+    .await;
+    let base = s.baseline().await;
+    let marker = s.outside.join("submodule-fsmonitor");
+    let tmp = tempfile::Builder::new()
+        .prefix("rt-review")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let evil = tmp.path().join("evil");
+    let r = s
+        .shell(&format!(
+            "git init -q {evil} && git -C {evil} config core.fsmonitor 'echo escaped > {m}; false' \
+             && echo 'gitdir: {evil}/.git' > sub/.git && git status --short; echo rc=$?",
+            evil = evil.display(),
+            m = marker.display()
+        ))
+        .await;
+    assert!(
+        !marker.exists(),
+        "git status ran the fsmonitor of the sandbox's repository: {r:?}"
+    );
+    assert!(r.output.contains("not escalated"), "{r:?}");
+    // Control: the same `git status` outside runs it.
+    let _ = Command::new("git")
+        .arg("status")
+        .current_dir(&s.work)
+        .output()
+        .unwrap();
+    assert!(marker.exists(), "control: git status did not run it");
+    std::fs::remove_file(&marker).unwrap();
+    s.assert_contained(base, &[&marker]).await;
+}
+
+/// One stateless MCP 2026-07-28 `tools/call` of `shell` over HTTP (no
+/// token), as a JSON body; `meta` is added to the request's `_meta`.
+fn http_call(id: u64, command: &str, workdir: &Path, meta: serde_json::Value) -> String {
+    let mut full = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "review", "version": "0"},
+    });
+    for (k, v) in meta.as_object().into_iter().flatten() {
+        full[k] = v.clone();
+    }
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "shell",
+        "arguments": {"command": command, "workdir": workdir},
+        "_meta": full,
+    }})
+    .to_string()
+}
+
+/// The curl flags of such a request.
+const CURL_MCP: &str = "curl -s -H content-type:application/json \
+    -H accept:application/json,text/event-stream -H mcp-protocol-version:2026-07-28 \
+    -H mcp-method:tools/call -H mcp-name:shell";
+
+/// With `--network` and `--listen` (loopback, no token), a sandboxed
+/// command reaches the server's own endpoint and calls `shell` with a
+/// `disabled` permission profile: its command runs outside the sandbox
+/// (the marker, which the sandbox cannot write, is made). With a token the
+/// same holds when the sandbox can read the token file (reads are not
+/// restricted). Not fixed: see SECURITY.md, "Also left open".
+#[test]
+#[ignore = "open: a sandbox with --network calls the server's own --listen endpoint (SECURITY.md, left open)"]
+fn network_on_reaches_the_servers_own_http_endpoint() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir_in(harness::outside_base()).unwrap();
+    let (work, outside, codex) = (
+        dir.path().join("work"),
+        dir.path().join("outside"),
+        dir.path().join("codex"),
+    );
+    for d in [&work, &outside, &codex.join("rules")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let marker = outside.join("via-http");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let inner = http_call(
+        2,
+        &format!("touch {}", marker.display()),
+        &work,
+        serde_json::json!({"codex/sandbox-state-meta": {
+            "permissionProfile": {"type": "disabled"},
+            "sandboxCwd": format!("file://{}", work.display()),
+        }}),
+    );
+    std::fs::write(work.join("inner.json"), inner).unwrap();
+    let mut server = Command::new(harness::server_bin())
+        .args([
+            "--bash",
+            &harness::bash().display().to_string(),
+            "--network",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("CODEX_HOME", &codex)
+        .current_dir(&work)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let outer = http_call(
+        1,
+        &format!(
+            "{CURL_MCP} --data @inner.json http://127.0.0.1:{port}/mcp; touch {}.direct",
+            marker.display()
+        ),
+        &work,
+        serde_json::json!({}),
+    );
+    let mut stream = None;
+    for _ in 0..100 {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+    let mut stream = stream.expect("the server listens");
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\nmcp-protocol-version: 2026-07-28\r\n\
+         mcp-method: tools/call\r\nmcp-name: shell\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{outer}",
+        outer.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        !marker.with_extension("direct").exists() && response.contains("exit_code"),
+        "the outer call did not run sandboxed: {response}"
+    );
+    assert!(
+        !marker.exists(),
+        "the sandbox ran a command outside through the server's own endpoint: {response}"
+    );
+}
+
+/// A `sleep` outside the sandbox (the test's child), killed on drop.
+struct Victim(std::process::Child);
+
+impl Victim {
+    fn spawn() -> Victim {
+        Victim(Command::new("sleep").arg("600").spawn().unwrap())
+    }
+
+    fn open_files_limit(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/limits", self.0.id()))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `prlimit(2)` on a process outside (without a pid namespace the server
+/// and every process of the user are visible): the control starves one
+/// `sleep` of fds from outside; from inside, another keeps its limit.
+/// Root, with and without namespaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_of_processes_outside_are_not_changed() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs the tests to run as root (the victim is the test's child)");
+        return;
+    }
+    let control = Victim::spawn();
+    let out = Command::new("prlimit")
+        .args(["--pid", &control.0.id().to_string(), "--nofile=5:5"])
+        .output()
+        .expect("prlimit (util-linux)");
+    assert!(
+        out.status.success() && control.open_files_limit().contains(" 5 "),
+        "control: {out:?}"
+    );
+    for namespaces in [true, false] {
+        let mut setup = Setup::new(harness::RULES);
+        if !namespaces {
+            setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+        }
+        let s = setup.start().await;
+        let base = s.baseline().await;
+        let victim = Victim::spawn();
+        let before = victim.open_files_limit();
+        let r = s
+            .shell(&format!(
+                "prlimit --pid {} --nofile=5:5; echo rc=$?",
+                victim.0.id()
+            ))
+            .await;
+        assert_eq!(
+            victim.open_files_limit(),
+            before,
+            "namespaces: {namespaces}: the limit of a process outside changed: {r:?}"
+        );
+        // The sandbox's own limits still work (`ulimit` is prlimit(0, …)).
+        let r = s.shell("ulimit -n 64 && ulimit -n").await;
+        assert_eq!(r.output, "64\n", "{r:?}");
+        s.assert_contained(base, &[]).await;
+    }
+}

@@ -1,0 +1,56 @@
+//! No kernel keyring of the user is reached from the sandbox.
+//!
+//! **Invariant: a sandboxed process can neither read nor change a key.**
+//! Keyrings are not files: Landlock does not see them, and neither the
+//! mount nor the pid namespace separates them. The session keyring is
+//! inherited from the server (often the login session's: Kerberos
+//! tickets, `ecryptfs` and NFS/CIFS credentials, secrets stored with
+//! `keyctl`), and a root server's sandbox shares the user keyring of every
+//! root process (`@u`). A sandboxed `keyctl read` would take those
+//! secrets, and `keyctl add`/`update` would plant or replace keys that
+//! programs outside then use. So a seccomp filter fails `add_key`,
+//! `request_key` and `keyctl` with `ENOSYS` (as if the kernel had no
+//! keyrings, which programs handle; Docker's default profile refuses the
+//! same three). Always installed, whatever the network setting; the x32
+//! numbers on x86_64 too, and other architectures' calls are refused as
+//! in `seccomp`.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+
+use crate::Error;
+
+/// Installs the filter on the calling thread (inherited across fork and
+/// exec). Requires `no_new_privs`.
+pub(crate) fn deny_keyrings() -> Result<(), Error> {
+    let program = build().map_err(|e| Error::Seccomp(e.to_string()))?;
+    seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))
+}
+
+fn build() -> Result<BpfProgram, seccompiler::Error> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for nr in [libc::SYS_add_key, libc::SYS_request_key, libc::SYS_keyctl] {
+        if cfg!(target_arch = "x86_64") {
+            const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+            rules.insert(nr | X32_SYSCALL_BIT, Vec::new());
+        }
+        rules.insert(nr, Vec::new());
+    }
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )?;
+    Ok(BpfProgram::try_from(filter)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn filter_compiles_for_this_architecture() {
+        assert!(!super::build().expect("filter builds").is_empty());
+    }
+}
