@@ -178,6 +178,8 @@ pub struct Server {
     setup: Setup,
     log: PathBuf,
     cmdline: String,
+    /// The HTTP server's process and address ([`Setup::http`]).
+    http: Option<Listening>,
 }
 
 impl Drop for Server {
@@ -336,6 +338,9 @@ pub struct Setup {
     inherit: Option<String>,
     /// How the client answers approval requests.
     reply: Reply,
+    /// Serve MCP over Streamable HTTP on a loopback port instead of stdio;
+    /// the client sends this bearer token (`Some("")`: none).
+    http: Option<String>,
     /// Run once, at the first start, with `work` and `outside`.
     prepare: PrepareOnce,
 }
@@ -372,7 +377,17 @@ impl Setup {
             inherit: None,
             reply: Reply::Unsupported,
             prepare: PrepareOnce::default(),
+            http: None,
         }
+    }
+
+    /// Serves MCP over Streamable HTTP on `127.0.0.1:0` (`--listen`); the
+    /// client connects with `token` as its bearer token (`""`: none). How
+    /// the server gets its token (`--auth-token-file`, the environment) is
+    /// the case's to set.
+    pub fn http(mut self, token: &str) -> Self {
+        self.http = Some(token.into());
+        self
     }
 
     /// How the client answers approval requests (default: it does not
@@ -561,6 +576,7 @@ impl Setup {
             setup: self,
             log: spawned.log,
             cmdline: spawned.cmdline,
+            http: spawned.http,
         }
     }
 
@@ -593,6 +609,9 @@ impl Setup {
             "workspace-write".into(),
         ]);
         argv.extend(self.args.iter().map(|a| subst(a)));
+        if self.http.is_some() {
+            argv.extend(["--listen".to_string(), "127.0.0.1:0".into()]);
+        }
         argv.extend(subcommand.iter().map(|a| a.to_string()));
         let cwd = match self.cwd {
             Cwd::Work => dirs.work.to_path_buf(),
@@ -668,16 +687,19 @@ impl Setup {
                 Ok(())
             });
         }
-        let (transport, _) = TokioChildProcess::builder(cmd)
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        let pid = transport.id().expect("server pid");
         let asked = Arc::new(Mutex::new(Vec::new()));
         let client = Client {
             reply: self.reply,
             asked: asked.clone(),
         };
+        if let Some(token) = &self.http {
+            return spawn_http(cmd, client, asked, token, log, cmdline).await;
+        }
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        let pid = transport.id().expect("server pid");
         match client.serve(transport).await {
             Ok(service) => Spawned {
                 service,
@@ -686,6 +708,7 @@ impl Setup {
                 pid,
                 log,
                 cmdline,
+                http: None,
             },
             Err(e) => panic!(
                 "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",
@@ -711,6 +734,72 @@ struct Spawned {
     pidfd: Option<std::os::fd::OwnedFd>,
     log: PathBuf,
     cmdline: String,
+    http: Option<Listening>,
+}
+
+/// An HTTP server's process and address.
+struct Listening {
+    /// Killed (and reaped) when dropped.
+    _child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+/// Starts `cmd` as an HTTP server, waits for its "listening" log line and
+/// connects `client` with `token`.
+async fn spawn_http(
+    mut cmd: tokio::process::Command,
+    client: Client,
+    asked: Arc<Mutex<Vec<String>>>,
+    token: &str,
+    log: PathBuf,
+    cmdline: String,
+) -> Spawned {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmdline}: {e}"));
+    let pid = child.id().expect("server pid");
+    let listening = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let line = text.lines().find(|l| l.contains("listening: MCP over"))?;
+        let url = line.split("http://").nth(1)?;
+        url.split('/').next()?.parse::<std::net::SocketAddr>().ok()
+    };
+    if !eventually(30, || listening().is_some()).await {
+        panic!(
+            "the server never listened\ncommand: {cmdline}\nstderr:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    let addr = listening().unwrap();
+    let mut config = StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"));
+    if !token.is_empty() {
+        config = config.auth_header(token);
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
+    match client.serve(transport).await {
+        Ok(service) => Spawned {
+            service,
+            asked,
+            pidfd: pidfd_open(pid),
+            pid,
+            log,
+            cmdline,
+            http: Some(Listening {
+                _child: child,
+                addr,
+            }),
+        },
+        Err(e) => panic!(
+            "initialize failed: {e}\ncommand: {cmdline}\nstderr:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ),
+    }
 }
 
 /// Numbers the server logs of one test directory (one per start).
@@ -764,7 +853,13 @@ impl Server {
         self.pidfd = spawned.pidfd;
         self.log = spawned.log;
         self.cmdline = spawned.cmdline;
+        self.http = spawned.http;
         self
+    }
+
+    /// The HTTP server's address ([`Setup::http`]).
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.http.as_ref().expect("an HTTP server").addr
     }
 
     fn dirs(&self) -> Dirs<'_> {
