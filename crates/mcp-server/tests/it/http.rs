@@ -323,8 +323,22 @@ async fn assert_nothing_left(marker: &str, log: impl Fn() -> String) {
 }
 
 async fn wait_for_sleep(marker: &str, log: impl Fn() -> String) {
-    let started = eventually(20, || !pids_with(marker).is_empty()).await;
-    assert!(started, "the sleep never started:\n{}", log());
+    wait_for_program("sleep", marker, log).await
+}
+
+/// Waits for the call's `program …marker` itself (not Bash or the
+/// launcher, whose command lines hold the marker from their start, before
+/// the commands ahead of it have run).
+async fn wait_for_program(program: &str, marker: &str, log: impl Fn() -> String) {
+    let argv0 = format!("{program}\0");
+    let running = || {
+        pids_with(marker).into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(argv0.as_bytes()))
+        })
+    };
+    let started = eventually(20, running).await;
+    assert!(started, "{program} never started:\n{}", log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -880,7 +894,7 @@ async fn calls_over_the_limit_are_refused() {
     );
     tokio::pin!(first);
     let running = async {
-        wait_for_sleep(&m, || s.log()).await;
+        wait_for_program("cat", &m, || s.log()).await;
         c.call(json!({"command": "echo second", "workdir": s.work}), None)
             .await
     };
