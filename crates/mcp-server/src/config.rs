@@ -143,6 +143,12 @@ pub struct HttpArgs {
     /// Largest request body accepted; larger ones get 413 [default: 4194304]
     #[arg(long, value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
+
+    /// `$CODEX_MCP_AUTH_TOKEN`, which `main` takes out of the server's
+    /// environment before anything starts (`sys::take_secret_env`): no
+    /// command, sandboxed or escalated, inherits it.
+    #[arg(skip)]
+    pub token_from_env: Option<String>,
 }
 
 /// Which execs the rules judge.
@@ -247,12 +253,17 @@ pub struct Settings {
     /// the config file (see `rules::protected_paths`), and the server's own
     /// executable and the launcher beside it.
     pub protected_paths: Vec<PathBuf>,
+    /// What a command must never read: the HTTP bearer token file.
+    pub hidden_paths: Vec<PathBuf>,
 }
 
 /// The Streamable HTTP transport's settings.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+    /// Where the tokens were read from (absolute), if from a file: a
+    /// secret no command may read or replace (see `Settings::hidden_paths`).
+    pub token_file: Option<PathBuf>,
     /// No token: loopback only, and every local process is one client.
     pub tokens: Option<crate::http::Tokens>,
     /// Host names accepted in `Host` and `Origin` besides loopback.
@@ -310,11 +321,11 @@ impl Settings {
                     .clone()
                     .or(file.auth_token_file)
                     .map(|p| absolutize(&cwd, &p));
-                let tokens = match token_file {
-                    Some(path) => Some(crate::http::Tokens::from_file(&path)?),
-                    None => match std::env::var(AUTH_TOKEN_ENV) {
-                        Ok(token) if !token.is_empty() => {
-                            Some(crate::http::Tokens::parse(&token, AUTH_TOKEN_ENV)?)
+                let tokens = match &token_file {
+                    Some(path) => Some(crate::http::Tokens::from_file(path)?),
+                    None => match &h.token_from_env {
+                        Some(token) if !token.is_empty() => {
+                            Some(crate::http::Tokens::parse(token, AUTH_TOKEN_ENV)?)
                         }
                         _ => None,
                     },
@@ -332,8 +343,17 @@ impl Settings {
                     .max_request_bytes
                     .or(file.max_request_bytes)
                     .unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+                if tokens.is_none() && (s.network || file.network.unwrap_or(false)) {
+                    bail!(
+                        "refusing to listen on {listen} without a token while --network gives \
+                         sandboxed commands the network: a command could connect to the server \
+                         itself and run what it likes outside the sandbox; pass \
+                         --auth-token-file FILE (or set {AUTH_TOKEN_ENV})"
+                    );
+                }
                 Some(HttpSettings {
                     listen,
+                    token_file,
                     tokens,
                     allowed_hosts,
                     max_request_bytes,
@@ -361,6 +381,10 @@ impl Settings {
                 protected_paths.push(launcher);
             }
         }
+        // The token file: unreadable to commands, and (in a writable root)
+        // not replaceable by a token a command chose for the next start.
+        let hidden_paths: Vec<PathBuf> = http.iter().filter_map(|h| h.token_file.clone()).collect();
+        protected_paths.extend(hidden_paths.iter().cloned());
         let mut writable_roots: Vec<PathBuf> = file.writable_roots;
         writable_roots.extend(s.writable_roots.iter().cloned());
         let writable_roots = writable_roots
@@ -403,6 +427,7 @@ impl Settings {
             max_calls,
             http,
             protected_paths,
+            hidden_paths,
             exec_check: s
                 .exec_check
                 .or(file.exec_check)

@@ -14,3 +14,4 @@ pub mod rules;
 pub mod sandbox_exec;
 pub mod sandbox_state;
 pub mod server;
+pub mod sys;

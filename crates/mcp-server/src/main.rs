@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use mcp_server::config::{Cli, Command, Settings};
+use mcp_server::config::{AUTH_TOKEN_ENV, Cli, Command, Settings};
 use mcp_server::launcher::Launcher;
 use mcp_server::{check, doctor, rules, sandbox_exec, sandbox_state, server};
 use policy::MatchOptions;
@@ -26,7 +26,19 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).as_deref() == Some(OsStr::new("sandbox-exec")) {
         return sandbox_exec::main(std::env::args_os().skip(2).collect());
     }
-    let cli = Cli::parse();
+    // First, while the process has one thread: the token leaves the
+    // environment every command would inherit (and `/proc/PID/environ`).
+    let token_from_env = mcp_server::sys::take_secret_env(AUTH_TOKEN_ENV);
+    let mut cli = Cli::parse();
+    cli.serve.http.token_from_env = match token_from_env.map(std::ffi::OsString::into_string) {
+        Some(Ok(token)) => Some(token),
+        Some(Err(_)) => {
+            return config_error(anyhow::anyhow!(
+                "{AUTH_TOKEN_ENV} is not valid UTF-8: use printable ASCII without spaces"
+            ));
+        }
+        None => None,
+    };
     init_tracing();
     let settings = match Settings::resolve(&cli) {
         Ok(settings) => settings,

@@ -103,6 +103,7 @@ impl SandboxState {
         &self,
         server_cwd: &Path,
         protected: &[PathBuf],
+        hidden: &[PathBuf],
     ) -> Result<Resolution, Unenforceable> {
         let cwd = self.sandbox_cwd.as_deref().unwrap_or(server_cwd);
         let tmpdir = tmpdir();
@@ -112,6 +113,7 @@ impl SandboxState {
         }?;
         if let Some(spec) = resolution.spec.as_mut() {
             spec.protect(protected)?;
+            spec.hide(hidden);
         }
         Ok(resolution)
     }
@@ -167,6 +169,7 @@ pub fn default_spec(settings: &Settings) -> Result<Option<SandboxSpec>, Unenforc
         return Ok(None);
     };
     spec.protect(&settings.protected_paths)?;
+    spec.hide(&settings.hidden_paths);
     Ok(Some(spec))
 }
 
@@ -187,7 +190,7 @@ mod tests {
     use serde_json::json;
 
     fn resolve(v: Value, cwd: &Path) -> Result<Resolution, Unenforceable> {
-        SandboxState::parse(&v).unwrap().resolve(cwd, &[])
+        SandboxState::parse(&v).unwrap().resolve(cwd, &[], &[])
     }
 
     #[test]

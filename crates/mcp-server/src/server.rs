@@ -381,6 +381,7 @@ impl ExecServer {
                     .resolve(
                         &self.shared.settings.cwd,
                         &self.shared.settings.protected_paths,
+                        &self.shared.settings.hidden_paths,
                     )
                     .map_err(|e| format!("cannot run under the client's sandbox: {e}"))?;
                 warnings.extend(sandbox_state::resolution_warnings(&resolution));
@@ -401,6 +402,17 @@ impl ExecServer {
             } else {
                 tracing::debug!(%warning, "sandbox state");
             }
+        }
+        if let Some(http) = &self.shared.settings.http
+            && http.tokens.is_none()
+            && spec.as_ref().is_some_and(|spec| spec.network)
+        {
+            return Err(format!(
+                "cannot run with the network on in the sandbox: this server listens on {} without \
+                 a token, so a command could connect to it and run what it likes outside the \
+                 sandbox (start the server with --auth-token-file FILE)",
+                http.listen
+            ));
         }
         Ok(CallSandbox { spec, warnings })
     }
@@ -723,6 +735,7 @@ impl ServerHandler for ExecServer {
         if let Err(e) = state.resolve(
             &self.shared.settings.cwd,
             &self.shared.settings.protected_paths,
+            &self.shared.settings.hidden_paths,
         ) {
             return Err(McpError::invalid_params(
                 format!("cannot run under this sandbox state: {e}"),

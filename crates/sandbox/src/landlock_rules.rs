@@ -1,5 +1,7 @@
 //! The Landlock ruleset: read and execute everywhere (but the host's
-//! terminals when `/dev` is the host's), every write-ish right below the
+//! terminals when `/dev` is the host's, and the hidden files outside the
+//! writable roots: one rule per entry of each directory above them, none
+//! on them), every write-ish right below the
 //! writable roots except making device nodes, the device files a shell
 //! needs, and (when the network is off) no TCP or UDP. Scopes (ABI 6): no
 //! signal to, and no abstract UNIX socket of, a process outside the
@@ -88,9 +90,25 @@ pub(crate) fn restrict_self(
     }
     let mut created = ruleset.create().map_err(landlock_error("create ruleset"))?;
 
-    match devices {
-        Devices::Private => created = add_rule(created, Path::new("/"), true, read)?,
-        Devices::Host => created = add_host_read_rules(created, read)?,
+    // Below a writable root the root's own rule would grant the read
+    // anyway: there the mount hides a file (`rootfs`).
+    let mut unread: Vec<&Path> = spec
+        .hidden
+        .iter()
+        .filter(|path| !spec.under_writable_root(path))
+        .map(PathBuf::as_path)
+        .collect();
+    if devices == Devices::Host {
+        unread.push(Path::new("/dev"));
+    }
+    created = add_read_rules(created, read, &unread)?;
+    if devices == Devices::Host {
+        for name in READABLE_HOST_DEVICES {
+            let path = Path::new("/dev").join(name);
+            if let Ok(meta) = std::fs::metadata(&path) {
+                created = add_rule(created, &path, meta.is_dir(), read)?;
+            }
+        }
     }
     let mut missing_writable_roots = Vec::new();
     // One stat per path: it runs on every sandboxed call.
@@ -126,34 +144,48 @@ pub(crate) fn restrict_self(
     })
 }
 
-/// Read everywhere but `/dev`, where only [`READABLE_HOST_DEVICES`]: one
-/// rule per top-level entry.
-fn add_host_read_rules(
-    mut created: RulesetCreated,
+/// Read everywhere but `unread` (and what lies below): a single rule on
+/// `/` when nothing is left out, else listing everywhere and one rule per
+/// entry of each directory above a path left out (symlinks are skipped:
+/// they lead to entries covered anyway, or left out).
+fn add_read_rules(
+    created: RulesetCreated,
     read: BitFlags<AccessFs>,
+    unread: &[&Path],
 ) -> Result<RulesetCreated, Error> {
+    if unread.is_empty() {
+        return add_rule(created, Path::new("/"), true, read);
+    }
     // Listing any directory (names only; `/dev/pts` included) is harmless.
-    created = add_rule(created, Path::new("/"), true, AccessFs::ReadDir.into())?;
-    let entries = std::fs::read_dir("/").map_err(|source| Error::Path {
-        path: PathBuf::from("/"),
-        source,
-    })?;
+    let created = add_rule(created, Path::new("/"), true, AccessFs::ReadDir.into())?;
+    add_read_rules_beside(created, Path::new("/"), read, unread)
+}
+
+fn add_read_rules_beside(
+    mut created: RulesetCreated,
+    dir: &Path,
+    read: BitFlags<AccessFs>,
+    unread: &[&Path],
+) -> Result<RulesetCreated, Error> {
+    // A directory the server cannot list grants nothing: stricter.
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(created);
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path == Path::new("/dev") {
+        if unread.contains(&path.as_path()) {
             continue;
         }
-        // Symlinks (`/bin` → `usr/bin`) lead to entries covered anyway.
-        match entry.file_type() {
-            Ok(t) if t.is_symlink() => continue,
-            Ok(t) => created = add_rule(created, &path, t.is_dir(), read)?,
-            Err(_) => continue,
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_symlink() {
+            continue;
         }
-    }
-    for name in READABLE_HOST_DEVICES {
-        let path = Path::new("/dev").join(name);
-        if let Ok(meta) = std::fs::metadata(&path) {
-            created = add_rule(created, &path, meta.is_dir(), read)?;
+        if kind.is_dir() && unread.iter().any(|u| u.starts_with(&path)) {
+            created = add_read_rules_beside(created, &path, read, unread)?;
+        } else {
+            created = add_rule(created, &path, kind.is_dir(), read)?;
         }
     }
     Ok(created)

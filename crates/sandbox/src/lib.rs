@@ -38,6 +38,11 @@
 //!   stdin, stdout, stderr and escalation socket) keep their rights; pipes
 //!   and sockets reached through `/proc/self/fd` are not path-based; connecting
 //!   to UNIX sockets (named or abstract) is allowed.
+//! - **Hidden files** ([`SandboxSpec::hidden`], the server's token file):
+//!   not readable at all. Outside the writable roots Landlock's read rights
+//!   are granted entry by entry around them; below a writable root a mount
+//!   that cannot be opened covers them, and without a mount namespace the
+//!   command does not run ([`Error::Exposed`]).
 //! - **Read-only subpaths** (`.git`, `.codex`, `.agents` below a writable
 //!   root, and those the client names): made
 //!   read-only by a read-only bind mount in a private mount namespace
@@ -133,6 +138,13 @@ pub struct SandboxSpec {
     /// at its next start (see [`SandboxSpec::protect`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub must_protect: Vec<PathBuf>,
+    /// Files that must not be read, or the command does not run: the
+    /// server's secrets (its HTTP bearer token file). Outside the writable
+    /// roots Landlock grants no read right on them; below a writable root
+    /// (where Landlock cannot take a right away) a mount that cannot be opened
+    /// covers them, in the mount namespace (see [`SandboxSpec::hide`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<PathBuf>,
 }
 
 impl SandboxSpec {
@@ -168,6 +180,33 @@ impl SandboxSpec {
     }
 }
 
+impl SandboxSpec {
+    /// Makes each of `paths` unreadable to the command ([`SandboxSpec::hidden`]),
+    /// by the file it resolves to (symlinks followed: a Kubernetes secret
+    /// is a link into a `..data` directory). A path that does not exist
+    /// has nothing to hide and is skipped; one below a writable root
+    /// should be in [`SandboxSpec::must_protect`] too, so that a command
+    /// can neither replace it nor create it.
+    pub fn hide(&mut self, paths: &[PathBuf]) {
+        for path in paths {
+            let Ok(resolved) = path.canonicalize() else {
+                continue;
+            };
+            if !self.hidden.contains(&resolved) {
+                self.hidden.push(resolved);
+            }
+        }
+    }
+
+    /// Whether `path` lies below a writable root (where Landlock cannot
+    /// refuse reading it).
+    pub(crate) fn under_writable_root(&self, path: &std::path::Path) -> bool {
+        self.writable_roots
+            .iter()
+            .any(|root| path.starts_with(root))
+    }
+}
+
 /// A read-only subpath that could not be protected, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UnprotectedSubpath {
@@ -191,6 +230,8 @@ pub enum Error {
     Supervisor(#[source] io::Error),
     #[error("{} must stay read-only but cannot be protected here: {reason}", path.display())]
     Unprotected { path: PathBuf, reason: String },
+    #[error("{} must stay unreadable but cannot be hidden here (it lies in a writable root): {reason}; move it out of the writable roots", path.display())]
+    Exposed { path: PathBuf, reason: String },
     #[error("landlock failed to {step}: {source}")]
     Landlock {
         step: &'static str,
@@ -456,6 +497,22 @@ fn confine(
     view: View,
     exec_notify: Option<OwnedFd>,
 ) -> Result<Applied, Error> {
+    // Below a writable root only the mount hides a secret.
+    if let Some(exposed) = spec
+        .hidden
+        .iter()
+        .find(|path| spec.under_writable_root(path) && !view.hidden.contains(path))
+    {
+        let reason = view
+            .gaps
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "no mount namespace".into());
+        return Err(Error::Exposed {
+            path: exposed.clone(),
+            reason,
+        });
+    }
     if let Some(missed) = view
         .unprotected
         .iter()

@@ -263,6 +263,7 @@ impl Grants {
                 read_only_subpaths,
                 network: self.network,
                 must_protect: Vec::new(),
+                hidden: Vec::new(),
             }),
             refused,
             ignored: self.ignored,

@@ -13,7 +13,12 @@
 //! 5. the writable roots attached back on top, writable;
 //! 6. the read-only subpaths below them (`.git`, `.codex`, …) bound
 //!    read-only (`EROFS`);
-//! 7. a `/proc` of the call's own pid namespace.
+//! 7. the hidden files below them (the server's secrets) covered by a
+//!    mount that cannot be read: `/dev/null` bound over a file on a
+//!    `nodev` mount (opening it fails with `EACCES`), an empty read-only
+//!    tmpfs with mode 000 over a directory; renaming or removing a mount
+//!    point fails with `EBUSY`;
+//! 8. a `/proc` of the call's own pid namespace.
 //!
 //! Each step that fails leaves the sandbox stricter or as strict as
 //! Landlock alone makes it, and is reported in [`View`]; a writable root
@@ -47,6 +52,9 @@ pub struct View {
     pub protected: Vec<PathBuf>,
     /// Read-only subpaths left writable, and why.
     pub unprotected: Vec<UnprotectedSubpath>,
+    /// Hidden files below writable roots covered by an empty mount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<PathBuf>,
     /// Why parts of the view could not be built.
     pub gaps: Vec<String>,
 }
@@ -151,6 +159,19 @@ pub(crate) fn build(spec: &SandboxSpec, entered: &Entered) -> View {
             }),
         }
     }
+    for path in spec
+        .hidden
+        .iter()
+        .filter(|path| spec.under_writable_root(path))
+    {
+        let pinned = (spec.must_protect.contains(path) && view.protected.contains(path))
+            || pin_ancestors(path, &spec.writable_roots).is_ok();
+        if pinned && cover(path).is_ok() {
+            view.hidden.push(path.clone());
+        } else {
+            view.gaps.push(format!("cannot hide {}", path.display()));
+        }
+    }
     // The working directory was entered before the mounts: it is still the
     // directory of the old (now read-only) mount. Enter it again by path.
     if let Ok(cwd) = std::env::current_dir()
@@ -197,6 +218,25 @@ fn pin_ancestors(path: &Path, roots: &[PathBuf]) -> std::io::Result<()> {
         sys::bind_self(dir)?;
     }
     Ok(())
+}
+
+/// Covers `path` with a mount that cannot be read: the (private)
+/// `/dev/null` over a file, read-only and `nodev` (so it cannot even be
+/// opened), an empty read-only tmpfs over a directory.
+fn cover(path: &Path) -> std::io::Result<()> {
+    if path.symlink_metadata()?.is_dir() {
+        sys::mount(
+            c"tmpfs",
+            path,
+            Some(c"tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+            Some(c"mode=0000,size=4k"),
+        )
+    } else {
+        let null = sys::clone_tree(Path::new("/dev/null"))?;
+        sys::attach_tree(&null, path)?;
+        sys::remount_read_only_with(path, libc::MS_NODEV | libc::MS_NOSUID | libc::MS_NOEXEC)
+    }
 }
 
 fn unprotected(paths: &[PathBuf], reason: &str) -> Vec<UnprotectedSubpath> {

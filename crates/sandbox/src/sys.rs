@@ -120,6 +120,12 @@ pub(crate) fn bind_self(path: &Path) -> io::Result<()> {
 /// Remounts the mount at `path` read-only, keeping its other per-mount
 /// flags (see [`bind_read_only`]).
 pub(crate) fn remount_read_only(path: &Path) -> io::Result<()> {
+    remount_read_only_with(path, 0)
+}
+
+/// [`remount_read_only`], adding the per-mount flags `extra` (flags can be
+/// added in a user namespace, never cleared).
+pub(crate) fn remount_read_only_with(path: &Path, extra: libc::c_ulong) -> io::Result<()> {
     let c_path = cstring(path)?;
     let kept = mount_flags(&c_path)?;
     // SAFETY: `c_path` is a valid nul-terminated string; for MS_REMOUNT the
@@ -129,7 +135,7 @@ pub(crate) fn remount_read_only(path: &Path) -> io::Result<()> {
             std::ptr::null(),
             c_path.as_ptr(),
             std::ptr::null(),
-            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | kept,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | kept | extra,
             std::ptr::null(),
         )
     })

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
 import {
+  README_URL,
   SERVER_NAME,
   assertOnlyLoopback,
   claudeCli,
@@ -29,6 +30,7 @@ import {
   removeRun,
   runClient,
   shellResult,
+  startHttpServer,
   writeLauncher,
   writeRules,
 } from './harness.mjs';
@@ -55,10 +57,25 @@ function mcpAddArgv(launcher, args) {
  * parsed shell result; failures carry the client's output, the model's
  * view and the server log.
  */
-async function claudeShell(t, { label, rules, call, server = [], hook }, expect) {
+/**
+ * `claude mcp add --transport http …` of the README (claude-http), run by
+ * `sh` as a user would paste it, with `SHELL_TOOL_TOKEN` set, Claude
+ * Code's path for `claude` and the server's address for the README's.
+ */
+function mcpAddHttpArgv(url) {
+  let line = readmeSnippet('claude-http').trim();
+  assert.ok(line.startsWith('claude mcp add --transport http ') && line.includes(README_URL), `README.md claude-http snippet: ${line}`);
+  line = line.replace(/^claude /, `'${claudeCli.bin}' `).replace(README_URL, url);
+  return ['sh', '-c', line];
+}
+
+async function claudeShell(t, { label, rules, call, server = [], hook, overHttp = false }, expect) {
   const run = makeRun(`claude-${label}`);
   const launcher = writeLauncher(run);
   const args = [...server, ...(rules === undefined ? [] : ['--rules', writeRules(run, rules)])];
+  // Over HTTP the test starts the server (a sidecar) with the same
+  // arguments; Claude Code sends the token in the header the README adds.
+  const http = overHttp ? await startHttpServer(run, args) : undefined;
   const model = await startModel({ server: SERVER_NAME, call: { workdir: run.work, ...call(run) } });
   const what = { model: model.state };
   const env = clientEnv(run, {
@@ -68,10 +85,11 @@ async function claudeShell(t, { label, rules, call, server = [], hook }, expect)
     DISABLE_TELEMETRY: '1',
     DISABLE_ERROR_REPORTING: '1',
     DISABLE_AUTOUPDATER: '1',
+    ...(http ? { SHELL_TOOL_TOKEN: http.token } : {}),
   });
   try {
     await explained(run, what, async () => {
-      const add = [claudeCli.bin, ...mcpAddArgv(launcher, args)];
+      const add = http ? mcpAddHttpArgv(http.url) : [claudeCli.bin, ...mcpAddArgv(launcher, args)];
       const added = await runClient(add, { cwd: run.work, env });
       what.client = { argv: add, ...added };
       assert.equal(added.code, 0, 'claude mcp add exit status');
@@ -93,10 +111,15 @@ async function claudeShell(t, { label, rules, call, server = [], hook }, expect)
       assert.ok(model.state.shellTool, 'the model found the shell tool');
       assert.equal(JSON.parse(c.stdout).result, DONE_TEXT, "claude -p printed the model's last text");
       await expect(shellResult(model.state.output), run);
+      if (http) {
+        await http.close();
+        assert.match(readFileSync(run.log, 'utf8'), /shell call/, 'the call reached the HTTP server');
+      }
     });
     removeRun(run);
   } finally {
     await model.close();
+    if (http) await http.close().catch(() => {});
   }
 }
 
@@ -113,6 +136,27 @@ describe(`Claude Code ${claudeCli.version}`, { timeout: 300_000 }, () => {
       assert.equal(r.exit_code, 0);
       assert.equal(r.timed_out, false);
     }));
+
+  test('over HTTP with a bearer token header (README claude-http): echo runs, writes as the sandbox allows', (t) =>
+    claudeShell(
+      t,
+      {
+        label: 'http',
+        overHttp: true,
+        call: (run) => ({ command: `echo hello; touch ${run.work}/inside; echo inside=$?; touch ${run.outside}/outside; echo outside=$?` }),
+      },
+      (r, run) => {
+        // Refused by the read-only view (with a mount namespace, as here
+        // under root) or by Landlock.
+        assert.equal(
+          r.output.replace('Read-only file system', 'Permission denied'),
+          `hello\ninside=0\ntouch: cannot touch '${run.outside}/outside': Permission denied\noutside=1\n`,
+        );
+        assert.equal(r.exit_code, 0);
+        assert.equal(existsSync(`${run.work}/inside`), true, 'file written in the workspace');
+        assert.equal(existsSync(`${run.outside}/outside`), false, 'file written outside the workspace');
+      },
+    ));
 
   test('a forbidden rule denies with its justification', (t) =>
     claudeShell(

@@ -13,11 +13,12 @@
 // provider, `approval_policy = "never"`, no update check, no analytics.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
 import {
+  README_URL,
   SERVER_NAME,
   assertOnlyLoopback,
   clientEnv,
@@ -29,6 +30,7 @@ import {
   replaceOnce,
   runClient,
   shellResult,
+  startHttpServer,
   writeLauncher,
   writeRules,
 } from './harness.mjs';
@@ -38,11 +40,17 @@ before(assertOnlyLoopback);
 
 const FORBID_CURL = 'prefix_rule(pattern = ["curl"], decision = "forbidden", justification = "use the fetch tool")\n';
 
-function codexConfig({ modelUrl, launcher, rules }) {
-  const what = 'README.md codex-config snippet';
-  let mcp = readmeSnippet('codex-config');
-  mcp = replaceOnce(mcp, /^command = .*$/m, `command = ${JSON.stringify(launcher)}`, what);
-  mcp = replaceOnce(mcp, /^args = .*$/m, `args = ${JSON.stringify(rules ? ['--rules', rules] : [])}`, what);
+function codexConfig({ modelUrl, launcher, rules, http }) {
+  let mcp;
+  if (http) {
+    // README.md, "Over HTTP", codex-http: only the address differs.
+    mcp = replaceOnce(readmeSnippet('codex-http'), new RegExp(README_URL.replaceAll('.', '\\.'), 'g'), http.url, 'README.md codex-http snippet');
+  } else {
+    const what = 'README.md codex-config snippet';
+    mcp = readmeSnippet('codex-config');
+    mcp = replaceOnce(mcp, /^command = .*$/m, `command = ${JSON.stringify(launcher)}`, what);
+    mcp = replaceOnce(mcp, /^args = .*$/m, `args = ${JSON.stringify(rules ? ['--rules', rules] : [])}`, what);
+  }
   return `# Test only: the scripted model, no approvals, nothing phoning home.
 model = "scripted"
 model_provider = "scripted"
@@ -67,18 +75,23 @@ ${mcp}`;
  * run, model)` with the parsed shell result; failures carry the client's
  * output, the model's view and the server log.
  */
-async function codexShell(t, cli, { sandbox, rules, call }, expect) {
-  const run = makeRun(`codex-${cli.version}-${sandbox}`);
+async function codexShell(t, cli, { sandbox, rules, call, overHttp = false }, expect) {
+  const run = makeRun(`codex-${cli.version}-${sandbox}${overHttp ? '-http' : ''}`);
   const launcher = writeLauncher(run);
   const rulesFile = rules === undefined ? undefined : writeRules(run, rules);
+  // Over HTTP the test starts the server (a sidecar); Codex gets the token
+  // in the variable the README's snippet names.
+  const http = overHttp ? await startHttpServer(run, rulesFile ? ['--rules', rulesFile] : []) : undefined;
   const model = await startModel({ server: SERVER_NAME, call: { workdir: run.work, ...call(run) } });
   const what = { model: model.state };
   try {
-    mkdirSync(join(run.home, '.codex'));
-    writeFileSync(join(run.home, '.codex/config.toml'), codexConfig({ modelUrl: model.url, launcher, rules: rulesFile }));
+    // (The HTTP server, started in the same HOME, made it already.)
+    mkdirSync(join(run.home, '.codex'), { recursive: true });
+    writeFileSync(join(run.home, '.codex/config.toml'), codexConfig({ modelUrl: model.url, launcher, rules: rulesFile, http }));
     await explained(run, what, async () => {
       const argv = [process.execPath, cli.bin, 'exec', ...cli.extraArgs, '--skip-git-repo-check', '--sandbox', sandbox, '-C', run.work, 'Run the command.'];
-      const c = await runClient(argv, { cwd: run.work, env: clientEnv(run) });
+      const env = clientEnv(run, http ? { SHELL_TOOL_TOKEN: http.token } : {});
+      const c = await runClient(argv, { cwd: run.work, env });
       what.client = { argv, ...c };
       t.diagnostic(`codex ${cli.version} exec took ${c.ms} ms; tool: ${model.state.shellTool}`);
       assert.equal(c.code, 0, 'codex exec exit status');
@@ -86,10 +99,15 @@ async function codexShell(t, cli, { sandbox, rules, call }, expect) {
       assert.deepEqual(model.state.unexpected, [], 'requests the scripted model could not answer');
       assert.ok(model.state.shellTool, 'the model found the shell tool');
       await expect(shellResult(model.state.output), run, model.state);
+      if (http) {
+        await http.close();
+        assert.match(readFileSync(run.log, 'utf8'), /shell call/, 'the call reached the HTTP server');
+      }
     });
     removeRun(run);
   } finally {
     await model.close();
+    if (http) await http.close().catch(() => {});
   }
 }
 
@@ -97,6 +115,13 @@ async function codexShell(t, cli, { sandbox, rules, call }, expect) {
 const writes = (run) => ({
   command: `echo hello; touch ${run.work}/inside; echo inside=$?; touch ${run.outside}/outside; echo outside=$?`,
 });
+
+/**
+ * `output` with each refused write's reason as Landlock gives it: with a
+ * mount namespace (a server running as root, or with user namespaces)
+ * the read-only view refuses it first (`EROFS`), else Landlock (`EACCES`).
+ */
+const asLandlockRefuses = (output) => output.replace(/Read-only file system/g, 'Permission denied');
 
 /** The output `writes` gives for the writes that succeed. */
 function writesOutput(run, { inside, outside }) {
@@ -113,13 +138,21 @@ for (const cli of codexClis) {
     ]) {
       test(`--sandbox ${sandbox}: echo runs, writes as the sandbox allows`, (t) =>
         codexShell(t, cli, { sandbox, call: writes }, (r, run) => {
-          assert.equal(r.output, writesOutput(run, allowed));
+          assert.equal(asLandlockRefuses(r.output), writesOutput(run, allowed));
           assert.equal(r.exit_code, 0);
           assert.equal(r.timed_out, false);
           assert.equal(existsSync(`${run.work}/inside`), allowed.inside, 'file written in the workspace');
           assert.equal(existsSync(`${run.outside}/outside`), allowed.outside, 'file written outside the workspace');
         }));
     }
+
+    test('over HTTP with a bearer token (README codex-http): echo runs, writes as the sandbox allows', (t) =>
+      codexShell(t, cli, { sandbox: 'workspace-write', call: writes, overHttp: true }, (r, run) => {
+        assert.equal(asLandlockRefuses(r.output), writesOutput(run, { inside: true, outside: false }));
+        assert.equal(r.exit_code, 0);
+        assert.equal(existsSync(`${run.work}/inside`), true, 'file written in the workspace');
+        assert.equal(existsSync(`${run.outside}/outside`), false, 'file written outside the workspace');
+      }));
 
     test('a forbidden rule denies with its justification', (t) =>
       codexShell(

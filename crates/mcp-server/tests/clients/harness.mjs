@@ -6,7 +6,10 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -113,6 +116,52 @@ export function writeLauncher(run) {
   chmodSync(path, 0o755);
   return path;
 }
+
+/**
+ * The server over Streamable HTTP, started by the test as a user starts a
+ * sidecar (README "Over HTTP"): the debug server on 127.0.0.1 (a port the
+ * kernel picks) with a fresh token in `run.dir/token`, outside the
+ * workspace, working directory `run.work`, stderr (RUST_LOG=info) to
+ * `run.log`. Resolves to `{ url, token, close }` once it listens; `close`
+ * sends SIGTERM and waits for its exit status.
+ */
+export async function startHttpServer(run, args = []) {
+  const token = randomBytes(32).toString('hex');
+  const tokenFile = join(run.dir, 'token');
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  const log = openSync(run.log, 'a');
+  const argv = ['--bash', bash, '--listen', '127.0.0.1:0', '--auth-token-file', tokenFile, ...args];
+  const child = spawn(server, argv, {
+    cwd: run.work,
+    env: { PATH: process.env.PATH, LANG: process.env.LANG ?? 'C.UTF-8', HOME: run.home, RUST_LOG: 'info' },
+    stdio: ['ignore', 'ignore', log],
+  });
+  closeSync(log);
+  const exited = once(child, 'exit');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const m = /listening: MCP over Streamable HTTP at (http:\/\/\S+)/.exec(readFileSync(run.log, 'utf8'));
+    if (m) {
+      return {
+        url: m[1],
+        token,
+        close: async () => {
+          if (child.exitCode === null) child.kill('SIGTERM');
+          const [code, signal] = await exited;
+          assert.equal(code, 0, `the HTTP server's exit after SIGTERM (signal ${signal})`);
+        },
+      };
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the HTTP server never listened: ${server} ${argv.join(' ')}\n${readFileSync(run.log, 'utf8')}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** The address the README's HTTP snippets use, replaced by the server's. */
+export const README_URL = 'http://127.0.0.1:8080/mcp';
 
 export function writeRules(run, text) {
   const path = join(run.dir, 'e2e.rules');

@@ -1477,3 +1477,5 @@ mod sys {
         }
     }
 }
+
+mod http_token;

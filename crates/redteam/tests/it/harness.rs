@@ -105,6 +105,8 @@ pub struct Server {
     /// The server process (also killed when dropped).
     _child: tokio::process::Child,
     setup: Setup,
+    /// The HTTP server's address ([`Setup::http`]).
+    http: Option<std::net::SocketAddr>,
 }
 
 impl Drop for Server {
@@ -229,6 +231,9 @@ pub struct Setup {
     inherit: Option<String>,
     /// How the client answers approval requests.
     reply: Reply,
+    /// Serve MCP over Streamable HTTP on a loopback port instead of stdio;
+    /// the client sends this bearer token (`Some("")`: none).
+    http: Option<String>,
     /// Run once, at the first start, with `work` and `outside`.
     prepare: PrepareOnce,
 }
@@ -265,7 +270,17 @@ impl Setup {
             inherit: None,
             reply: Reply::Unsupported,
             prepare: PrepareOnce::default(),
+            http: None,
         }
+    }
+
+    /// Serves MCP over Streamable HTTP on `127.0.0.1:0` (`--listen`); the
+    /// client connects with `token` as its bearer token (`""`: none). How
+    /// the server gets its token (`--auth-token-file`, the environment) is
+    /// the case's to set.
+    pub fn http(mut self, token: &str) -> Self {
+        self.http = Some(token.into());
+        self
     }
 
     /// How the client answers approval requests (default: it does not
@@ -454,6 +469,7 @@ impl Setup {
             pidfd: spawned.pidfd,
             _child: spawned.child,
             setup: self,
+            http: spawned.http,
         }
     }
 
@@ -486,6 +502,9 @@ impl Setup {
             "workspace-write".into(),
         ]);
         argv.extend(self.args.iter().map(|a| subst(a)));
+        if self.http.is_some() {
+            argv.extend(["--listen".to_string(), "127.0.0.1:0".into()]);
+        }
         argv.extend(subcommand.iter().map(|a| a.to_string()));
         let cwd = match self.cwd {
             Cwd::Work => dirs.work.to_path_buf(),
@@ -567,6 +586,9 @@ impl Setup {
             .map_or_else(|| dirs.work.to_path_buf(), Path::to_path_buf);
         let log = ServerLog::new(cmdline, &cwd, &log);
         let (client, asked, _) = Client::named("redteam", self.reply);
+        if let Some(token) = &self.http {
+            return spawn_http(cmd, client, asked, token, log).await;
+        }
         let (service, child) = mcp::spawn_stdio(cmd, &log, client, None).await;
         let pid = child.id().expect("server pid");
         Spawned {
@@ -577,6 +599,7 @@ impl Setup {
             pid,
             child,
             log,
+            http: None,
         }
     }
 }
@@ -597,6 +620,45 @@ struct Spawned {
     pidfd: Option<std::os::fd::OwnedFd>,
     child: tokio::process::Child,
     log: ServerLog,
+    http: Option<std::net::SocketAddr>,
+}
+
+/// Starts `cmd` as an HTTP server, waits for its "listening" log line and
+/// connects `client` with `token`.
+async fn spawn_http(
+    mut cmd: tokio::process::Command,
+    client: Client,
+    asked: Received,
+    token: &str,
+    log: ServerLog,
+) -> Spawned {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.stderr())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", log.cmdline()));
+    let pid = child.id().expect("server pid");
+    let listening = || test_support::wire::listening_addr(&log.text());
+    if !eventually(30, || listening().is_some()).await {
+        panic!("the server never listened\n{}", log.describe());
+    }
+    let addr = listening().unwrap();
+    let token = (!token.is_empty()).then_some(token);
+    match mcp::connect_http(&format!("http://{addr}/mcp"), token, client, None).await {
+        Ok(service) => Spawned {
+            service,
+            asked,
+            // Opened while the child cannot have been reaped: we hold it.
+            pidfd: pidfd_open(pid),
+            pid,
+            child,
+            log,
+            http: Some(addr),
+        },
+        Err(e) => panic!("initialize failed: {e}\n{}", log.describe()),
+    }
 }
 
 /// Numbers the server logs of one test directory (one per start).
@@ -646,7 +708,13 @@ impl Server {
         self.pidfd = spawned.pidfd;
         self._child = spawned.child;
         self.log = spawned.log;
+        self.http = spawned.http;
         self
+    }
+
+    /// The HTTP server's address ([`Setup::http`]).
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.http.expect("an HTTP server")
     }
 
     fn dirs(&self) -> Dirs<'_> {

@@ -155,6 +155,7 @@ fn read_only_resolves_to_no_writable_roots() {
             read_only_subpaths: vec![],
             network: false,
             must_protect: vec![],
+            hidden: Vec::new(),
         })
     );
 }

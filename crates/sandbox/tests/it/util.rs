@@ -101,6 +101,7 @@ pub fn spec(writable_roots: &[&Path], read_only_subpaths: &[&Path], network: boo
         read_only_subpaths: read_only_subpaths.iter().map(|p| p.to_path_buf()).collect(),
         network,
         must_protect: Vec::new(),
+        hidden: Vec::new(),
     }
 }
 
