@@ -399,116 +399,38 @@ async fn a_submodule_redirected_by_the_sandbox_is_not_a_context_for_escalation()
     s.assert_contained(base, &[&marker]).await;
 }
 
-/// One stateless MCP 2026-07-28 `tools/call` of `shell` over HTTP (no
-/// token), as a JSON body; `meta` is added to the request's `_meta`.
-fn http_call(id: u64, command: &str, workdir: &Path, meta: serde_json::Value) -> String {
-    let mut full = serde_json::json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "review", "version": "0"},
-    });
-    for (k, v) in meta.as_object().into_iter().flatten() {
-        full[k] = v.clone();
-    }
-    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-        "name": "shell",
-        "arguments": {"command": command, "workdir": workdir},
-        "_meta": full,
-    }})
-    .to_string()
-}
-
-/// The curl flags of such a request.
-const CURL_MCP: &str = "curl -s -H content-type:application/json \
-    -H accept:application/json,text/event-stream -H mcp-protocol-version:2026-07-28 \
-    -H mcp-method:tools/call -H mcp-name:shell";
-
 /// With `--network` and `--listen` (loopback, no token), a sandboxed
-/// command reaches the server's own endpoint and calls `shell` with a
-/// `disabled` permission profile: its command runs outside the sandbox
-/// (the marker, which the sandbox cannot write, is made). With a token the
-/// same holds when the sandbox can read the token file (reads are not
-/// restricted). Not fixed: see SECURITY.md, "Also left open".
+/// command could reach the server's own endpoint and call `shell` with a
+/// `disabled` permission profile, running its command outside the sandbox
+/// (seen on main before the tokenless check). Such a server now refuses to
+/// start, naming the token flag; with a token, the token is out of every
+/// command's reach (`boundary::http_token::*`).
 #[test]
-#[ignore = "open: a sandbox with --network calls the server's own --listen endpoint (SECURITY.md, left open)"]
 fn network_on_reaches_the_servers_own_http_endpoint() {
-    use std::io::{Read, Write};
     let dir = tempfile::tempdir_in(harness::outside_base()).unwrap();
-    let (work, outside, codex) = (
-        dir.path().join("work"),
-        dir.path().join("outside"),
-        dir.path().join("codex"),
-    );
-    for d in [&work, &outside, &codex.join("rules")] {
+    let (work, codex) = (dir.path().join("work"), dir.path().join("codex"));
+    for d in [&work, &codex.join("rules")] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let marker = outside.join("via-http");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let inner = http_call(
-        2,
-        &format!("touch {}", marker.display()),
-        &work,
-        serde_json::json!({"codex/sandbox-state-meta": {
-            "permissionProfile": {"type": "disabled"},
-            "sandboxCwd": format!("file://{}", work.display()),
-        }}),
-    );
-    std::fs::write(work.join("inner.json"), inner).unwrap();
-    let mut server = Command::new(harness::server_bin())
+    let out = Command::new(harness::server_bin())
         .args([
             "--bash",
             &harness::bash().display().to_string(),
             "--network",
+            "--listen",
+            "127.0.0.1:0",
         ])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("CODEX_HOME", &codex)
+        .env_remove("CODEX_MCP_AUTH_TOKEN")
         .current_dir(&work)
-        .stderr(std::process::Stdio::null())
-        .spawn()
+        .stdin(std::process::Stdio::null())
+        .output()
         .unwrap();
-    let outer = http_call(
-        1,
-        &format!(
-            "{CURL_MCP} --data @inner.json http://127.0.0.1:{port}/mcp; touch {}.direct",
-            marker.display()
-        ),
-        &work,
-        serde_json::json!({}),
-    );
-    let mut stream = None;
-    for _ in 0..100 {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
-        }
-    }
-    let mut stream = stream.expect("the server listens");
-    write!(
-        stream,
-        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n\
-         accept: application/json, text/event-stream\r\nmcp-protocol-version: 2026-07-28\r\n\
-         mcp-method: tools/call\r\nmcp-name: shell\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{outer}",
-        outer.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let _ = server.kill();
-    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !marker.with_extension("direct").exists() && response.contains("exit_code"),
-        "the outer call did not run sandboxed: {response}"
-    );
-    assert!(
-        !marker.exists(),
-        "the sandbox ran a command outside through the server's own endpoint: {response}"
+        !out.status.success() && stderr.contains("--auth-token-file"),
+        "a tokenless server gave sandboxes the network and its own endpoint: {}\n{stderr}",
+        out.status
     );
 }
 
