@@ -1,7 +1,7 @@
 //! The launcher the server places before every command it starts:
 //!
 //! ```text
-//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] (--spec JSON | --unconfined) -- ARGV...
+//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty] (--spec JSON | --unconfined) -- ARGV...
 //! ```
 //!
 //! `--spec` confines the command to a sandbox spec (JSON, see
@@ -23,6 +23,9 @@
 //! sandboxed code runs; the supervisors close their copies at once, so the
 //! server sees the end of the pipe then (or when the launcher fails,
 //! having written nothing).
+//! `--tty`: stdin is a terminal (a pseudo-terminal the server made for a
+//! background process); the command leads a new session whose controlling
+//! terminal it is, so Ctrl-C on it interrupts the command's processes.
 //! `--exec-notify FD` (with `--spec`) is the socket on which the seccomp
 //! listener that hands every exec to the server is sent (see
 //! [`crate::Launch::exec_notify`]).
@@ -54,7 +57,7 @@ pub fn main(name: &str, args: Vec<OsString>) -> u8 {
 fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let usage = || {
         format!(
-            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] (--spec <JSON> | --unconfined) -- ARGV..."
+            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty] (--spec <JSON> | --unconfined) -- ARGV..."
         )
     };
     let mut it = args.into_iter();
@@ -65,6 +68,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let mut unconfined = false;
     let mut report = false;
     let mut report_fd = None;
+    let mut tty = false;
     loop {
         let Some(arg) = it.next() else {
             return Err(usage());
@@ -94,6 +98,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
             }
             Some("--unconfined") => unconfined = true,
             Some("--report") => report = true,
+            Some("--tty") => tty = true,
             Some("--") => break,
             _ => return Err(usage()),
         }
@@ -116,6 +121,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
         report_fd,
         namespaces: true,
         exec_notify,
+        tty,
     })
 }
 
@@ -182,7 +188,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_invocations() {
-        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] (--spec <JSON> | --unconfined) -- ARGV...";
+        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty] (--spec <JSON> | --unconfined) -- ARGV...";
         assert!(
             parse("x", os(&["--spec", "{}", "--", "y"]))
                 .unwrap_err()

@@ -321,6 +321,9 @@ pub struct Launch {
     /// Hand every exec of the sandbox to the server (see `exec_notify`):
     /// the socket to send the seccomp listener on. Only with a spec.
     pub exec_notify: Option<OwnedFd>,
+    /// Stdin is a terminal: the command's new session takes it as its
+    /// controlling terminal (`TIOCSCTTY`).
+    pub tty: bool,
 }
 
 /// Starts `launch.argv` under the launcher's supervision, confined to
@@ -344,12 +347,23 @@ pub fn launch(launch: Launch) -> Error {
             argv,
             program,
             lifeline,
+            tty,
             ..
         } = launch;
         supervise::as_subreaper(signals, lifeline, move || {
-            // Its own process group, which the supervisor signals.
-            let _ =
-                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+            if tty {
+                // A session of its own (and so a process group, which the
+                // supervisor signals), the terminal its controlling one.
+                if let Err(e) = controlling_terminal() {
+                    return report_failure(&e);
+                }
+            } else {
+                // Its own process group, which the supervisor signals.
+                let _ = nix::unistd::setpgid(
+                    nix::unistd::Pid::from_raw(0),
+                    nix::unistd::Pid::from_raw(0),
+                );
+            }
             if let Err(e) = supervise::restore_signals() {
                 return report_failure(&Error::Supervisor(e));
             }
@@ -375,12 +389,13 @@ pub fn launch(launch: Launch) -> Error {
         report,
         report_fd,
         exec_notify,
+        tty,
         ..
     } = launch;
     let (setup_spec, setup_entered) = (spec.clone(), entered.clone());
     let private = entered.private;
     let run = move |view: View| {
-        let applied = match confine(&spec, abi, &entered, view, exec_notify) {
+        let applied = match confine(&spec, abi, &entered, view, exec_notify, tty) {
             Ok(applied) => applied,
             Err(e) => return report_failure(&e),
         };
@@ -408,6 +423,12 @@ pub fn launch(launch: Launch) -> Error {
         let view = rootfs::build(&setup_spec, &setup_entered);
         supervise::as_subreaper(signals, lifeline, move || run(view))
     }
+}
+
+/// A new session whose controlling terminal is stdin.
+fn controlling_terminal() -> Result<(), Error> {
+    nix::unistd::setsid().map_err(|e| Error::Session(e.into()))?;
+    sys::set_controlling_terminal().map_err(Error::Session)
 }
 
 /// Prints why the command could not start; the exit status to use: 127
@@ -444,6 +465,7 @@ fn confine(
     entered: &namespaces::Entered,
     view: View,
     exec_notify: Option<OwnedFd>,
+    tty: bool,
 ) -> Result<Applied, Error> {
     if let Some(missed) = view
         .unprotected
@@ -456,6 +478,9 @@ fn confine(
         });
     }
     nix::unistd::setsid().map_err(|e| Error::Session(e.into()))?;
+    if tty {
+        sys::set_controlling_terminal().map_err(Error::Session)?;
+    }
     supervise::restore_signals().map_err(Error::Supervisor)?;
     sys::set_no_new_privs().map_err(Error::NoNewPrivs)?;
     caps::drop_all().map_err(Error::Capabilities)?;

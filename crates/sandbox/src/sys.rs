@@ -467,3 +467,14 @@ pub(crate) fn seccomp_filter_with_listener(program: &[libc::sock_filter]) -> io:
     // SAFETY: the kernel just returned this fd to us; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+/// Makes stdin, a terminal, the controlling terminal of the calling
+/// process, which must just have become a session leader.
+pub(crate) fn set_controlling_terminal() -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal the
+    // terminal from another session) and touches no memory of ours.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -19,3 +19,4 @@ mod cases;
 mod exec_bypass;
 mod harness;
 mod integrity;
+mod procs;
