@@ -431,8 +431,8 @@ pub fn parse_signal(name: Option<&str>) -> Result<Signal, String> {
     let Some(name) = name else {
         return Ok(Signal::SIGTERM);
     };
-    let bare = name.strip_prefix("SIG").unwrap_or(name);
-    match bare.to_ascii_uppercase().as_str() {
+    let upper = name.to_ascii_uppercase();
+    match upper.strip_prefix("SIG").unwrap_or(&upper) {
         "TERM" | "15" => Ok(Signal::SIGTERM),
         "KILL" | "9" => Ok(Signal::SIGKILL),
         "INT" | "2" => Ok(Signal::SIGINT),
