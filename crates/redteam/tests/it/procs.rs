@@ -66,6 +66,17 @@ fn pids_with(marker: &str) -> Vec<u32> {
     pids
 }
 
+/// Live `sleep` processes carrying `marker` (not the launchers and Bash
+/// whose command lines name it too).
+fn sleeps(marker: &str) -> Vec<u32> {
+    pids_with(marker)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+        })
+        .collect()
+}
+
 async fn wait_for(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
@@ -103,7 +114,7 @@ async fn guessed_and_foreign_handles_reach_nothing() {
         .await,
     );
     let handle = r["session_id"].as_str().unwrap().to_owned();
-    assert!(wait_for(10, || pids_with(&m).len() == 1).await);
+    assert!(wait_for(10, || sleeps(&m).len() == 1).await);
 
     let mut near = handle.clone().into_bytes();
     near[31] = if near[31] == b'0' { b'1' } else { b'0' };
@@ -140,7 +151,7 @@ async fn guessed_and_foreign_handles_reach_nothing() {
         }
     }
     // Nothing was killed, and only the owner sees it.
-    assert_eq!(pids_with(&m).len(), 1);
+    assert_eq!(sleeps(&m).len(), 1);
     let listed = structured(&call(&thief, "list_processes", json!({})).await);
     assert_eq!(listed["processes"], json!([]));
     let r = structured(
@@ -159,18 +170,48 @@ async fn guessed_and_foreign_handles_reach_nothing() {
 /// when it is killed through its handle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_background_process_does_not_escape_its_kill() {
+    let escape = |m: &str| {
+        format!(
+            "trap '' TERM HUP INT; \
+             setsid sleep 300.{m} & \
+             ( ( sleep 301.{m} & ) & ) ; \
+             nohup sleep 302.{m} >/dev/null 2>&1 & \
+             sleep 304.{m} & \
+             echo started; wait"
+        )
+    };
+    // Control: under a plain Bash killed with SIGKILL, the sleeps survive.
+    let c = format!("{}0", marker());
+    let mut bash = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(escape(&c))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(20, || sleeps(&c).len() == 4).await,
+        "control: {:?}",
+        sleeps(&c)
+    );
+    bash.kill().unwrap();
+    bash.wait().unwrap();
+    let survivors = sleeps(&c);
+    for pid in &survivors {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        survivors.len() >= 3,
+        "control: the attack no longer escapes a plain kill: {survivors:?}"
+    );
+
     let m = marker();
     let s = start(RULES).await;
     // `sleep` is allowed by RULES: `sleep 304.<m>` runs escalated, outside
     // the sandbox, under its own launcher.
-    let cmd = format!(
-        "trap '' TERM HUP INT; \
-         setsid sleep 300.{m} & \
-         ( ( sleep 301.{m} & ) & ) ; \
-         nohup sleep 302.{m} >/dev/null 2>&1 & \
-         sleep 304.{m} & \
-         echo started; wait"
-    );
+    let cmd = escape(&m);
     let r = structured(
         &call(
             &s,
@@ -181,9 +222,9 @@ async fn a_background_process_does_not_escape_its_kill() {
     );
     let handle = r["session_id"].as_str().unwrap().to_owned();
     assert!(
-        wait_for(20, || pids_with(&m).len() >= 4).await,
+        wait_for(20, || sleeps(&m).len() == 4).await,
         "{:?}",
-        pids_with(&m)
+        sleeps(&m)
     );
     let killed = structured(&call(&s, "kill_process", json!({"session_id": handle})).await);
     assert!(killed["exit_code"].is_i64(), "{killed}");
