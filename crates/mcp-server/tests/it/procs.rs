@@ -450,3 +450,73 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// Calls tool `name` over HTTP.
+async fn http_call(c: &crate::http::HttpClient, name: &str, arguments: Value) -> CallToolResult {
+    let params: CallToolRequestParams =
+        serde_json::from_value(json!({"name": name, "arguments": arguments})).unwrap();
+    c.service
+        .call_tool(params)
+        .await
+        .unwrap_or_else(|e| panic!("{name} {arguments}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_a_handle_belongs_to_its_session_or_on_2026_07_28_its_token() {
+    use crate::http::{OTHER, TOKEN, http};
+    use crate::util::Reply;
+    let m = marker();
+    let s = http().tokens(&[TOKEN, OTHER]).start().await;
+    // Sessions (2025-06-18): another session of the same token is another
+    // client.
+    let a = s.client(Some(TOKEN), Reply::Accept).await;
+    let b = s.client(Some(TOKEN), Reply::Accept).await;
+    let r = ok(&http_call(
+        &a,
+        "exec_command",
+        json!({"cmd": format!("sleep 300.{m}1"), "yield_time_ms": 0}),
+    )
+    .await);
+    let handle = id(&r);
+    let e = tool_error(&http_call(&b, "kill_process", json!({"session_id": handle})).await);
+    assert!(e.contains("unknown process handle"), "{e}");
+    let r = ok(&http_call(
+        &a,
+        "write_stdin",
+        json!({"session_id": handle, "yield_time_ms": 0}),
+    )
+    .await);
+    assert_eq!(r["session_id"], handle.as_str(), "{r}");
+
+    // Stateless requests (2026-07-28): the token is the client.
+    let first = s.discover_client(Some(TOKEN), Reply::Accept).await;
+    let r = ok(&http_call(
+        &first,
+        "exec_command",
+        json!({"cmd": format!("sleep 300.{m}2"), "yield_time_ms": 0}),
+    )
+    .await);
+    let stateless = id(&r);
+    let again = s.discover_client(Some(TOKEN), Reply::Accept).await;
+    let r = ok(&http_call(
+        &again,
+        "write_stdin",
+        json!({"session_id": stateless, "yield_time_ms": 0}),
+    )
+    .await);
+    assert_eq!(r["session_id"], stateless.as_str(), "{r}");
+    let other = s.discover_client(Some(OTHER), Reply::Accept).await;
+    let e = tool_error(&http_call(&other, "kill_process", json!({"session_id": stateless})).await);
+    assert!(e.contains("unknown process handle"), "{e}");
+    // Neither the sessions' nor the token's table holds the other's.
+    let e = tool_error(&http_call(&again, "kill_process", json!({"session_id": handle})).await);
+    assert!(e.contains("unknown process handle"), "{e}");
+    assert!(
+        eventually(10, || sleeps(&m).len() == 2).await,
+        "{}",
+        ps(&pids_with(&m))
+    );
+    let r = ok(&http_call(&again, "kill_process", json!({"session_id": stateless})).await);
+    assert_eq!(r["exit_code"], 128 + 15, "{r}");
+    assert!(eventually(10, || sleeps(&m).len() == 1).await);
+}
