@@ -11,10 +11,10 @@
 //! output it keeps is bounded by the ring's capacity, whatever it prints.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -25,7 +25,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::shell::{ChildStdio, Spawned, exit_code};
+use crate::shell::{ChildStdio, Spawned, Tty, exit_code};
 use crate::{Decider, ShellConfig, ShellRequest, sys};
 
 /// After the command has ended, how long output may keep arriving (from
@@ -218,10 +218,11 @@ fn utf8_boundary<'a>(bytes: impl DoubleEndedIterator<Item = &'a u8>, n: usize) -
 pub struct Process {
     output: Arc<Ring>,
     /// Our end of its stdin (the pipe's write end, or the terminal's
-    /// master), non-blocking; `None` once closed.
-    input: tokio::sync::Mutex<Option<AsyncFd<OwnedFd>>>,
-    /// The terminal's master, for its window size.
-    master: Option<OwnedFd>,
+    /// master), non-blocking.
+    input: tokio::sync::Mutex<Input>,
+    tty: bool,
+    /// The terminal's master once we have it, for its window size.
+    master: Arc<OnceLock<OwnedFd>>,
     stop: mpsc::UnboundedSender<Signal>,
     ended: watch::Receiver<Option<Ended>>,
     pid: u32,
@@ -233,7 +234,7 @@ impl std::fmt::Debug for Process {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Process")
             .field("pid", &self.pid)
-            .field("tty", &self.master.is_some())
+            .field("tty", &self.tty)
             .finish_non_exhaustive()
     }
 }
@@ -251,17 +252,44 @@ pub fn start_process(
     ring_capacity: usize,
 ) -> std::io::Result<(Process, impl Future<Output = ()> + Send + 'static)> {
     let started = Instant::now();
-    let (stdio, input, output, master) = match tty {
+    let master = Arc::new(OnceLock::new());
+    let (stdio, input, output, terminal) = match tty {
+        // The launcher makes the terminal in the sandbox (its private
+        // `devpts`) and sends us its master; until then its own errors
+        // come on the output pipe.
+        Some(size) if !config.launcher.is_empty() => {
+            let (ours, theirs) = sys::seqpacket_pair()?;
+            let (out_read, out_write) =
+                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+            let stdio = ChildStdio {
+                stdin: Stdio::null(),
+                output: out_write,
+                tty: Tty::Launcher {
+                    channel: theirs,
+                    rows: size.rows,
+                    cols: size.cols,
+                },
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (stdio, Input::Pending(rx), out_read, Some((ours, tx)))
+        }
         Some(size) => {
-            let (master, slave) = sys::openpty(size.rows, size.cols)?;
+            let (ours, slave) = sys::openpty(size.rows, size.cols)?;
             let stdio = ChildStdio {
                 stdin: Stdio::from(slave.try_clone()?),
                 output: slave,
-                tty: true,
+                tty: Tty::Own,
             };
-            let input = master.try_clone()?;
-            let output = master.try_clone()?;
-            (stdio, input, output, Some(master))
+            let input = ours.try_clone()?;
+            set_nonblocking(&input)?;
+            let output = ours.try_clone()?;
+            let _ = master.set(ours);
+            (
+                stdio,
+                Input::Ready(sys::async_writable(input)?),
+                output,
+                None,
+            )
         }
         None => {
             let (in_read, in_write) =
@@ -271,22 +299,40 @@ pub fn start_process(
             let stdio = ChildStdio {
                 stdin: Stdio::from(in_read),
                 output: out_write,
-                tty: false,
+                tty: Tty::None,
             };
-            (stdio, in_write, out_read, None)
+            set_nonblocking(&in_write)?;
+            (
+                stdio,
+                Input::Ready(sys::async_writable(in_write)?),
+                out_read,
+                None,
+            )
         }
     };
-    set_nonblocking(&input)?;
     let spawned = Spawned::start(config, &request, decider, stdio)?;
     let pid = spawned.pid();
     let ring = Arc::new(Ring::new(ring_capacity));
     let (stop_tx, stop_rx) = UnixStream::pair()?;
     let reader_ring = ring.clone();
+    let reader_master = master.clone();
     let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("process-output".into())
         .spawn(move || {
-            read_into(output, stop_rx, &reader_ring);
+            read_into(&output, &stop_rx, &reader_ring);
+            if let Some((channel, input)) = terminal
+                && let Some(master) = receive_master(&channel)
+            {
+                drop(channel);
+                if let Ok(copy) = master.try_clone() {
+                    let _ = input.send(copy);
+                }
+                if let Ok(copy) = master.try_clone() {
+                    let _ = reader_master.set(copy);
+                }
+                read_into(&master, &stop_rx, &reader_ring);
+            }
             drop(finished_tx);
         })?;
     let (stop, mut stops) = mpsc::unbounded_channel::<Signal>();
@@ -339,7 +385,8 @@ pub fn start_process(
     };
     let process = Process {
         output: ring,
-        input: tokio::sync::Mutex::new(Some(sys::async_writable(input)?)),
+        input: tokio::sync::Mutex::new(input),
+        tty: tty.is_some(),
         master,
         stop,
         ended,
@@ -357,9 +404,36 @@ fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Our end of a process's stdin.
+enum Input {
+    Ready(AsyncFd<OwnedFd>),
+    /// The terminal's master, once the launcher has sent it.
+    Pending(tokio::sync::oneshot::Receiver<OwnedFd>),
+    Closed,
+}
+
+/// The terminal master the launcher sends on `channel` (nothing if it
+/// fails first, closing its end): refused unless it is one.
+fn receive_master(channel: &OwnedFd) -> Option<OwnedFd> {
+    let mut tag = [0u8; 1];
+    let fd = match sys::recv_one_fd(channel.as_fd(), &mut tag) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "no terminal from the launcher");
+            return None;
+        }
+    };
+    if tag != *b"T" || !sys::is_pty_master(&fd) {
+        tracing::warn!("the launcher sent something other than a terminal master; ignored");
+        return None;
+    }
+    Some(fd)
+}
+
 /// Reads `pipe` (or a terminal's master: `EIO` once every slave is
 /// closed) into `ring` until its end or until `stop` is closed.
-fn read_into(pipe: OwnedFd, stop: UnixStream, ring: &Ring) {
+fn read_into(pipe: &OwnedFd, stop: &UnixStream, ring: &Ring) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut fds = [
@@ -374,7 +448,7 @@ fn read_into(pipe: OwnedFd, stop: UnixStream, ring: &Ring) {
         if fds[1].any().unwrap_or(false) && !fds[0].any().unwrap_or(false) {
             break;
         }
-        match nix::unistd::read(&pipe, &mut buf) {
+        match nix::unistd::read(pipe, &mut buf) {
             Ok(0) => break,
             Ok(n) => ring.push(&buf[..n]),
             Err(Errno::EINTR | Errno::EAGAIN) => continue,
@@ -406,7 +480,7 @@ impl Process {
     }
 
     pub fn tty(&self) -> bool {
-        self.master.is_some()
+        self.tty
     }
 
     /// How it ended, once it has and its output is complete.
@@ -429,7 +503,22 @@ impl Process {
     /// to make room.
     pub async fn write(&self, data: &[u8], deadline: Instant) -> Result<(), InputError> {
         let mut input = self.input.lock().await;
-        let Some(fd) = input.as_ref() else {
+        if let Input::Pending(rx) = &mut *input {
+            *input = match tokio::time::timeout_at(deadline.into(), rx).await {
+                Err(_) => {
+                    return Err(InputError::Stalled {
+                        written: 0,
+                        len: data.len(),
+                    });
+                }
+                Ok(Err(_)) => Input::Closed,
+                Ok(Ok(fd)) => {
+                    set_nonblocking(&fd)?;
+                    Input::Ready(sys::async_writable(fd)?)
+                }
+            };
+        }
+        let Input::Ready(fd) = &*input else {
             return Err(InputError::Closed);
         };
         let mut written = 0;
@@ -446,8 +535,8 @@ impl Process {
                 nix::unistd::write(fd.get_ref(), &data[written..]).map_err(std::io::Error::from)
             }) {
                 Ok(Ok(n)) => written += n,
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EPIPE) => {
-                    *input = None;
+                Ok(Err(e)) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::EIO)) => {
+                    *input = Input::Closed;
                     return Err(InputError::Closed);
                 }
                 Ok(Err(e)) => return Err(e.into()),
@@ -459,7 +548,7 @@ impl Process {
 
     /// Sets the terminal's window size (no terminal: nothing to do).
     pub fn resize(&self, size: WindowSize) -> std::io::Result<()> {
-        match &self.master {
+        match self.master.get() {
             Some(master) => sys::set_winsize(master.as_fd(), size.rows, size.cols),
             None => Ok(()),
         }
@@ -470,15 +559,6 @@ impl Process {
     /// are passed on to its processes, which may go on.
     pub fn signal(&self, signal: Signal) {
         let _ = self.stop.send(signal);
-    }
-
-    /// Its input's fd number, for tests.
-    #[doc(hidden)]
-    pub fn input_fd(&self) -> Option<i32> {
-        self.input
-            .try_lock()
-            .ok()
-            .and_then(|i| i.as_ref().map(|fd| fd.get_ref().as_raw_fd()))
     }
 }
 

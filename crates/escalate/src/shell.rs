@@ -211,7 +211,7 @@ pub async fn run_shell(
     let stdio = ChildStdio {
         stdin: Stdio::null(),
         output: out_write,
-        tty: false,
+        tty: Tty::None,
     };
     let spawned = Spawned::start(config, &request, decider, stdio)?;
 
@@ -273,9 +273,21 @@ pub(crate) struct ChildStdio {
     pub(crate) stdin: Stdio,
     /// Stdout and stderr, both.
     pub(crate) output: OwnedFd,
-    /// Stdin is a terminal that must become the command's controlling
-    /// terminal (the launcher's `--tty`).
-    pub(crate) tty: bool,
+    pub(crate) tty: Tty,
+}
+
+/// Whether the command gets a terminal, and whose.
+pub(crate) enum Tty {
+    None,
+    /// Stdin is a terminal we made, which Bash (started without a
+    /// launcher) takes as its controlling terminal.
+    Own,
+    /// The launcher makes one (`--tty`) and sends its master on `channel`.
+    Launcher {
+        channel: OwnedFd,
+        rows: u16,
+        cols: u16,
+    },
 }
 
 /// A started command with everything that supervises it: the launcher
@@ -351,8 +363,17 @@ impl Spawned {
                     cmd.arg("--report-fd").arg(write.as_raw_fd().to_string());
                     keep_open.push(write.as_raw_fd());
                 }
-                if stdio.tty {
-                    cmd.arg("--tty");
+                if let Tty::Launcher {
+                    channel,
+                    rows,
+                    cols,
+                } = &stdio.tty
+                {
+                    cmd.arg("--tty")
+                        .arg(channel.as_raw_fd().to_string())
+                        .arg("--tty-size")
+                        .arg(format!("{rows}x{cols}"));
+                    keep_open.push(channel.as_raw_fd());
                 }
                 match &config.sandbox {
                     Some(spec) => cmd.arg("--spec").arg(spec),
@@ -373,7 +394,7 @@ impl Spawned {
             .stdin(stdio.stdin)
             .stdout(Stdio::from(stdio.output.try_clone()?))
             .stderr(Stdio::from(stdio.output));
-        if stdio.tty && config.launcher.is_empty() {
+        if matches!(stdio.tty, Tty::Own) {
             // Bash itself leads a new session, the terminal its own.
             sys::controlling_terminal(&mut cmd);
         } else {
@@ -391,6 +412,7 @@ impl Spawned {
         // never reaches end-of-file.
         drop(cmd);
         drop(bash_end);
+        drop(stdio.tty);
         let lifeline = lifeline.map(|(read, write)| {
             drop(read);
             write

@@ -320,3 +320,12 @@ pub fn async_writable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedF
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE) }
         .map_err(|e| e.into_parts().1)
 }
+
+/// Whether `fd` is the master of a pseudo-terminal (it has a slave
+/// number: `TIOCGPTN` works on masters only).
+pub fn is_pty_master(fd: &OwnedFd) -> bool {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int to the pointer we pass; the
+    // fd is ours and open.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGPTN, &mut n) == 0 }
+}

@@ -143,6 +143,29 @@ async fn a_tty_has_the_size_asked_for() {
     assert!(output.contains("tty\r\n33 101\r\n"), "{r}");
 }
 
+/// Where the sandbox has a `devpts` of its own, the terminal is one of its.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tty_comes_from_the_sandboxs_private_devpts() {
+    use std::os::unix::fs::MetadataExt;
+    let s = setup().start().await;
+    let r = exec(
+        &s,
+        json!({"cmd": "echo $(stat -Lc %d /proc/self/fd/0) $(stat -c %d /dev/pts)", "tty": true}),
+    )
+    .await;
+    let output = r["output"].as_str().unwrap().trim().to_owned();
+    let (terminal, devpts) = output.split_once(' ').unwrap_or_else(|| panic!("{r}"));
+    let host: u64 = std::fs::metadata("/dev/pts").unwrap().dev();
+    if devpts == host.to_string() {
+        eprintln!("skipped: the sandbox has no private devpts here (no mount namespace)");
+        return;
+    }
+    assert_eq!(
+        terminal, devpts,
+        "the terminal is not from the sandbox's devpts: {r}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_repl_with_a_tty_adds_is_interrupted_and_exits() {
     if which("python3").is_none() {
