@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{RULES, Server, start, start_with_args};
 
-async fn call(s: &Server, name: &str, arguments: Value) -> CallToolResult {
+pub(crate) async fn call(s: &Server, name: &str, arguments: Value) -> CallToolResult {
     let params: CallToolRequestParams =
         serde_json::from_value(json!({"name": name, "arguments": arguments})).unwrap();
     s.service
@@ -18,7 +18,7 @@ async fn call(s: &Server, name: &str, arguments: Value) -> CallToolResult {
         .unwrap_or_else(|e| panic!("{name} {arguments}: {e}"))
 }
 
-fn structured(r: &CallToolResult) -> Value {
+pub(crate) fn structured(r: &CallToolResult) -> Value {
     assert_eq!(r.is_error, Some(false), "{r:?}");
     r.structured_content.clone().expect("structuredContent")
 }
