@@ -429,7 +429,8 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
 /// `exec_command` from start to its first output, and a `write_stdin`
 /// round trip through `cat`, on `server` (workspace-write). One output
 /// token (4 bytes) is all a call waits for, so it returns as soon as the
-/// output is there instead of waiting for it to pause.
+/// output is there instead of waiting for it to pause. `bash -c`, not
+/// `-lc`: a login shell's profile may print before the command does.
 fn background_latency(
     server: &Server,
     work: &Path,
@@ -452,7 +453,7 @@ fn background_latency(
         let t = Instant::now();
         let r = tool(
             "exec_command",
-            json!({"cmd": "echo ready; exec sleep 600", "workdir": work, "login": LOGIN,
+            json!({"cmd": "echo ready; exec sleep 600", "workdir": work, "login": false,
                    "yield_time_ms": 30_000, "max_output_tokens": 1}),
         )?;
         starts.push(secs(t.elapsed()));
@@ -466,7 +467,7 @@ fn background_latency(
     }
     let r = tool(
         "exec_command",
-        json!({"cmd": "exec cat", "workdir": work, "login": LOGIN, "yield_time_ms": 0}),
+        json!({"cmd": "exec cat", "workdir": work, "login": false, "yield_time_ms": 0}),
     )?;
     let id = r["session_id"].clone();
     let mut trips = Vec::new();
@@ -495,7 +496,7 @@ fn background_latency(
         json!({"session_id": id, "signal": "SIGKILL"}),
     )?;
     rows.push(Row::new(
-        "`exec_command` start to first output p50 (min–max), workspace-write",
+        "`exec_command` start to first output p50 (min–max), `bash -c`, workspace-write",
         Some(Summary::of(&starts, Unit::Seconds)),
         None,
         "",
