@@ -543,3 +543,28 @@ async fn over_http_a_handle_belongs_to_its_session_or_on_2026_07_28_its_token() 
     assert_eq!(r["exit_code"], 128 + 15, "{r}");
     assert!(eventually(10, || sleeps(&m).len() == 1).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_session_that_ends_takes_its_processes_with_it() {
+    use crate::http::{TOKEN, http};
+    use crate::util::Reply;
+    let m = marker();
+    let s = http().start().await;
+    let a = s.client(Some(TOKEN), Reply::Accept).await;
+    let r = ok(&http_call(
+        &a,
+        "exec_command",
+        json!({"cmd": format!("sleep 300.{m}"), "yield_time_ms": 0}),
+    )
+    .await);
+    id(&r);
+    assert!(eventually(10, || sleeps(&m).len() == 1).await);
+    // The client closes its session (DELETE).
+    a.service.cancel().await.unwrap();
+    assert!(
+        eventually(15, || pids_with(&m).is_empty()).await,
+        "the session's process outlived it: {}\n{}",
+        ps(&pids_with(&m)),
+        s.log()
+    );
+}
