@@ -31,7 +31,11 @@ use rmcp::model::{ContentBlock, JsonObject, Tool};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use rmcp::ErrorData as McpError;
+use rmcp::model::InputRequiredResult;
+
 use crate::config::ProcessSettings;
+use crate::mrtr::{Driving, Event, PausedCalls};
 
 pub const EXEC_COMMAND: &str = "exec_command";
 pub const WRITE_STDIN: &str = "write_stdin";
@@ -143,6 +147,28 @@ pub struct Entry {
     pub command: String,
     pub workdir: PathBuf,
     last_read: Mutex<Instant>,
+    /// Its id among the server's paused calls (see [`crate::mrtr`]).
+    pub call: u64,
+    /// On MCP 2026-07-28, where its questions arrive: the next call on
+    /// its handle returns them as input-required results. `None` while a
+    /// question is parked in the paused calls, and on older sessions
+    /// (questions go out as elicitations there).
+    driving: tokio::sync::Mutex<Option<Driving>>,
+}
+
+/// What a call on a process answers with.
+pub enum Reply {
+    Result(ProcessResult),
+    /// A question of the process (MCP 2026-07-28): the client's retry,
+    /// with the same arguments, answers it and gets the output.
+    InputRequired(InputRequiredResult),
+}
+
+/// Where a question of a process is parked (MCP 2026-07-28): the server's
+/// paused calls, and the binding of the request that meets it.
+pub struct Ask<'a> {
+    pub paused: &'a PausedCalls,
+    pub binding: [u8; 32],
 }
 
 impl Entry {
@@ -215,6 +241,8 @@ impl ProcTable {
         process: Process,
         command: String,
         workdir: PathBuf,
+        call: u64,
+        driving: Option<Driving>,
     ) -> Result<(String, Arc<Entry>), TableError> {
         let handle = new_handle().map_err(TableError::Random)?;
         let entry = Arc::new(Entry {
@@ -222,6 +250,8 @@ impl ProcTable {
             command,
             workdir,
             last_read: Mutex::new(Instant::now()),
+            call,
+            driving: tokio::sync::Mutex::new(driving),
         });
         {
             let mut entries = self.lock();
@@ -246,6 +276,14 @@ impl ProcTable {
             .get(handle)
             .cloned()
             .ok_or_else(|| unknown_handle(handle))
+    }
+
+    /// The process whose paused-call id is `call`, if it is this client's.
+    pub fn by_call(&self, call: u64) -> Option<(String, Arc<Entry>)> {
+        self.lock()
+            .iter()
+            .find(|(_, e)| e.call == call)
+            .map(|(h, e)| (h.clone(), e.clone()))
     }
 
     fn remove(&self, handle: &str) -> Option<Arc<Entry>> {
@@ -289,13 +327,60 @@ impl ProcTable {
         deadline: Instant,
         max_bytes: usize,
         started: Instant,
-    ) -> ProcessResult {
+        ask: Option<Ask<'_>>,
+    ) -> Result<Reply, McpError> {
         entry.touch();
-        entry
-            .process
-            .output()
-            .wait(deadline, max_bytes as u64)
-            .await;
+        let wait = entry.process.output().wait(deadline, max_bytes as u64);
+        tokio::pin!(wait);
+        let mut driving = entry.driving.lock().await;
+        let mut question = None;
+        match (driving.as_mut(), &ask) {
+            (Some(d), Some(_)) => loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    event = d.events.recv() => match event {
+                        Some(Event::Question(q)) => {
+                            question = Some(q);
+                            break;
+                        }
+                        Some(Event::Done(_)) => {}
+                        // Nobody can ask any more: just wait.
+                        None => {
+                            (&mut wait).await;
+                            break;
+                        }
+                    },
+                }
+            },
+            _ => (&mut wait).await,
+        }
+        if let (Some(question), Some(ask)) = (question, ask)
+            && let Some(d) = driving.take()
+        {
+            entry.touch();
+            return ask
+                .paused
+                .pause(entry.call, question, d, ask.binding)
+                .map(Reply::InputRequired);
+        }
+        drop(driving);
+        Ok(Reply::Result(self.take(handle, entry, max_bytes, started)))
+    }
+
+    /// Puts back where a process's questions arrive, after the retry that
+    /// answered the last one.
+    pub async fn resume(&self, entry: &Entry, driving: Driving) {
+        *entry.driving.lock().await = Some(driving);
+    }
+
+    /// Takes the new output (see [`ProcTable::read`]).
+    fn take(
+        &self,
+        handle: &str,
+        entry: &Entry,
+        max_bytes: usize,
+        started: Instant,
+    ) -> ProcessResult {
         let ended = entry.process.ended();
         let chunk = entry.process.output().take(max_bytes);
         entry.touch();

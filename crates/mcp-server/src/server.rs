@@ -671,17 +671,15 @@ fn arguments<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Tells a background process's decider that nobody can be asked: on MCP
-/// 2026-07-28 questions ride on a request's result, and a background
-/// process has no request to ride on.
-struct NobodyToAsk;
-
-impl Approver for NobodyToAsk {
-    fn ask(&self, _message: &str) -> Answer {
-        Answer::Unavailable(
-            "approval was needed, but a background process cannot ask the user on MCP 2026-07-28;              run this command with the shell tool"
-                .into(),
-        )
+/// A process tool's answer: its result (with `warnings`), or the
+/// input-required result of a question of the process.
+fn reply_response(reply: procs::Reply, warnings: Vec<String>) -> CallToolResponse {
+    match reply {
+        procs::Reply::Result(mut result) => {
+            result.warnings = warnings;
+            procs::result(&result).into()
+        }
+        procs::Reply::InputRequired(input) => input.into(),
     }
 }
 
@@ -709,6 +707,14 @@ impl ExecServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let started = std::time::Instant::now();
+        if request.request_state.is_some() {
+            return self.resume_process(request, context, started).await;
+        }
+        let binding = mrtr::binding(
+            self.principal(&context),
+            &request.name,
+            request.arguments.as_ref(),
+        );
         let params: procs::ExecCommandParams = arguments(request)?;
         if self.shared.shutdown.is_cancelled() {
             return Ok(tool_error("the server is shutting down".into()).into());
@@ -737,8 +743,26 @@ impl ExecServer {
         };
         let config = self.shell_config(spec.as_ref())?;
         let cancel = self.shared.shutdown.child_token();
+        let mut driving = None;
         let approver: Box<dyn Approver> = if mrtr_session(&context) {
-            Box::new(NobodyToAsk)
+            // Questions go to the next call on the handle; one nobody
+            // answers is denied, the process lives on.
+            let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
+            let asked = cancel.child_token();
+            let can_elicit = context
+                .client_capabilities()
+                .is_some_and(|c| c.elicitation.is_some());
+            driving = Some(Driving {
+                events: events_rx,
+                cancel: asked.clone(),
+                progress: ProgressSink::default(),
+            });
+            Box::new(Asker::new(
+                events,
+                self.shared.settings.elicitation_wait,
+                asked,
+                can_elicit,
+            ))
         } else {
             Box::new(McpApprover {
                 handle: tokio::runtime::Handle::current(),
@@ -783,16 +807,81 @@ impl ExecServer {
             }
         };
         self.shared.calls.spawn(supervise);
-        let (handle, entry) = match table.insert(process, params.cmd, workdir) {
+        let call = self.shared.paused.call_id();
+        let (handle, entry) = match table.insert(process, params.cmd, workdir, call, driving) {
             Ok(inserted) => inserted,
             Err(e) => return Ok(tool_error(e.to_string()).into()),
         };
         let deadline = started + yield_time;
-        let mut result = table
-            .read(&handle, &entry, deadline, max_bytes, started)
-            .await;
-        result.warnings = warnings;
-        Ok(procs::result(&result).into())
+        let ask = procs::Ask {
+            paused: &self.shared.paused,
+            binding,
+        };
+        let reply = table
+            .read(&handle, &entry, deadline, max_bytes, started, Some(ask))
+            .await?;
+        Ok(reply_response(reply, warnings))
+    }
+
+    /// The retry of an `exec_command` or `write_stdin` that met a question
+    /// of its process (MCP 2026-07-28): answers it, then reads as the call
+    /// asked (a `write_stdin`'s chars were written the first time).
+    async fn resume_process(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        started: std::time::Instant,
+    ) -> Result<CallToolResponse, McpError> {
+        let binding = mrtr::binding(
+            self.principal(&context),
+            &request.name,
+            request.arguments.as_ref(),
+        );
+        let state = request.request_state.as_deref().unwrap_or_default();
+        let (call, paused) = self
+            .shared
+            .paused
+            .resume(state, &binding)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        if let Err(e) = paused.answer(request.input_responses.as_ref()) {
+            self.shared.paused.put_back(call, paused);
+            return Err(e);
+        }
+        let table = self.procs(&context);
+        let Some((handle, entry)) = table.by_call(call) else {
+            return Ok(tool_error("the process has ended".into()).into());
+        };
+        table.resume(&entry, paused.into_driving()).await;
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        let (yield_ms, tokens) = (
+            args.get("yield_time_ms").and_then(Value::as_u64),
+            args.get("max_output_tokens").and_then(Value::as_u64),
+        );
+        let default = match &*request.name {
+            procs::EXEC_COMMAND => procs::DEFAULT_EXEC_YIELD_MS,
+            _ => procs::DEFAULT_WRITE_YIELD_MS,
+        };
+        let checked = procs::yield_time(yield_ms, default)
+            .and_then(|y| Ok((y, procs::max_bytes(tokens, &table.settings())?)));
+        let (yield_time, max_bytes) = match checked {
+            Ok(checked) => checked,
+            Err(message) => return Ok(tool_error(message).into()),
+        };
+        let ask = procs::Ask {
+            paused: &self.shared.paused,
+            binding,
+        };
+        let reply = table
+            .read(
+                &handle,
+                &entry,
+                started + yield_time,
+                max_bytes,
+                started,
+                Some(ask),
+            )
+            .await?;
+        Ok(reply_response(reply, Vec::new()))
     }
 
     /// `write_stdin`: input to a background process, and its new output.
@@ -802,6 +891,14 @@ impl ExecServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let started = std::time::Instant::now();
+        if request.request_state.is_some() {
+            return self.resume_process(request, context, started).await;
+        }
+        let binding = mrtr::binding(
+            self.principal(&context),
+            &request.name,
+            request.arguments.as_ref(),
+        );
         let params: procs::WriteStdinParams = arguments(request)?;
         let table = self.procs(&context);
         let checked = (|| {
@@ -830,11 +927,21 @@ impl ExecServer {
         {
             warnings.push(e.to_string());
         }
-        let mut result = table
-            .read(&params.session_id, &entry, deadline, max_bytes, started)
-            .await;
-        result.warnings = warnings;
-        Ok(procs::result(&result).into())
+        let ask = procs::Ask {
+            paused: &self.shared.paused,
+            binding,
+        };
+        let reply = table
+            .read(
+                &params.session_id,
+                &entry,
+                deadline,
+                max_bytes,
+                started,
+                Some(ask),
+            )
+            .await?;
+        Ok(reply_response(reply, warnings))
     }
 
     /// `kill_process`: ends a background process (or passes a signal on).

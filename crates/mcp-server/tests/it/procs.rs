@@ -568,3 +568,36 @@ async fn an_http_session_that_ends_takes_its_processes_with_it() {
         s.log()
     );
 }
+
+/// On MCP 2026-07-28 a `prompt` in a background process comes back as an
+/// input-required result of the call on its handle (rmcp's client asks
+/// its handler and retries with the answer); a decline is a denial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_2026_07_28_a_prompt_in_a_background_process_rides_on_its_next_call() {
+    use crate::util::Reply;
+    for (reply, expected) in [(Reply::Accept, "rc=0"), (Reply::Decline, "rc=1")] {
+        let m = marker();
+        let s = setup()
+            .discover()
+            .reply(reply)
+            .rules(
+                "a.rules",
+                &format!(r#"prefix_rule(pattern = ["sleep", "0.{m}"], decision = "prompt")"#),
+            )
+            .start()
+            .await;
+        // `read` holds the prompt back until write_stdin sends a line: the
+        // question comes up while that call waits for output.
+        let r = exec(
+            &s,
+            json!({"cmd": format!("read go; sleep 0.{m}; echo rc=$?"), "yield_time_ms": 100}),
+        )
+        .await;
+        let handle = id(&r);
+        let (out, _) = read_until(&s, &handle, "\n", |o| o.contains("rc=")).await;
+        assert!(out.contains(expected), "{reply:?}: {out:?}");
+        let asked = s.asked();
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert!(asked[0].contains(&m), "{asked:?}");
+    }
+}
