@@ -601,3 +601,35 @@ async fn on_2026_07_28_a_prompt_in_a_background_process_rides_on_its_next_call()
         assert!(asked[0].contains(&m), "{asked:?}");
     }
 }
+
+/// `kill_process` with SIGINT passes it on and leaves the process running;
+/// SIGKILL then ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_is_passed_on_and_sigkill_ends() {
+    let s = setup().start().await;
+    let r = exec(
+        &s,
+        json!({"cmd": "trap 'echo got-int' INT; echo ready; while :; do read -t 0.05 x; done", "login": false, "yield_time_ms": 2000}),
+    )
+    .await;
+    let handle = id(&r);
+    assert_eq!(r["output"], "ready\n", "{r}");
+    let r = ok(&call(
+        &s,
+        "kill_process",
+        json!({"session_id": handle, "signal": "SIGINT"}),
+    )
+    .await);
+    assert_eq!(r["session_id"], handle.as_str(), "{r}");
+    let (out, r) = read_until(&s, &handle, "", |o| o.contains("got-int")).await;
+    assert!(out.contains("got-int"), "{out:?} {r}");
+    assert!(r.get("exit_code").is_none(), "{r}");
+    let r = ok(&call(
+        &s,
+        "kill_process",
+        json!({"session_id": handle, "signal": "SIGKILL"}),
+    )
+    .await);
+    assert_eq!(r["exit_code"], 128 + 9, "{r}");
+    assert!(list(&s).await.is_empty());
+}
