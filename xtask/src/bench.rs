@@ -51,6 +51,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
 use xshell::{Shell, cmd};
 
 use crate::util::{self, Args};
@@ -360,6 +361,9 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
             "",
         ));
     }
+    // Background processes, on the sandboxed server, beside its calls.
+    let (_, sandboxed) = &servers[1];
+    background_latency(sandboxed, &s.work, plan, rows)?;
     rows.push(Row::new(
         "`shell` call p50 (min–max) over HTTP, danger-full-access",
         Some(Summary::of(&http_latency, Unit::Seconds)),
@@ -419,6 +423,90 @@ fn exec_and_calls(s: &Subjects, homes: &Homes, plan: &Plan, rows: &mut Vec<Row>)
         server.shutdown()?;
     }
     over_http.shutdown()?;
+    Ok(())
+}
+
+/// `exec_command` from start to its first output, and a `write_stdin`
+/// round trip through `cat`, on `server` (workspace-write). One output
+/// token (4 bytes) is all a call waits for, so it returns as soon as the
+/// output is there instead of waiting for it to pause. `bash -c`, not
+/// `-lc`: a login shell's profile may print before the command does.
+fn background_latency(
+    server: &Server,
+    work: &Path,
+    plan: &Plan,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let tool = |name: &str, arguments: Value| -> Result<Value> {
+        let result = server.request("tools/call", json!({"name": name, "arguments": arguments}))?;
+        if result["isError"] == true {
+            bail!("{name} {arguments}: {result}");
+        }
+        Ok(result["structuredContent"].clone())
+    };
+    println!(
+        "bench: {} background starts and write_stdin round trips",
+        plan.latency_calls
+    );
+    let mut starts = Vec::new();
+    for _ in 0..plan.latency_calls {
+        let t = Instant::now();
+        let r = tool(
+            "exec_command",
+            json!({"cmd": "echo ready; exec sleep 600", "workdir": work, "login": false,
+                   "yield_time_ms": 30_000, "max_output_tokens": 1}),
+        )?;
+        starts.push(secs(t.elapsed()));
+        if !r["output"].as_str().is_some_and(|o| o.starts_with("read")) {
+            bail!("exec_command returned no first output: {r}");
+        }
+        tool(
+            "kill_process",
+            json!({"session_id": r["session_id"], "signal": "SIGKILL"}),
+        )?;
+    }
+    let r = tool(
+        "exec_command",
+        json!({"cmd": "exec cat", "workdir": work, "login": false, "yield_time_ms": 0}),
+    )?;
+    let id = r["session_id"].clone();
+    let mut trips = Vec::new();
+    for _ in 0..plan.latency_calls {
+        let t = Instant::now();
+        let r = tool(
+            "write_stdin",
+            json!({"session_id": id, "chars": "ping\n", "yield_time_ms": 30_000, "max_output_tokens": 1}),
+        )?;
+        trips.push(secs(t.elapsed()));
+        // The rest of the echo, so the next trip starts clean.
+        let mut got = r["output"].as_str().unwrap_or_default().to_owned();
+        while got.len() < 5 {
+            let r = tool(
+                "write_stdin",
+                json!({"session_id": id, "yield_time_ms": 30_000}),
+            )?;
+            got.push_str(r["output"].as_str().unwrap_or_default());
+        }
+        if got != "ping\n" {
+            bail!("cat echoed {got:?}");
+        }
+    }
+    tool(
+        "kill_process",
+        json!({"session_id": id, "signal": "SIGKILL"}),
+    )?;
+    rows.push(Row::new(
+        "`exec_command` start to first output p50 (min–max), `bash -c`, workspace-write",
+        Some(Summary::of(&starts, Unit::Seconds)),
+        None,
+        "",
+    ));
+    rows.push(Row::new(
+        "`write_stdin` round trip through `cat` p50 (min–max), workspace-write",
+        Some(Summary::of(&trips, Unit::Seconds)),
+        None,
+        "",
+    ));
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod escalated;
 mod exec_check;
 mod exposure;
 mod output;
+mod process;
 mod session;
 mod shell;
 mod sys;
@@ -27,6 +28,7 @@ pub use env::{EnvPolicy, NEVER_PASSED, PASSED, PassEnvError};
 pub use escalated::{Exec, Refusal, resolve_program};
 pub use exposure::{Exposure, Registration};
 pub use output::OutputLimits;
+pub use process::{Chunk, Ended, InputError, Process, Ring, WindowSize, start_process};
 pub use protocol::ExecRequest;
 pub use session::Session;
 pub use shell::{

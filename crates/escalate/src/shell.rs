@@ -206,126 +206,14 @@ pub async fn run_shell(
     control: Control,
 ) -> std::io::Result<Outcome> {
     let start = Instant::now();
-    // Only the decider knows which programs it may decide anything but Run
-    // for; the wrappers ask about those alone.
-    let ask_list = decider.asks_about().and_then(protocol::encode_ask_list);
-    let expected = Arc::new(crate::exec_check::Expected::default());
-    let checked = !config.launcher.is_empty() && config.sandbox.is_some() && config.exec_check;
-    let (mut session, bash_end) = Session::start(
-        decider.clone(),
-        config.escalation.clone(),
-        checked.then(|| expected.clone()),
-    )?;
-    let bash_end = above_script_fds(bash_end)?;
-    // The launcher sends the exec check's listener on this pair.
-    let exec_channel = match checked {
-        true => Some(sys::seqpacket_pair()?),
-        false => None,
-    };
-    let denied = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (out_read, out_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-
-    // The launcher's lifeline: when we drop the write end (or die), the
-    // launcher kills everything the call started.
-    let lifeline = match config.launcher.is_empty() {
-        true => None,
-        false => Some(sys::lifeline(3)?),
+    let stdio = ChildStdio {
+        stdin: Stdio::null(),
+        output: out_write,
+        tty: Tty::None,
     };
-    // A sandboxed call is recorded before anything of it runs; its launcher
-    // reports on a pipe what it protected, before it starts Bash.
-    let report = match (&config.sandbox, config.launcher.is_empty()) {
-        (Some(spec), false) => {
-            let roots = spec_roots(spec)?;
-            let (read, write) =
-                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-            let registration = config.escalation.exposure.begin(roots);
-            Some((read, write, registration))
-        }
-        _ => None,
-    };
-    let mut keep_open = vec![bash_end.as_raw_fd()];
-    let mut cmd = match config.launcher.split_first() {
-        Some((program, args)) => {
-            let mut cmd = Command::new(program);
-            cmd.args(args);
-            if let Some((read, _)) = &lifeline {
-                cmd.arg("--lifeline").arg(read.as_raw_fd().to_string());
-                keep_open.push(read.as_raw_fd());
-            }
-            if let Some((_, theirs)) = &exec_channel {
-                cmd.arg("--exec-notify").arg(theirs.as_raw_fd().to_string());
-                keep_open.push(theirs.as_raw_fd());
-            }
-            if let Some((_, write, _)) = &report {
-                cmd.arg("--report-fd").arg(write.as_raw_fd().to_string());
-                keep_open.push(write.as_raw_fd());
-            }
-            match &config.sandbox {
-                Some(spec) => cmd.arg("--spec").arg(spec),
-                None => cmd.arg("--unconfined"),
-            };
-            cmd.arg("--").arg(&config.bash);
-            cmd
-        }
-        None => Command::new(&config.bash),
-    };
-    cmd.arg(if request.login { "-lc" } else { "-c" })
-        .arg(&request.command)
-        .env_clear()
-        .envs(request.env.iter().map(|(k, v)| (k, v)))
-        .env(protocol::ENV_WRAPPER, &config.wrapper)
-        .env(protocol::ENV_SOCKET, bash_end.as_raw_fd().to_string())
-        .current_dir(&request.workdir)
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out_write.try_clone()?))
-        .stderr(Stdio::from(out_write));
-    // Never one inherited from the server's own environment: without a
-    // list of ours, every exec is asked about.
-    match &ask_list {
-        Some(list) => cmd.env(protocol::ENV_ASK, list.as_str()),
-        None => cmd.env_remove(protocol::ENV_ASK),
-    };
-    sys::map_fds(&mut cmd, Vec::new(), keep_open);
-    let spawned = cmd.spawn();
-    // The parent's copies of Bash's ends must close now, or the output pipe
-    // never reaches end-of-file.
-    drop(cmd);
-    drop(bash_end);
-    let mut lifeline = lifeline.map(|(read, write)| {
-        drop(read);
-        write
-    });
-    if let Some((read, write, registration)) = report {
-        drop(write);
-        tokio::task::spawn_blocking(move || read_report(read, registration));
-    }
-    let mut exec_check = match exec_channel {
-        Some((ours, theirs)) => {
-            drop(theirs);
-            let checker = crate::exec_check::Checker {
-                decider: decider.clone(),
-                ask_list: ask_list.clone(),
-                wrapper: config
-                    .wrapper
-                    .canonicalize()
-                    .unwrap_or_else(|_| config.wrapper.clone()),
-                bash: config
-                    .bash
-                    .canonicalize()
-                    .unwrap_or_else(|_| config.bash.clone()),
-                denied: denied.clone(),
-                expected: expected.clone(),
-                answered: Default::default(),
-            };
-            Some(crate::exec_check::ExecCheck::start(ours, checker)?)
-        }
-        None => None,
-    };
-    let mut child = spawned.map_err(|e| spawn_error(config, &request.workdir, e))?;
-    let pgid = Pid::from_raw(child.id() as i32);
-    let exited = sys::async_pidfd(sys::pidfd_open(child.id())?)?;
+    let spawned = Spawned::start(config, &request, decider, stdio)?;
 
     let (stop_tx, stop_rx) = UnixStream::pair()?;
     let limits = config.output_limits;
@@ -333,54 +221,15 @@ pub async fn run_shell(
     let reader =
         tokio::task::spawn_blocking(move || read_output(out_read, stop_rx, limits, progress));
 
-    let end = wait_or_stop(&exited, request.timeout, &control.cancel, &control.timer).await;
-    if end != End::Exited {
-        // The launcher passes SIGTERM on to Bash and its processes.
-        let _ = killpg(pgid, Signal::SIGTERM);
-        session.kill_all(Signal::SIGTERM);
-        if tokio::time::timeout(config.kill_grace, exited.readable())
-            .await
-            .is_err()
-        {
-            if lifeline.take().is_some() {
-                // The launcher kills everything, then exits; SIGKILL only
-                // if it does not (it would leave the call's processes).
-                if tokio::time::timeout(LAUNCHER_GRACE, exited.readable())
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!("the launcher did not end its call in time; killing it");
-                    let _ = killpg(pgid, Signal::SIGKILL);
-                }
-            } else {
-                let _ = killpg(pgid, Signal::SIGKILL);
-            }
-            let _ = exited.readable().await;
-        }
-    }
-    // The launcher (or Bash) is a zombie: its group id is still ours.
-    // Whatever is left (unsupervised background jobs) and every escalated
-    // program ends with the call.
-    drop(lifeline);
-    let _ = killpg(pgid, Signal::SIGKILL);
-    let session = if session.running() > 0 {
-        // Escalated programs end through their own launchers: wait for
-        // that off the async threads.
-        tokio::task::spawn_blocking(move || {
-            session.close();
-            session
-        })
-        .await
-        .map_err(std::io::Error::other)?
-    } else {
-        session.close();
-        session
-    };
-    drop(session);
-    if let Some(check) = exec_check.as_mut() {
-        check.stop();
-    }
-    let status = child.wait()?;
+    let end = wait_or_stop(
+        &spawned.exited,
+        request.timeout,
+        &control.cancel,
+        &control.timer,
+    )
+    .await;
+    let stop = (end != End::Exited).then_some(Signal::SIGTERM);
+    let (status, denied) = spawned.end(stop, config.kill_grace).await?;
 
     let capture = {
         let mut reader = reader;
@@ -400,11 +249,8 @@ pub async fn run_shell(
 
     let exit_code = match end {
         End::TimedOut => TIMEOUT_EXIT_CODE,
-        _ => status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        _ => exit_code(status),
     };
-    let denied = std::mem::take(&mut *denied.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(Outcome {
         exit_code,
         output,
@@ -413,6 +259,286 @@ pub async fn run_shell(
         timed_out: end == End::TimedOut,
         duration: start.elapsed(),
     })
+}
+
+/// Bash's exit code; 128+N for death by signal N.
+pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Where a command's stdio goes.
+pub(crate) struct ChildStdio {
+    pub(crate) stdin: Stdio,
+    /// Stdout and stderr, both.
+    pub(crate) output: OwnedFd,
+    pub(crate) tty: Tty,
+}
+
+/// Whether the command gets a terminal, and whose.
+pub(crate) enum Tty {
+    None,
+    /// Stdin is a terminal we made, which Bash (started without a
+    /// launcher) takes as its controlling terminal.
+    Own,
+    /// The launcher makes one (`--tty`) and sends its master on `channel`.
+    Launcher {
+        channel: OwnedFd,
+        rows: u16,
+        cols: u16,
+    },
+}
+
+/// A started command with everything that supervises it: the launcher
+/// (or Bash) as a child in a process group of its own, its escalation
+/// session, lifeline and exec check. [`Spawned::end`] ends all of it.
+pub(crate) struct Spawned {
+    child: std::process::Child,
+    pgid: Pid,
+    pub(crate) exited: AsyncFd<OwnedFd>,
+    session: Session,
+    lifeline: Option<OwnedFd>,
+    exec_check: Option<crate::exec_check::ExecCheck>,
+    denied: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Spawned {
+    /// Starts `request` behind `config.launcher` with `stdio`.
+    pub(crate) fn start(
+        config: &ShellConfig,
+        request: &ShellRequest,
+        decider: Arc<dyn Decider>,
+        stdio: ChildStdio,
+    ) -> std::io::Result<Spawned> {
+        // Only the decider knows which programs it may decide anything but Run
+        // for; the wrappers ask about those alone.
+        let ask_list = decider.asks_about().and_then(protocol::encode_ask_list);
+        let expected = Arc::new(crate::exec_check::Expected::default());
+        let checked = !config.launcher.is_empty() && config.sandbox.is_some() && config.exec_check;
+        let (session, bash_end) = Session::start(
+            decider.clone(),
+            config.escalation.clone(),
+            checked.then(|| expected.clone()),
+        )?;
+        let bash_end = above_script_fds(bash_end)?;
+        // The launcher sends the exec check's listener on this pair.
+        let exec_channel = match checked {
+            true => Some(sys::seqpacket_pair()?),
+            false => None,
+        };
+        let denied = Arc::new(std::sync::Mutex::new(Vec::new()));
+
+        // The launcher's lifeline: when we drop the write end (or die), the
+        // launcher kills everything the call started.
+        let lifeline = match config.launcher.is_empty() {
+            true => None,
+            false => Some(sys::lifeline(3)?),
+        };
+        // A sandboxed call is recorded before anything of it runs; its launcher
+        // reports on a pipe what it protected, before it starts Bash.
+        let report = match (&config.sandbox, config.launcher.is_empty()) {
+            (Some(spec), false) => {
+                let roots = spec_roots(spec)?;
+                let (read, write) =
+                    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+                let registration = config.escalation.exposure.begin(roots);
+                Some((read, write, registration))
+            }
+            _ => None,
+        };
+        let mut keep_open = vec![bash_end.as_raw_fd()];
+        let mut cmd = match config.launcher.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args);
+                if let Some((read, _)) = &lifeline {
+                    cmd.arg("--lifeline").arg(read.as_raw_fd().to_string());
+                    keep_open.push(read.as_raw_fd());
+                }
+                if let Some((_, theirs)) = &exec_channel {
+                    cmd.arg("--exec-notify").arg(theirs.as_raw_fd().to_string());
+                    keep_open.push(theirs.as_raw_fd());
+                }
+                if let Some((_, write, _)) = &report {
+                    cmd.arg("--report-fd").arg(write.as_raw_fd().to_string());
+                    keep_open.push(write.as_raw_fd());
+                }
+                if let Tty::Launcher {
+                    channel,
+                    rows,
+                    cols,
+                } = &stdio.tty
+                {
+                    cmd.arg("--tty")
+                        .arg(channel.as_raw_fd().to_string())
+                        .arg("--tty-size")
+                        .arg(format!("{rows}x{cols}"));
+                    keep_open.push(channel.as_raw_fd());
+                }
+                match &config.sandbox {
+                    Some(spec) => cmd.arg("--spec").arg(spec),
+                    None => cmd.arg("--unconfined"),
+                };
+                cmd.arg("--").arg(&config.bash);
+                cmd
+            }
+            None => Command::new(&config.bash),
+        };
+        cmd.arg(if request.login { "-lc" } else { "-c" })
+            .arg(&request.command)
+            .env_clear()
+            .envs(request.env.iter().map(|(k, v)| (k, v)))
+            .env(protocol::ENV_WRAPPER, &config.wrapper)
+            .env(protocol::ENV_SOCKET, bash_end.as_raw_fd().to_string())
+            .current_dir(&request.workdir)
+            .stdin(stdio.stdin)
+            .stdout(Stdio::from(stdio.output.try_clone()?))
+            .stderr(Stdio::from(stdio.output));
+        if matches!(stdio.tty, Tty::Own) {
+            // Bash itself leads a new session, the terminal its own.
+            sys::controlling_terminal(&mut cmd);
+        } else {
+            cmd.process_group(0);
+        }
+        // Never one inherited from the server's own environment: without a
+        // list of ours, every exec is asked about.
+        match &ask_list {
+            Some(list) => cmd.env(protocol::ENV_ASK, list.as_str()),
+            None => cmd.env_remove(protocol::ENV_ASK),
+        };
+        sys::map_fds(&mut cmd, Vec::new(), keep_open);
+        let spawned = cmd.spawn();
+        // The parent's copies of Bash's ends must close now, or the output pipe
+        // never reaches end-of-file.
+        drop(cmd);
+        drop(bash_end);
+        drop(stdio.tty);
+        let lifeline = lifeline.map(|(read, write)| {
+            drop(read);
+            write
+        });
+        if let Some((read, write, registration)) = report {
+            drop(write);
+            tokio::task::spawn_blocking(move || read_report(read, registration));
+        }
+        let exec_check = match exec_channel {
+            Some((ours, theirs)) => {
+                drop(theirs);
+                let checker = crate::exec_check::Checker {
+                    decider: decider.clone(),
+                    ask_list: ask_list.clone(),
+                    wrapper: config
+                        .wrapper
+                        .canonicalize()
+                        .unwrap_or_else(|_| config.wrapper.clone()),
+                    bash: config
+                        .bash
+                        .canonicalize()
+                        .unwrap_or_else(|_| config.bash.clone()),
+                    denied: denied.clone(),
+                    expected: expected.clone(),
+                    answered: Default::default(),
+                };
+                Some(crate::exec_check::ExecCheck::start(ours, checker)?)
+            }
+            None => None,
+        };
+        let child = spawned.map_err(|e| spawn_error(config, &request.workdir, e))?;
+        let pgid = Pid::from_raw(child.id() as i32);
+        let exited = sys::async_pidfd(sys::pidfd_open(child.id())?)?;
+        Ok(Spawned {
+            child,
+            pgid,
+            exited,
+            session,
+            lifeline,
+            exec_check,
+            denied,
+        })
+    }
+
+    /// The launcher's (or Bash's) pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Passes `signal` on to the command's processes and its escalated
+    /// programs, leaving it running (the launcher forwards INT, TERM, HUP
+    /// and QUIT; see `sandbox::supervise`).
+    pub(crate) fn signal(&self, signal: Signal) {
+        let _ = killpg(self.pgid, signal);
+        self.session.kill_all(signal);
+    }
+
+    /// Ends the command and everything it started, and returns how the
+    /// launcher (or Bash) ended with the execs the exec check refused.
+    /// `stop`: it still runs, so it gets this signal first (SIGKILL skips
+    /// the grace), and after `kill_grace` the launcher kills everything;
+    /// `None`: it has exited (or is about to).
+    pub(crate) async fn end(
+        mut self,
+        stop: Option<Signal>,
+        kill_grace: Duration,
+    ) -> std::io::Result<(std::process::ExitStatus, Vec<String>)> {
+        let exited = &self.exited;
+        if let Some(signal) = stop {
+            // The launcher passes SIGTERM on to Bash and its processes.
+            let graceful = signal != Signal::SIGKILL;
+            if graceful {
+                let _ = killpg(self.pgid, signal);
+                self.session.kill_all(signal);
+            } else {
+                self.session.kill_all(Signal::SIGKILL);
+            }
+            let ended_in_grace = graceful
+                && tokio::time::timeout(kill_grace, exited.readable())
+                    .await
+                    .is_ok();
+            if !ended_in_grace {
+                if self.lifeline.take().is_some() {
+                    // The launcher kills everything, then exits; SIGKILL only
+                    // if it does not (it would leave the call's processes).
+                    if tokio::time::timeout(LAUNCHER_GRACE, exited.readable())
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!("the launcher did not end its call in time; killing it");
+                        let _ = killpg(self.pgid, Signal::SIGKILL);
+                    }
+                } else {
+                    let _ = killpg(self.pgid, Signal::SIGKILL);
+                }
+                let _ = exited.readable().await;
+            }
+        }
+        // The launcher (or Bash) is a zombie: its group id is still ours.
+        // Whatever is left (unsupervised background jobs) and every escalated
+        // program ends with the call.
+        drop(self.lifeline.take());
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+        let mut session = self.session;
+        let session = if session.running() > 0 {
+            // Escalated programs end through their own launchers: wait for
+            // that off the async threads.
+            tokio::task::spawn_blocking(move || {
+                session.close();
+                session
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        } else {
+            session.close();
+            session
+        };
+        drop(session);
+        if let Some(check) = self.exec_check.as_mut() {
+            check.stop();
+        }
+        let status = self.child.wait()?;
+        let denied = std::mem::take(&mut *self.denied.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok((status, denied))
+    }
 }
 
 /// The spawn error, attributed to what failed: the working directory, the

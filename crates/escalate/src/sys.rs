@@ -244,3 +244,88 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
         SockFlag::SOCK_CLOEXEC,
     )?)
 }
+
+/// Makes the child (Bash started without a launcher) lead a new session
+/// whose controlling terminal is its stdin.
+pub fn controlling_terminal(cmd: &mut Command) {
+    // SAFETY: the closure runs between fork and exec in the child and only
+    // calls setsid and ioctl, which are async-signal-safe; nothing
+    // allocates or locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A pseudo-terminal of `rows` × `cols`: (master, slave), both
+/// close-on-exec; the slave does not become our controlling terminal.
+pub fn openpty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two fds into the ints we pass and reads the
+    // winsize; the name and termios pointers may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openpty just returned these fds to us; nobody else owns them.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    for fd in [&master, &slave] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )?;
+    }
+    Ok((master, slave))
+}
+
+/// Sets the window size of the terminal whose master is `master` (the
+/// foreground process group gets SIGWINCH).
+pub fn set_winsize(master: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer we pass; the fd
+    // is borrowed, hence open.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Registers `fd` (non-blocking) with tokio's reactor for writing.
+pub fn async_writable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: as in `async_pidfd`: an `OwnedFd` stays open, with the same
+    // number, for as long as it lives.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE) }
+        .map_err(|e| e.into_parts().1)
+}
+
+/// Whether `fd` is the master of a pseudo-terminal (it has a slave
+/// number: `TIOCGPTN` works on masters only).
+pub fn is_pty_master(fd: &OwnedFd) -> bool {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int to the pointer we pass; the
+    // fd is ours and open.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGPTN, &mut n) == 0 }
+}

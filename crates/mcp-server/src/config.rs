@@ -19,6 +19,14 @@ pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 pub const DEFAULT_ELICITATION_WAIT_SECS: u64 = 300;
 /// Calls running at once by default (each is a Bash and its programs).
 pub const DEFAULT_MAX_CALLS: usize = 64;
+/// Background processes (`exec_command`) one client may have at once by
+/// default.
+pub const DEFAULT_MAX_PROCESSES: usize = 16;
+/// How long a background process may go unread before it is killed, by
+/// default: half an hour.
+pub const DEFAULT_PROCESS_IDLE_SECS: u64 = 30 * 60;
+/// Bytes of output a background process keeps unread by default.
+pub const DEFAULT_PROCESS_OUTPUT_BYTES: usize = 1024 * 1024;
 /// Largest HTTP request body by default (rmcp's default too).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// The environment variable holding the bearer token when no token file
@@ -118,6 +126,21 @@ pub struct ServeArgs {
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_env: Vec<String>,
 
+    /// Background processes (`exec_command`) one client may have at once; one more is
+    /// refused [default: 16]
+    #[arg(long, value_name = "N")]
+    pub max_processes: Option<usize>,
+
+    /// A background process unread (no `write_stdin` on it) this long is killed with
+    /// everything it started [default: 1800]
+    #[arg(long, value_name = "SECS")]
+    pub process_idle_secs: Option<u64>,
+
+    /// Bytes of a background process's output kept until read; older ones are dropped
+    /// and counted [default: 1048576]
+    #[arg(long, value_name = "BYTES")]
+    pub process_output_bytes: Option<usize>,
+
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -202,6 +225,9 @@ pub struct FileConfig {
     pub elicitation_timeout_secs: Option<u64>,
     pub default_timeout_ms: Option<u64>,
     pub max_calls: Option<usize>,
+    pub max_processes: Option<usize>,
+    pub process_idle_secs: Option<u64>,
+    pub process_output_bytes: Option<usize>,
     pub listen: Option<String>,
     pub auth_token_file: Option<PathBuf>,
     #[serde(default)]
@@ -244,6 +270,9 @@ pub struct Settings {
     pub cwd: PathBuf,
     /// Calls running at once.
     pub max_calls: usize,
+    /// Background processes: the cap per client, the idle limit, the
+    /// output kept.
+    pub processes: ProcessSettings,
     /// Streamable HTTP instead of stdio.
     pub http: Option<HttpSettings>,
     /// Which execs in the sandbox the rules judge.
@@ -255,6 +284,14 @@ pub struct Settings {
     pub protected_paths: Vec<PathBuf>,
     /// What a command must never read: the HTTP bearer token file.
     pub hidden_paths: Vec<PathBuf>,
+}
+
+/// What bounds the background processes of one client.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessSettings {
+    pub max: usize,
+    pub idle: Duration,
+    pub output_bytes: usize,
 }
 
 /// The Streamable HTTP transport's settings.
@@ -311,6 +348,27 @@ impl Settings {
         let max_calls = s.max_calls.or(file.max_calls).unwrap_or(DEFAULT_MAX_CALLS);
         if max_calls == 0 {
             bail!("--max-calls 0 would refuse every call");
+        }
+        let processes = ProcessSettings {
+            max: s
+                .max_processes
+                .or(file.max_processes)
+                .unwrap_or(DEFAULT_MAX_PROCESSES),
+            idle: Duration::from_secs(
+                s.process_idle_secs
+                    .or(file.process_idle_secs)
+                    .unwrap_or(DEFAULT_PROCESS_IDLE_SECS),
+            ),
+            output_bytes: s
+                .process_output_bytes
+                .or(file.process_output_bytes)
+                .unwrap_or(DEFAULT_PROCESS_OUTPUT_BYTES),
+        };
+        if processes.idle.is_zero() {
+            bail!("--process-idle-secs 0 would kill every background process at once");
+        }
+        if processes.output_bytes == 0 {
+            bail!("--process-output-bytes 0 would keep no output");
         }
         let h = &s.http;
         let http = match h.listen.clone().or(file.listen) {
@@ -425,6 +483,7 @@ impl Settings {
             pass_env,
             cwd,
             max_calls,
+            processes,
             http,
             protected_paths,
             hidden_paths,

@@ -10,6 +10,7 @@ pub mod errors;
 pub mod http;
 pub mod launcher;
 pub mod mrtr;
+pub mod procs;
 pub mod rules;
 pub mod sandbox_exec;
 pub mod sandbox_state;

@@ -55,6 +55,7 @@ use crate::config::{MAX_TIMEOUT_MS, Settings};
 use crate::decider::{Answer, Approver, RulesDecider};
 use crate::launcher::Launcher;
 use crate::mrtr::{self, Asker, Driving, Event, PausedCalls};
+use crate::procs::{self, ProcTable};
 use crate::sandbox_state::{self, SandboxState};
 
 /// The sandbox one call runs under, and what its result must say about it.
@@ -224,6 +225,9 @@ pub struct Shared {
     paused: Arc<PausedCalls>,
     /// One permit per running call (`--max-calls`), whatever the transport.
     slots: Arc<Semaphore>,
+    /// The background processes of clients that have no connection of
+    /// their own (MCP 2026-07-28 over HTTP: the bearer token's client).
+    client_procs: Mutex<std::collections::HashMap<Vec<u8>, Arc<ProcTable>>>,
 }
 
 impl Shared {
@@ -251,6 +255,7 @@ impl Shared {
                     .context("cannot make the request-state key")?,
             ),
             slots: Arc::new(Semaphore::new(settings.max_calls)),
+            client_procs: Mutex::default(),
             settings,
         }))
     }
@@ -264,6 +269,12 @@ impl Shared {
     /// their requests while the transport lives.
     pub async fn stop_calls(&self) {
         self.shutdown.cancel();
+        // Background processes are tasks of `calls` too, ended by the
+        // shutdown token; these tables only hold their handles.
+        self.client_procs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.calls.close();
         if tokio::time::timeout(SHUTDOWN_WAIT, self.calls.wait())
             .await
@@ -287,12 +298,15 @@ pub struct ExecServer {
     state: Mutex<Option<SandboxState>>,
     /// Who the client is, for binding `requestState`s to it.
     principal: Vec<u8>,
+    /// This connection's background processes: killed when it goes.
+    procs: Arc<ProcTable>,
 }
 
 impl ExecServer {
     /// The service of one connection, whose client is `principal`.
     pub fn new(shared: Arc<Shared>, principal: Vec<u8>) -> ExecServer {
         ExecServer {
+            procs: ProcTable::new(shared.settings.processes),
             shared,
             state: Mutex::new(None),
             principal,
@@ -650,6 +664,331 @@ impl ExecServer {
     }
 }
 
+/// The arguments of a tool call, or the invalid-params error naming the
+/// problem.
+fn arguments<T: serde::de::DeserializeOwned>(
+    request: CallToolRequestParams,
+) -> Result<T, McpError> {
+    if request.request_state.is_some() || request.input_responses.is_some() {
+        return Err(McpError::invalid_params(
+            format!(
+                "{} does not take requestState or inputResponses",
+                request.name
+            ),
+            None,
+        ));
+    }
+    serde_json::from_value(Value::Object(request.arguments.unwrap_or_default())).map_err(|e| {
+        McpError::invalid_params(format!("failed to deserialize parameters: {e}"), None)
+    })
+}
+
+/// A process tool's answer: its result (with `warnings`), or the
+/// input-required result of a question of the process.
+fn reply_response(reply: procs::Reply, warnings: Vec<String>) -> CallToolResponse {
+    match reply {
+        procs::Reply::Result(mut result) => {
+            result.warnings = warnings;
+            procs::result(&result).into()
+        }
+        procs::Reply::InputRequired(input) => input.into(),
+    }
+}
+
+impl ExecServer {
+    /// The background processes of the client behind `context`: this
+    /// connection's, or on a stateless HTTP request its token's.
+    fn procs(&self, context: &RequestContext<RoleServer>) -> Arc<ProcTable> {
+        match crate::http::client(context) {
+            Some(client) if mrtr_session(context) => self
+                .shared
+                .client_procs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(client.principal().to_vec())
+                .or_insert_with(|| ProcTable::new(self.shared.settings.processes))
+                .clone(),
+            _ => self.procs.clone(),
+        }
+    }
+
+    /// `exec_command`: starts a background process (see [`crate::procs`]).
+    async fn exec_command(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let started = std::time::Instant::now();
+        if request.request_state.is_some() {
+            return self.resume_process(request, context, started).await;
+        }
+        let binding = mrtr::binding(
+            self.principal(&context),
+            &request.name,
+            request.arguments.as_ref(),
+        );
+        let params: procs::ExecCommandParams = arguments(request)?;
+        if self.shared.shutdown.is_cancelled() {
+            return Ok(tool_error("the server is shutting down".into()).into());
+        }
+        let table = self.procs(&context);
+        let settings = table.settings();
+        let checked = (|| {
+            let yield_time = procs::yield_time(params.yield_time_ms, procs::DEFAULT_EXEC_YIELD_MS)?;
+            let max_bytes = procs::max_bytes(params.max_output_tokens, &settings)?;
+            let size = procs::window_size(params.rows, params.cols)?;
+            table.has_room().map_err(|e| e.to_string())?;
+            let workdir = match &params.workdir {
+                Some(dir) => PathBuf::from(dir),
+                None => self.shared.settings.cwd.clone(),
+            };
+            check_workdir(&workdir)?;
+            Ok::<_, String>((yield_time, max_bytes, size, workdir))
+        })();
+        let (yield_time, max_bytes, size, workdir) = match checked {
+            Ok(checked) => checked,
+            Err(message) => return Ok(tool_error(message).into()),
+        };
+        let CallSandbox { spec, warnings } = match self.call_sandbox(&context.meta) {
+            Ok(sandbox) => sandbox,
+            Err(message) => return Ok(tool_error(message).into()),
+        };
+        let config = self.shell_config(spec.as_ref())?;
+        let cancel = self.shared.shutdown.child_token();
+        let mut driving = None;
+        let approver: Box<dyn Approver> = if mrtr_session(&context) {
+            // Questions go to the next call on the handle; one nobody
+            // answers is denied, the process lives on.
+            let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
+            let asked = cancel.child_token();
+            let can_elicit = context
+                .client_capabilities()
+                .is_some_and(|c| c.elicitation.is_some());
+            driving = Some(Driving {
+                events: events_rx,
+                cancel: asked.clone(),
+                progress: ProgressSink::default(),
+            });
+            Box::new(Asker::new(
+                events,
+                self.shared.settings.elicitation_wait,
+                asked,
+                can_elicit,
+            ))
+        } else {
+            Box::new(McpApprover {
+                handle: tokio::runtime::Handle::current(),
+                peer: context.peer.clone(),
+                wait: self.shared.settings.elicitation_wait,
+                cancel: cancel.clone(),
+            })
+        };
+        let decider = Arc::new(RulesDecider {
+            policy: self.shared.policy.clone(),
+            options: MatchOptions {
+                preserve_program_paths: self.shared.settings.preserve_program_paths,
+            },
+            approver,
+            timer: TimerPause::default(),
+            ask: self.shared.ask.clone(),
+        });
+        let tty = params.tty.unwrap_or(false);
+        let shell_request = ShellRequest {
+            command: params.cmd.clone(),
+            workdir: workdir.clone(),
+            login: params.login.unwrap_or(true),
+            timeout: Duration::MAX,
+            env: std::env::vars_os().collect(),
+        };
+        tracing::info!(command = %display::cut(&shell_request.command, display::LOG_LIMIT),
+            workdir = %display::cut(&workdir.display().to_string(), display::LOG_LIMIT),
+            sandboxed = spec.is_some(), tty, "background process");
+        let size = tty.then(|| size.unwrap_or(procs::DEFAULT_SIZE));
+        let (process, supervise) = match escalate::start_process(
+            &config,
+            shell_request,
+            size,
+            decider,
+            cancel,
+            settings.output_bytes,
+        ) {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!(error = %e, "background process failed to start");
+                return Ok(tool_error(format!("failed to run the command: {e}")).into());
+            }
+        };
+        self.shared.calls.spawn(supervise);
+        let call = self.shared.paused.call_id();
+        let (handle, entry) = match table.insert(process, params.cmd, workdir, call, driving) {
+            Ok(inserted) => inserted,
+            Err(e) => return Ok(tool_error(e.to_string()).into()),
+        };
+        let deadline = started + yield_time;
+        let ask = procs::Ask {
+            paused: &self.shared.paused,
+            binding,
+        };
+        let reply = table
+            .read(&handle, &entry, deadline, max_bytes, started, Some(ask))
+            .await?;
+        Ok(reply_response(reply, warnings))
+    }
+
+    /// The retry of an `exec_command` or `write_stdin` that met a question
+    /// of its process (MCP 2026-07-28): answers it, then reads as the call
+    /// asked (a `write_stdin`'s chars were written the first time).
+    async fn resume_process(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        started: std::time::Instant,
+    ) -> Result<CallToolResponse, McpError> {
+        let binding = mrtr::binding(
+            self.principal(&context),
+            &request.name,
+            request.arguments.as_ref(),
+        );
+        let state = request.request_state.as_deref().unwrap_or_default();
+        let (call, paused) = self
+            .shared
+            .paused
+            .resume(state, &binding)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        if let Err(e) = paused.answer(request.input_responses.as_ref()) {
+            self.shared.paused.put_back(call, paused);
+            return Err(e);
+        }
+        let table = self.procs(&context);
+        let Some((handle, entry)) = table.by_call(call) else {
+            return Ok(tool_error("the process has ended".into()).into());
+        };
+        table.resume(&entry, paused.into_driving()).await;
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        let (yield_ms, tokens) = (
+            args.get("yield_time_ms").and_then(Value::as_u64),
+            args.get("max_output_tokens").and_then(Value::as_u64),
+        );
+        let default = match &*request.name {
+            procs::EXEC_COMMAND => procs::DEFAULT_EXEC_YIELD_MS,
+            _ => procs::DEFAULT_WRITE_YIELD_MS,
+        };
+        let checked = procs::yield_time(yield_ms, default)
+            .and_then(|y| Ok((y, procs::max_bytes(tokens, &table.settings())?)));
+        let (yield_time, max_bytes) = match checked {
+            Ok(checked) => checked,
+            Err(message) => return Ok(tool_error(message).into()),
+        };
+        let ask = procs::Ask {
+            paused: &self.shared.paused,
+            binding,
+        };
+        let reply = table
+            .read(
+                &handle,
+                &entry,
+                started + yield_time,
+                max_bytes,
+                started,
+                Some(ask),
+            )
+            .await?;
+        Ok(reply_response(reply, Vec::new()))
+    }
+
+    /// `write_stdin`: input to a background process, and its new output.
+    async fn write_stdin(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let started = std::time::Instant::now();
+        if request.request_state.is_some() {
+            return self.resume_process(request, context, started).await;
+        }
+        let binding = mrtr::binding(
+            self.principal(&context),
+            &request.name,
+            request.arguments.as_ref(),
+        );
+        let params: procs::WriteStdinParams = arguments(request)?;
+        let table = self.procs(&context);
+        let checked = (|| {
+            let yield_time =
+                procs::yield_time(params.yield_time_ms, procs::DEFAULT_WRITE_YIELD_MS)?;
+            let max_bytes = procs::max_bytes(params.max_output_tokens, &table.settings())?;
+            let size = procs::window_size(params.rows, params.cols)?;
+            let entry = table.get(&params.session_id)?;
+            Ok::<_, String>((yield_time, max_bytes, size, entry))
+        })();
+        let (yield_time, max_bytes, size, entry) = match checked {
+            Ok(checked) => checked,
+            Err(message) => return Ok(tool_error(message).into()),
+        };
+        let deadline = started + yield_time;
+        let mut warnings = Vec::new();
+        if let Some(size) = size {
+            if !entry.process.tty() {
+                warnings.push("rows and cols are for a process started with tty".to_owned());
+            } else if let Err(e) = entry.process.resize(size) {
+                warnings.push(format!("cannot resize the terminal: {e}"));
+            }
+        }
+        if !params.chars.is_empty()
+            && let Err(e) = entry.process.write(params.chars.as_bytes(), deadline).await
+        {
+            warnings.push(e.to_string());
+        }
+        let ask = procs::Ask {
+            paused: &self.shared.paused,
+            binding,
+        };
+        let reply = table
+            .read(
+                &params.session_id,
+                &entry,
+                deadline,
+                max_bytes,
+                started,
+                Some(ask),
+            )
+            .await?;
+        Ok(reply_response(reply, warnings))
+    }
+
+    /// `kill_process`: ends a background process (or passes a signal on).
+    async fn kill_process(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let started = std::time::Instant::now();
+        let params: procs::KillParams = arguments(request)?;
+        let table = self.procs(&context);
+        let signal = match procs::parse_signal(params.signal.as_deref()) {
+            Ok(signal) => signal,
+            Err(message) => return Ok(tool_error(message).into()),
+        };
+        let max_bytes = table.settings().output_bytes;
+        match table
+            .kill(&params.session_id, signal, max_bytes, started)
+            .await
+        {
+            Ok(result) => Ok(procs::result(&result).into()),
+            Err(message) => Ok(tool_error(message).into()),
+        }
+    }
+
+    /// `list_processes`.
+    fn list_processes(&self, context: &RequestContext<RoleServer>) -> CallToolResult {
+        let table = self.procs(context);
+        procs::structured(json!({
+            "processes": table.list(),
+            "max_processes": table.settings().max,
+        }))
+    }
+}
+
 /// Whether the request's protocol version is 2026-07-28 or newer, where the
 /// server cannot send requests to the client.
 fn mrtr_session(context: &RequestContext<RoleServer>) -> bool {
@@ -682,7 +1021,9 @@ impl ServerHandler for ExecServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(vec![shell_tool()]))
+        let mut tools = vec![shell_tool()];
+        tools.extend(procs::tools());
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(
@@ -690,13 +1031,17 @@ impl ServerHandler for ExecServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        if request.name != TOOL_NAME {
-            return Err(McpError::invalid_params(
+        match &*request.name {
+            TOOL_NAME => self.shell(request, context).await,
+            procs::EXEC_COMMAND => self.exec_command(request, context).await,
+            procs::WRITE_STDIN => self.write_stdin(request, context).await,
+            procs::KILL_PROCESS => self.kill_process(request, context).await,
+            procs::LIST_PROCESSES => Ok(self.list_processes(&context).into()),
+            _ => Err(McpError::invalid_params(
                 format!("unknown tool `{}`", request.name),
                 None,
-            ));
+            )),
         }
-        self.shell(request, context).await
     }
 
     async fn on_custom_request(

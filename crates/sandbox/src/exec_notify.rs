@@ -86,10 +86,15 @@ pub(crate) fn install() -> io::Result<OwnedFd> {
 
 /// Sends `listener` to the server on `channel` and closes both here.
 pub(crate) fn hand_over(listener: OwnedFd, channel: OwnedFd) -> io::Result<()> {
-    let fds = [listener.as_raw_fd()];
+    send_fd(listener, channel, b"L")
+}
+
+/// Sends `fd` with the one byte `tag` on `channel`, and closes both.
+pub(crate) fn send_fd(fd: OwnedFd, channel: OwnedFd, tag: &[u8; 1]) -> io::Result<()> {
+    let fds = [fd.as_raw_fd()];
     sendmsg::<()>(
         channel.as_raw_fd(),
-        &[IoSlice::new(b"L")],
+        &[IoSlice::new(tag)],
         &[ControlMessage::ScmRights(&fds)],
         MsgFlags::MSG_NOSIGNAL,
         None,

@@ -1,7 +1,7 @@
 //! The launcher the server places before every command it starts:
 //!
 //! ```text
-//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] (--spec JSON | --unconfined) -- ARGV...
+//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty FD [--tty-size ROWSxCOLS]] (--spec JSON | --unconfined) -- ARGV...
 //! ```
 //!
 //! `--spec` confines the command to a sandbox spec (JSON, see
@@ -23,6 +23,13 @@
 //! sandboxed code runs; the supervisors close their copies at once, so the
 //! server sees the end of the pipe then (or when the launcher fails,
 //! having written nothing).
+//! `--tty FD` (a socket): the command gets a pseudo-terminal (a background
+//! process's), made by the process that confines itself, from the
+//! sandbox's private `devpts` when it has one (the host's otherwise), of
+//! `--tty-size` (default 24x80): its slave becomes the command's stdin,
+//! stdout, stderr and the controlling terminal of its new session (so
+//! Ctrl-C interrupts its processes), and its master is sent on `FD` to the
+//! server, before the exec.
 //! `--exec-notify FD` (with `--spec`) is the socket on which the seccomp
 //! listener that hands every exec to the server is sent (see
 //! [`crate::Launch::exec_notify`]).
@@ -54,7 +61,7 @@ pub fn main(name: &str, args: Vec<OsString>) -> u8 {
 fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let usage = || {
         format!(
-            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] (--spec <JSON> | --unconfined) -- ARGV..."
+            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty FD [--tty-size ROWSxCOLS]] (--spec <JSON> | --unconfined) -- ARGV..."
         )
     };
     let mut it = args.into_iter();
@@ -65,12 +72,14 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let mut unconfined = false;
     let mut report = false;
     let mut report_fd = None;
+    let mut tty_fd = None;
+    let mut tty_size = (24u16, 80u16);
     loop {
         let Some(arg) = it.next() else {
             return Err(usage());
         };
         match arg.to_str() {
-            Some(flag @ ("--lifeline" | "--exec-notify" | "--report-fd")) => {
+            Some(flag @ ("--lifeline" | "--exec-notify" | "--report-fd" | "--tty")) => {
                 let fd = it.next().ok_or_else(usage)?;
                 let fd: RawFd = fd
                     .to_str()
@@ -81,6 +90,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
                 match flag {
                     "--lifeline" => lifeline = fd,
                     "--exec-notify" => exec_notify = fd,
+                    "--tty" => tty_fd = fd,
                     _ => report_fd = fd,
                 }
             }
@@ -94,6 +104,17 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
             }
             Some("--unconfined") => unconfined = true,
             Some("--report") => report = true,
+            Some("--tty-size") => {
+                let size = it.next().ok_or_else(usage)?;
+                tty_size = size
+                    .to_str()
+                    .and_then(|s| s.split_once('x'))
+                    .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
+                    .filter(|&(r, c): &(u16, u16)| r > 0 && c > 0)
+                    .ok_or_else(|| {
+                        format!("invalid --tty-size {size:?} (ROWSxCOLS, e.g. 24x80)")
+                    })?;
+            }
             Some("--") => break,
             _ => return Err(usage()),
         }
@@ -116,6 +137,11 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
         report_fd,
         namespaces: true,
         exec_notify,
+        tty: tty_fd.map(|channel| crate::Terminal {
+            channel,
+            rows: tty_size.0,
+            cols: tty_size.1,
+        }),
     })
 }
 
@@ -182,7 +208,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_invocations() {
-        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] (--spec <JSON> | --unconfined) -- ARGV...";
+        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty FD [--tty-size ROWSxCOLS]] (--spec <JSON> | --unconfined) -- ARGV...";
         assert!(
             parse("x", os(&["--spec", "{}", "--", "y"]))
                 .unwrap_err()

@@ -84,7 +84,9 @@
 //! - **Exec check** (see `exec_notify`, with `--exec-notify`): every
 //!   `execve`/`execveat` waits for the server's verdict.
 //! - **Terminals**: the command runs in a new session without a
-//!   controlling terminal.
+//!   controlling terminal; with [`Launch::tty`] its controlling terminal is
+//!   a fresh pseudo-terminal of its own, made from the sandbox's private
+//!   `devpts` when it has one.
 //! - **Lifetime** (see `supervise`): nothing the command starts outlives
 //!   it; the launcher stays as its supervisor and kills what is left.
 
@@ -226,6 +228,8 @@ pub enum Error {
     Capabilities(#[source] io::Error),
     #[error("cannot start a new session: {0}")]
     Session(#[source] io::Error),
+    #[error("cannot make the terminal: {0}")]
+    Terminal(#[source] io::Error),
     #[error("cannot set up the supervisor: {0}")]
     Supervisor(#[source] io::Error),
     #[error("{} must stay read-only but cannot be protected here: {reason}", path.display())]
@@ -373,6 +377,20 @@ pub struct Launch {
     /// Hand every exec of the sandbox to the server (see `exec_notify`):
     /// the socket to send the seccomp listener on. Only with a spec.
     pub exec_notify: Option<OwnedFd>,
+    /// Give the command a pseudo-terminal (see [`Terminal`]).
+    pub tty: Option<Terminal>,
+}
+
+/// A pseudo-terminal for the command, made right before it is confined:
+/// from the sandbox's private `devpts` when it has one, the host's
+/// otherwise. Its slave becomes the command's stdin, stdout and stderr and
+/// the controlling terminal of the command's new session; its master is
+/// sent on `channel` (one byte and the fd, `SCM_RIGHTS`).
+#[derive(Debug)]
+pub struct Terminal {
+    pub channel: OwnedFd,
+    pub rows: u16,
+    pub cols: u16,
 }
 
 /// Starts `launch.argv` under the launcher's supervision, confined to
@@ -396,12 +414,26 @@ pub fn launch(launch: Launch) -> Error {
             argv,
             program,
             lifeline,
+            tty,
             ..
         } = launch;
         supervise::as_subreaper(signals, lifeline, move || {
-            // Its own process group, which the supervisor signals.
-            let _ =
-                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+            if let Some(tty) = tty {
+                // A session of its own (and so a process group, which the
+                // supervisor signals), the terminal its controlling one.
+                if let Err(e) = nix::unistd::setsid()
+                    .map_err(|e| Error::Session(e.into()))
+                    .and_then(|_| take_terminal(tty))
+                {
+                    return report_failure(&e);
+                }
+            } else {
+                // Its own process group, which the supervisor signals.
+                let _ = nix::unistd::setpgid(
+                    nix::unistd::Pid::from_raw(0),
+                    nix::unistd::Pid::from_raw(0),
+                );
+            }
             if let Err(e) = supervise::restore_signals() {
                 return report_failure(&Error::Supervisor(e));
             }
@@ -427,12 +459,13 @@ pub fn launch(launch: Launch) -> Error {
         report,
         report_fd,
         exec_notify,
+        tty,
         ..
     } = launch;
     let (setup_spec, setup_entered) = (spec.clone(), entered.clone());
     let private = entered.private;
     let run = move |view: View| {
-        let applied = match confine(&spec, abi, &entered, view, exec_notify) {
+        let applied = match confine(&spec, abi, &entered, view, exec_notify, tty) {
             Ok(applied) => applied,
             Err(e) => return report_failure(&e),
         };
@@ -460,6 +493,18 @@ pub fn launch(launch: Launch) -> Error {
         let view = rootfs::build(&setup_spec, &setup_entered);
         supervise::as_subreaper(signals, lifeline, move || run(view))
     }
+}
+
+/// Makes a pseudo-terminal (`/dev/ptmx`: the private `devpts` inside a
+/// mount namespace), puts its slave on stdin, stdout and stderr as the
+/// controlling terminal of the calling session leader, and sends its
+/// master on `tty.channel`.
+fn take_terminal(tty: Terminal) -> Result<(), Error> {
+    let (master, slave) = sys::open_pty(tty.rows, tty.cols).map_err(Error::Terminal)?;
+    sys::stdio_to(&slave).map_err(Error::Terminal)?;
+    drop(slave);
+    sys::set_controlling_terminal().map_err(Error::Terminal)?;
+    exec_notify::send_fd(master, tty.channel, b"T").map_err(Error::Terminal)
 }
 
 /// Prints why the command could not start; the exit status to use: 127
@@ -496,6 +541,7 @@ fn confine(
     entered: &namespaces::Entered,
     view: View,
     exec_notify: Option<OwnedFd>,
+    tty: Option<Terminal>,
 ) -> Result<Applied, Error> {
     // Below a writable root only the mount hides a secret.
     if let Some(exposed) = spec
@@ -524,6 +570,9 @@ fn confine(
         });
     }
     nix::unistd::setsid().map_err(|e| Error::Session(e.into()))?;
+    if let Some(tty) = tty {
+        take_terminal(tty)?;
+    }
     supervise::restore_signals().map_err(Error::Supervisor)?;
     sys::set_no_new_privs().map_err(Error::NoNewPrivs)?;
     caps::drop_all().map_err(Error::Capabilities)?;

@@ -11,6 +11,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 fn cstring(path: &Path) -> io::Result<CString> {
@@ -472,4 +473,70 @@ pub(crate) fn seccomp_filter_with_listener(program: &[libc::sock_filter]) -> io:
     }
     // SAFETY: the kernel just returned this fd to us; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Makes stdin, a terminal, the controlling terminal of the calling
+/// process, which must just have become a session leader.
+pub(crate) fn set_controlling_terminal() -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal the
+    // terminal from another session) and touches no memory of ours.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A pseudo-terminal from `/dev/ptmx` (in a mount namespace with a private
+/// `devpts`, its instance): (master, slave), close-on-exec, of the size
+/// given, the slave not made our controlling terminal.
+pub(crate) fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    let master = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open("/dev/ptmx")?;
+    let master = OwnedFd::from(master);
+    let unlock: libc::c_int = 0;
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSPTLCK reads one int and TIOCSWINSZ one winsize from the
+    // pointers we pass; the fd is ours and open.
+    unsafe {
+        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) < 0
+            || libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: TIOCGPTPEER (Linux 4.13) takes open flags and returns a new
+    // fd for the slave of this very master (no path lookup to race).
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    Ok((master, slave))
+}
+
+/// Puts `fd` on stdin, stdout and stderr.
+pub(crate) fn stdio_to(fd: &OwnedFd) -> io::Result<()> {
+    for target in 0..3 {
+        // SAFETY: dup2 onto our own stdio numbers, in the single-threaded
+        // process about to exec; the old ones are not used afterwards.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

@@ -294,7 +294,7 @@ async fn a_session_client_runs_calls_with_progress_prompts_and_rules() {
         "{info:?}"
     );
     let tools = c.service.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 1);
+    assert_eq!(tools.len(), 5);
     assert_eq!(tools[0].name, "shell");
 
     let r = c.shell("echo ok; echo err >&2", &s.work).await;

@@ -12,6 +12,7 @@ mod http;
 mod lifecycle;
 mod mcp;
 mod mrtr;
+mod procs;
 mod raw;
 mod sandbox;
 mod sandbox_state;

@@ -33,7 +33,8 @@ async fn tool_schema_is_the_reference_one() {
         .start()
         .await;
     let tools = s.service.list_tools(None).await.unwrap().tools;
-    assert_eq!(tools.len(), 1);
+    // `shell` first, then the background-process tools (see `procs`).
+    assert_eq!(tools.len(), 5);
     let tool = serde_json::to_value(&tools[0]).unwrap();
     assert_eq!(tool["name"], "shell");
     assert_eq!(

@@ -45,7 +45,7 @@ async fn exercise(version: &str, capabilities: Value, elicits: bool) {
 
     let list = s.call("tools/list", json!({})).await;
     let tools = list["result"]["tools"].as_array().expect("tools");
-    assert_eq!(tools.len(), 1, "{list}");
+    assert_eq!(tools.len(), 5, "{list}");
     assert_eq!(tools[0]["name"], "shell", "{list}");
     assert_eq!(
         tools[0]["inputSchema"]["required"],

@@ -146,7 +146,8 @@ test('handshake, tool schemas, echo, prompt accepted and declined', async () => 
       console.warn = warn;
     }
     assert.deepEqual(warnings, []);
-    assert.equal(tools.length, 1);
+    assert.deepEqual(tools.map((t) => t.name), ['shell', 'exec_command', 'write_stdin', 'kill_process', 'list_processes']);
+    assert.ok(tools.every((t) => t.outputSchema?.type === 'object'));
     const [tool] = tools;
     assert.equal(tool.name, 'shell');
     assert.equal(tool.inputSchema.type, 'object');

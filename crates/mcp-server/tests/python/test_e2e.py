@@ -85,7 +85,7 @@ async def scenario(server, bash, root):
             f"capabilities: {init.capabilities}",
         )
         tools = (await session.list_tools()).tools
-        check([t.name for t in tools] == ["shell"], f"tools: {tools}")
+        check([t.name for t in tools] == ["shell", "exec_command", "write_stdin", "kill_process", "list_processes"], f"tools: {tools}")
         schema = tools[0].input_schema
         check(schema["title"] == "ExecParams", f"schema: {schema}")
         check(schema["required"] == ["command", "workdir"], f"schema: {schema}")

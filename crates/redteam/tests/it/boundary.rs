@@ -22,6 +22,8 @@ use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use serde_json::json;
+
 use crate::harness::{As, Base, Cwd, INHERITED_FD, Server, Setup, eventually, processes_with};
 
 /// Rules of these cases: only `true` escalates (it writes nothing).
@@ -1275,6 +1277,64 @@ async fn inherited_fds(user: As, kernel: Kernel) {
     s.assert_contained(base, &[]).await;
 }
 
+/// A background process (`exec_command`) that ignores SIGTERM, HUP and
+/// INT, starts a new session, double-forks, `nohup`s and has an escalated
+/// program running dies whole when it is killed through its handle (the
+/// control, under a plain Bash, is `redteam procs::…`); and its terminal is
+/// one of the sandbox's own `devpts` where there is one.
+async fn background_process_ends_whole_and_its_tty_is_the_sandboxs(user: As, kernel: Kernel) {
+    let s = start(setup(RULES, user, kernel), kernel).await;
+    let n = unique();
+    let ours = |n: &str| {
+        processes_with(b"sleep\0")
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(n))
+            })
+            .count()
+    };
+    let command = format!(
+        "trap '' TERM HUP INT; setsid sleep 300.{n} & ( ( sleep 301.{n} & ) & ) ; \
+         nohup sleep 302.{n} >/dev/null 2>&1 & sleep 304.{n} & echo started; wait"
+    );
+    let r = crate::procs::call(
+        &s,
+        "exec_command",
+        json!({"cmd": command, "yield_time_ms": 1000}),
+    )
+    .await;
+    let r = crate::procs::structured(&r);
+    let handle = r["session_id"].as_str().unwrap().to_owned();
+    assert!(eventually(20, || ours(&n) == 4).await, "{r}");
+    let killed = crate::procs::call(&s, "kill_process", json!({"session_id": handle})).await;
+    let killed = crate::procs::structured(&killed);
+    assert!(killed["exit_code"].is_i64(), "{killed}");
+    assert!(
+        eventually(10, || ours(&n) == 0).await,
+        "escaped its kill: {}",
+        s.log_text()
+    );
+
+    let r = crate::procs::call(
+        &s,
+        "exec_command",
+        json!({"cmd": "echo $(stat -Lc %d /proc/self/fd/0) $(stat -c %d /dev/pts)", "tty": true, "yield_time_ms": 10000}),
+    )
+    .await;
+    let r = crate::procs::structured(&r);
+    let output = r["output"].as_str().unwrap().trim().to_owned();
+    let (terminal, devpts) = output.split_once(' ').unwrap_or_else(|| panic!("{r}"));
+    let host = std::fs::metadata("/dev/pts").unwrap().dev().to_string();
+    if devpts == host {
+        say(&format!(
+            "background tty ({user:?}, {kernel:?}): no private devpts here; the host's is used"
+        ));
+    } else {
+        assert_eq!(terminal, devpts, "the terminal is not the sandbox's: {r}");
+    }
+}
+
 everywhere!(
     unix_sockets,
     raw_unix_sockets_are_datagram_sockets,
@@ -1290,6 +1350,7 @@ everywhere!(
     a_nested_writable_root_raced_with_a_symlink,
     system_v_and_posix_ipc_outside,
     no_set_id_programs_in_writable_roots,
+    background_process_ends_whole_and_its_tty_is_the_sandboxs,
 );
 
 variants!(codex_home_under_tmp:

@@ -19,4 +19,5 @@ mod cases;
 mod exec_bypass;
 mod harness;
 mod integrity;
+mod procs;
 mod review;

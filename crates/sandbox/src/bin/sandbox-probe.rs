@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             report_fd: None,
             namespaces: !no_namespaces,
             exec_notify: None,
+            tty: None,
         });
         eprintln!("sandbox-probe: {error}");
         return ExitCode::from(125);
