@@ -149,7 +149,8 @@ class Smoke:
         if status != 202:
             self.fail(f"notifications/initialized: HTTP {status}")
         _, tools_list = self.rpc(2, "tools/list", {}, session=session)
-        if [t["name"] for t in tools_list.get("tools", [])] != ["shell"]:
+        names = [t["name"] for t in tools_list.get("tools", [])]
+        if names != ["shell", "exec_command", "write_stdin", "kill_process", "list_processes"]:
             self.fail(f"tools: {tools_list}")
         if tools:
             command, expect = r"ls | grep '\.txt$' | sed 's/\.txt$/: found/'", "notes: found\ntodo: found\n"

@@ -174,7 +174,7 @@ test('handshake, tools, echo, timeout, progress, forbidden, prompts', async () =
     assert.equal(client.getServerVersion().name, 'codex-exec-mcp-server');
     assert.ok(client.getServerCapabilities().tools);
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name), ['shell']);
+    assert.deepEqual(tools.map((t) => t.name), ['shell', 'exec_command', 'write_stdin', 'kill_process', 'list_processes']);
 
     const echo = await shell(client, 'echo ok; echo err >&2');
     assert.equal(echo.output, 'ok\nerr\n');

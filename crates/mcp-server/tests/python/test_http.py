@@ -144,7 +144,7 @@ async def session_mode(srv):
         init = session.initialize_result
         check(init.server_info.name == "codex-exec-mcp-server", f"server info: {init}")
         tools = (await session.list_tools()).tools
-        check([t.name for t in tools] == ["shell"], f"tools: {tools}")
+        check([t.name for t in tools] == ["shell", "exec_command", "write_stdin", "kill_process", "list_processes"], f"tools: {tools}")
 
         data = decode(await session.call_tool("shell", {"command": "echo out; echo err >&2; exit 7", "workdir": str(work)}))
         check(data["exit_code"] == 7 and data["output"] == "out\nerr\n", f"echo: {data}")
