@@ -15,9 +15,7 @@
 //! numbers on x86_64 too, and other architectures' calls are refused as
 //! in `seccomp`.
 
-use std::collections::BTreeMap;
-
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use seccompiler::BpfProgram;
 
 use crate::Error;
 
@@ -29,22 +27,12 @@ pub(crate) fn deny_keyrings() -> Result<(), Error> {
 }
 
 fn build() -> Result<BpfProgram, seccompiler::Error> {
-    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for nr in [libc::SYS_add_key, libc::SYS_request_key, libc::SYS_keyctl] {
-        if cfg!(target_arch = "x86_64") {
-            const X32_SYSCALL_BIT: i64 = 0x4000_0000;
-            rules.insert(nr | X32_SYSCALL_BIT, Vec::new());
-        }
-        rules.insert(nr, Vec::new());
-    }
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch,
-    )?;
-    Ok(BpfProgram::try_from(filter)?)
+    crate::seccomp::refusing(
+        [libc::SYS_add_key, libc::SYS_request_key, libc::SYS_keyctl]
+            .map(|nr| (nr, Vec::new()))
+            .to_vec(),
+        libc::ENOSYS,
+    )
 }
 
 #[cfg(test)]

@@ -10,12 +10,7 @@
 //! `getrlimit` are made by every libc). Always installed; the x32 number
 //! on x86_64 too.
 
-use std::collections::BTreeMap;
-
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use seccompiler::{BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 
 use crate::Error;
 
@@ -27,7 +22,6 @@ pub(crate) fn deny_other_processes_limits() -> Result<(), Error> {
 }
 
 fn build() -> Result<BpfProgram, seccompiler::Error> {
-    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let other_pid = || -> Result<Vec<SeccompRule>, seccompiler::Error> {
         Ok(vec![SeccompRule::new(vec![SeccompCondition::new(
             0,
@@ -36,19 +30,7 @@ fn build() -> Result<BpfProgram, seccompiler::Error> {
             0,
         )?])?])
     };
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    if cfg!(target_arch = "x86_64") {
-        const X32_SYSCALL_BIT: i64 = 0x4000_0000;
-        rules.insert(libc::SYS_prlimit64 | X32_SYSCALL_BIT, other_pid()?);
-    }
-    rules.insert(libc::SYS_prlimit64, other_pid()?);
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch,
-    )?;
-    Ok(BpfProgram::try_from(filter)?)
+    crate::seccomp::refusing(vec![(libc::SYS_prlimit64, other_pid()?)], libc::EPERM)
 }
 
 #[cfg(test)]

@@ -40,7 +40,6 @@ pub(crate) fn deny_network_sockets(deny_connect: bool) -> Result<(), Error> {
 }
 
 fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
-    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let arg = |index, op, value| SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value);
     // Not AF_UNIX, or an AF_UNIX datagram socket (`SOCK_RAW` is one too:
     // `unix_create` makes it `SOCK_DGRAM`).
@@ -65,6 +64,19 @@ fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
     if deny_connect {
         denied.push((libc::SYS_connect, Vec::new()));
     }
+    refusing(denied, libc::EACCES)
+}
+
+/// A filter failing each listed syscall with `errno` when one of its rules
+/// matches (an empty list: always), allowing everything else; on x86_64 the
+/// x32 numbers too (the same architecture to the filter). The one builder
+/// of the sandbox's errno filters (`seccomp`, `setid`, `keyring`,
+/// `prlimit`).
+pub(crate) fn refusing(
+    denied: Vec<(i64, Vec<SeccompRule>)>,
+    errno: libc::c_int,
+) -> Result<BpfProgram, seccompiler::Error> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (nr, chain) in denied {
         if cfg!(target_arch = "x86_64") {
@@ -76,7 +88,7 @@ fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
-        SeccompAction::Errno(libc::EACCES as u32),
+        SeccompAction::Errno(errno as u32),
         arch,
     )?;
     Ok(BpfProgram::try_from(filter)?)

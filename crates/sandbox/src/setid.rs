@@ -24,12 +24,7 @@
 //! network setting; the x32 numbers on x86_64 too, and other architectures'
 //! calls kill the process (as in `seccomp`).
 
-use std::collections::BTreeMap;
-
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use seccompiler::{BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 
 use crate::Error;
 
@@ -48,7 +43,6 @@ pub(crate) fn deny_set_id_files() -> Result<(), Error> {
 
 /// The two filters: modes (`EPERM`), and `openat2` (`ENOSYS`).
 fn build() -> Result<Vec<BpfProgram>, seccompiler::Error> {
-    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let arg = |index, op, value| SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value);
     let bit_set = |index: u8, bit: u64| arg(index, SeccompCmpOp::MaskedEq(bit), bit);
     // A rule per set-id bit: the mode argument has it.
@@ -86,21 +80,9 @@ fn build() -> Result<Vec<BpfProgram>, seccompiler::Error> {
         (libc::SYS_creat, mode_has(1)?),
         (libc::SYS_mknod, mode_has(1)?),
     ]);
-    let modes = SeccompFilter::new(
-        with_x32(modes),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch,
-    )?;
-    let openat2 = SeccompFilter::new(
-        with_x32(vec![(libc::SYS_openat2, Vec::new())]),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch,
-    )?;
     Ok(vec![
-        BpfProgram::try_from(modes)?,
-        BpfProgram::try_from(openat2)?,
+        crate::seccomp::refusing(modes, libc::EPERM)?,
+        crate::seccomp::refusing(vec![(libc::SYS_openat2, Vec::new())], libc::ENOSYS)?,
     ])
 }
 
@@ -108,20 +90,6 @@ fn build() -> Result<Vec<BpfProgram>, seccompiler::Error> {
 /// shares since 4.20, x86_64's included; the libc crate names it on x86_64
 /// only.
 const SYS_FCHMODAT2: i64 = 452;
-
-/// The rules keyed by syscall number, plus the x32 numbers on x86_64 (the
-/// same architecture to the filter).
-fn with_x32(denied: Vec<(i64, Vec<SeccompRule>)>) -> BTreeMap<i64, Vec<SeccompRule>> {
-    let mut rules = BTreeMap::new();
-    for (nr, chain) in denied {
-        if cfg!(target_arch = "x86_64") {
-            const X32_SYSCALL_BIT: i64 = 0x4000_0000;
-            rules.insert(nr | X32_SYSCALL_BIT, chain.clone());
-        }
-        rules.insert(nr, chain);
-    }
-    rules
-}
 
 #[cfg(test)]
 mod tests {
