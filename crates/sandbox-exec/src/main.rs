@@ -9,6 +9,12 @@
 
 #![no_main]
 
+/// Its allocations (the spec, the rules, the filters) come from `.bss`
+/// instead of musl's `mmap`ed groups: about thirty system calls fewer
+/// before the command's exec (see the `arena` crate).
+#[global_allocator]
+static ALLOCATOR: arena::Arena<{ 1 << 20 }> = arena::Arena::new();
+
 use std::ffi::{CStr, OsStr, OsString, c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 

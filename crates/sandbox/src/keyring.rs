@@ -11,19 +11,17 @@
 //! programs outside then use. So a seccomp filter fails `add_key`,
 //! `request_key` and `keyctl` with `ENOSYS` (as if the kernel had no
 //! keyrings, which programs handle; Docker's default profile refuses the
-//! same three). Always installed, whatever the network setting; the x32
-//! numbers on x86_64 too, and other architectures' calls are refused as
-//! in `seccomp`.
+//! same three). Always installed, whatever the network setting; x32 and
+//! other architectures' calls are refused as in `seccomp`, which joins
+//! the filters.
 
 use seccompiler::BpfProgram;
 
 use crate::Error;
 
-/// Installs the filter on the calling thread (inherited across fork and
-/// exec). Requires `no_new_privs`.
-pub(crate) fn deny_keyrings() -> Result<(), Error> {
-    let program = build().map_err(|e| Error::Seccomp(e.to_string()))?;
-    seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))
+/// The filter, for `seccomp::install`.
+pub(crate) fn filter() -> Result<BpfProgram, Error> {
+    build().map_err(|e| Error::Seccomp(e.to_string()))
 }
 
 fn build() -> Result<BpfProgram, seccompiler::Error> {

@@ -583,12 +583,7 @@ fn confine(
     };
     let enforced = landlock_rules::restrict_self(spec, abi, devices)?;
     let unix_by_landlock = abi >= 9;
-    if !spec.network {
-        seccomp::deny_network_sockets(!unix_by_landlock)?;
-    }
-    setid::deny_set_id_files()?;
-    keyring::deny_keyrings()?;
-    prlimit::deny_other_processes_limits()?;
+    errno_filters(spec, !unix_by_landlock)?;
     // Last: from here on every exec, the command's own first, waits for the
     // server's answer.
     let exec_check = exec_notify.is_some();
@@ -629,6 +624,20 @@ fn confine(
     })
 }
 
+/// The seccomp filters that refuse with an errno (the network's when it is
+/// off, `deny_connect` below Landlock ABI 9; set-id files; keyrings;
+/// other processes' limits), installed as one program (see `seccomp`).
+fn errno_filters(spec: &SandboxSpec, deny_connect: bool) -> Result<(), Error> {
+    let mut filters = Vec::new();
+    if !spec.network {
+        filters.push(seccomp::network_filter(deny_connect)?);
+    }
+    filters.extend(setid::filters()?);
+    filters.push(keyring::filter()?);
+    filters.push(prlimit::filter()?);
+    seccomp::install(filters)
+}
+
 /// Confines the calling process to `spec` in place, without namespaces or
 /// supervision: `no_new_privs`, no capabilities, Landlock, seccomp. For a
 /// process that cannot fork a supervisor; [`launch`] is the whole sandbox.
@@ -648,12 +657,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
     };
     let view = rootfs::build(spec, &entered);
     let enforced = landlock_rules::restrict_self(spec, abi, landlock_rules::Devices::Host)?;
-    if !spec.network {
-        seccomp::deny_network_sockets(abi < 9)?;
-    }
-    setid::deny_set_id_files()?;
-    keyring::deny_keyrings()?;
-    prlimit::deny_other_processes_limits()?;
+    errno_filters(spec, abi < 9)?;
     Ok(Applied {
         landlock_abi: abi,
         landlock_denies_tcp: enforced.tcp,

@@ -7,18 +7,16 @@
 //! `prlimit --pid SERVER --nofile=5:5` starves the server (and a user's
 //! shell) of file descriptors. A seccomp filter fails `prlimit64` with
 //! `EPERM` unless its pid argument is 0 (the caller: how `setrlimit` and
-//! `getrlimit` are made by every libc). Always installed; the x32 number
-//! on x86_64 too.
+//! `getrlimit` are made by every libc). Always installed; x32 calls are
+//! refused as in `seccomp`, which joins the filters.
 
 use seccompiler::{BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 
 use crate::Error;
 
-/// Installs the filter on the calling thread (inherited across fork and
-/// exec). Requires `no_new_privs`.
-pub(crate) fn deny_other_processes_limits() -> Result<(), Error> {
-    let program = build().map_err(|e| Error::Seccomp(e.to_string()))?;
-    seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))
+/// The filter, for `seccomp::install`.
+pub(crate) fn filter() -> Result<BpfProgram, Error> {
+    build().map_err(|e| Error::Seccomp(e.to_string()))
 }
 
 fn build() -> Result<BpfProgram, seccompiler::Error> {

@@ -15,14 +15,25 @@
 //!
 //! Everything else is allowed. The filter kills the process on a syscall
 //! from another architecture (e.g. 32-bit `int 0x80`, where `socketcall`
-//! would bypass the rules), and also covers the x32 numbers of the filtered
-//! syscalls on x86_64.
+//! would bypass the rules).
+//!
+//! This module also joins the sandbox's errno filters (this one, `setid`,
+//! `keyring`, `prlimit`) into the one program the kernel runs
+//! ([`install`]): each `seccomp(2)` filter costs its own verification and
+//! JIT at start-up (about 30 µs each, plus its length) and its own run on
+//! every syscall after. The joined program is their concatenation, each
+//! "allow" of one a jump to the start of the next, so a syscall gets the
+//! first refusal any of them gives, and is allowed only when all of them
+//! allow it. It starts by refusing every x32 syscall (`ENOSYS`; on
+//! x86_64, the same architecture to a filter, with numbers that no rule
+//! names): no x32 program exists in practice, and the rules need not be
+//! written twice.
 
 use std::collections::BTreeMap;
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    SeccompRule, TargetArch, sock_filter,
 };
 
 use crate::Error;
@@ -31,12 +42,10 @@ use crate::Error;
 /// (`SOCK_CLOEXEC` and `SOCK_NONBLOCK` are flags above them).
 const SOCK_TYPE_MASK: u64 = 0xf;
 
-/// Installs the filter on the calling thread (inherited across fork and
-/// exec). Requires `no_new_privs`. `deny_connect`: refuse `connect` too
-/// (Landlock cannot restrict named UNIX sockets on this kernel).
-pub(crate) fn deny_network_sockets(deny_connect: bool) -> Result<(), Error> {
-    let program = build(deny_connect).map_err(|e| Error::Seccomp(e.to_string()))?;
-    seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))
+/// The network filter (for [`install`]). `deny_connect`: refuse `connect`
+/// too (Landlock cannot restrict named UNIX sockets on this kernel).
+pub(crate) fn network_filter(deny_connect: bool) -> Result<BpfProgram, Error> {
+    build(deny_connect).map_err(|e| Error::Seccomp(e.to_string()))
 }
 
 fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
@@ -68,23 +77,15 @@ fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
 }
 
 /// A filter failing each listed syscall with `errno` when one of its rules
-/// matches (an empty list: always), allowing everything else; on x86_64 the
-/// x32 numbers too (the same architecture to the filter). The one builder
-/// of the sandbox's errno filters (`seccomp`, `setid`, `keyring`,
-/// `prlimit`).
+/// matches (an empty list: always), allowing everything else. The one
+/// builder of the sandbox's errno filters (`seccomp`, `setid`, `keyring`,
+/// `prlimit`); the x32 numbers are refused by [`install`]'s prefix.
 pub(crate) fn refusing(
     denied: Vec<(i64, Vec<SeccompRule>)>,
     errno: libc::c_int,
 ) -> Result<BpfProgram, seccompiler::Error> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)?;
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for (nr, chain) in denied {
-        if cfg!(target_arch = "x86_64") {
-            const X32_SYSCALL_BIT: i64 = 0x4000_0000;
-            rules.insert(nr | X32_SYSCALL_BIT, chain.clone());
-        }
-        rules.insert(nr, chain);
-    }
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = denied.into_iter().collect();
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
@@ -94,13 +95,112 @@ pub(crate) fn refusing(
     Ok(BpfProgram::try_from(filter)?)
 }
 
+/// x32 syscalls have this bit set in their number (x86_64 only).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// `offsetof(struct seccomp_data, nr)`.
+const NR_OFFSET: u32 = 0;
+
+/// Installs `filters` as one seccomp program on the calling thread
+/// (inherited across fork and exec; requires `no_new_privs`).
+pub(crate) fn install(filters: Vec<BpfProgram>) -> Result<(), Error> {
+    let program = join(filters);
+    seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))
+}
+
+/// The x32 prefix, then `filters` one after another, each one's "allow"
+/// (but the last's) turned into a jump to the start of the next. Every
+/// path through a filter ends in a return, and jumps stay inside their
+/// filter (the lengths do not change), so control leaves a filter only by
+/// a refusal or into the next one.
+fn join(filters: Vec<BpfProgram>) -> BpfProgram {
+    use libc::{BPF_ABS, BPF_JA, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    let op = |code: u32| code as u16;
+    let mut joined = Vec::new();
+    if cfg!(target_arch = "x86_64") {
+        let enosys = libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32);
+        joined.extend([
+            sock_filter {
+                code: op(BPF_LD | BPF_W | BPF_ABS),
+                jt: 0,
+                jf: 0,
+                k: NR_OFFSET,
+            },
+            sock_filter {
+                code: op(BPF_JMP | BPF_JGE | BPF_K),
+                jt: 0,
+                jf: 1,
+                k: X32_SYSCALL_BIT,
+            },
+            sock_filter {
+                code: op(BPF_RET | BPF_K),
+                jt: 0,
+                jf: 0,
+                k: enosys,
+            },
+        ]);
+    }
+    let last = filters.len().saturating_sub(1);
+    for (n, mut filter) in filters.into_iter().enumerate() {
+        if n != last {
+            let len = filter.len();
+            for (i, insn) in filter.iter_mut().enumerate() {
+                if insn.code == op(BPF_RET | BPF_K) && insn.k == libc::SECCOMP_RET_ALLOW {
+                    *insn = sock_filter {
+                        code: op(BPF_JMP | BPF_JA),
+                        jt: 0,
+                        jf: 0,
+                        k: (len - i - 1) as u32,
+                    };
+                }
+            }
+        }
+        joined.extend(filter);
+    }
+    joined
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn filter_compiles_for_this_architecture() {
         for deny_connect in [false, true] {
             let program = super::build(deny_connect).expect("filter builds");
             assert!(!program.is_empty());
+        }
+    }
+
+    /// Only the last filter allows; every other one's allows lead to the
+    /// first instruction of the next, and no jump leaves the program.
+    #[test]
+    fn joined_filters_allow_only_at_the_end() {
+        let a = build(true).unwrap();
+        let b = build(false).unwrap();
+        let prefix = if cfg!(target_arch = "x86_64") { 3 } else { 0 };
+        let joined = join(vec![a.clone(), b.clone()]);
+        assert_eq!(joined.len(), prefix + a.len() + b.len());
+        let allow = |insn: &sock_filter| {
+            insn.code == (libc::BPF_RET | libc::BPF_K) as u16 && insn.k == libc::SECCOMP_RET_ALLOW
+        };
+        let second = prefix + a.len();
+        for (i, insn) in joined.iter().enumerate() {
+            let class = u32::from(insn.code) & 0x07;
+            if class == libc::BPF_JMP {
+                if u32::from(insn.code) & 0xf0 == libc::BPF_JA {
+                    let to = i + 1 + insn.k as usize;
+                    assert!(to < joined.len(), "{i}");
+                    if i < second && a.get(i - prefix).is_some_and(allow) {
+                        assert_eq!(to, second, "{i}");
+                    }
+                } else {
+                    assert!(i + 1 + (insn.jt as usize) < joined.len(), "{i}");
+                    assert!(i + 1 + (insn.jf as usize) < joined.len(), "{i}");
+                }
+            }
+            if allow(insn) {
+                assert!(i >= second, "an allow at {i}, before the last filter");
+            }
         }
     }
 }

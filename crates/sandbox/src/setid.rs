@@ -21,8 +21,8 @@
 //! that one step; no other program notices. `setxattr` of
 //! `security.capability` (file capabilities) needs `CAP_SETFCAP`, which the
 //! sandbox does not have (see `caps`). Always installed, whatever the
-//! network setting; the x32 numbers on x86_64 too, and other architectures'
-//! calls kill the process (as in `seccomp`).
+//! network setting; x32 calls are refused and other architectures' calls
+//! kill the process (as in `seccomp`, which joins the filters).
 
 use seccompiler::{BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 
@@ -32,13 +32,9 @@ const SET_ID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
 /// `__O_TMPFILE`: the bit of `O_TMPFILE` that is not `O_DIRECTORY`.
 const O_TMPFILE_BIT: u64 = (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64;
 
-/// Installs the filters on the calling thread (inherited across fork and
-/// exec). Requires `no_new_privs`.
-pub(crate) fn deny_set_id_files() -> Result<(), Error> {
-    for program in build().map_err(|e| Error::Seccomp(e.to_string()))? {
-        seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))?;
-    }
-    Ok(())
+/// The filters, for `seccomp::install`.
+pub(crate) fn filters() -> Result<Vec<BpfProgram>, Error> {
+    build().map_err(|e| Error::Seccomp(e.to_string()))
 }
 
 /// The two filters: modes (`EPERM`), and `openat2` (`ENOSYS`).

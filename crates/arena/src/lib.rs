@@ -1,40 +1,49 @@
-//! The wrapper's allocator: a bump arena in `.bss`, falling back to the
-//! system allocator (musl's) for what does not fit.
+//! The allocator of the short-lived static binaries (`codex-execve-wrapper`,
+//! once per exec; `codex-sandbox-exec`, once per call): a bump arena in
+//! `.bss`, falling back to the system allocator (musl's) for what does not
+//! fit.
 //!
-//! The wrapper lives for one exec and allocates a handful of blocks (the
-//! argv and environment pointer lists, the request frame). musl's allocator
-//! sets up its heap with `brk` and `mmap` on first use and unmaps emptied
-//! groups at once: on this path that was four to six system calls and as
-//! many page faults per exec, about 30 µs on the development VM. The arena
-//! costs neither: `.bss` is mapped by the kernel at exec and its pages are
-//! faulted in only when touched. Freed arena memory is never reused;
-//! the process ends (or execs) long before that matters.
+//! musl's allocator sets up its heap with `brk` and `mmap` on first use
+//! and unmaps emptied groups at once: in the wrapper that was four to six
+//! system calls and as many page faults per exec (about 30 µs on the
+//! development VM), in the launcher about thirty `mmap`/`munmap` calls
+//! before the command's exec. The arena costs neither: `.bss` is mapped by
+//! the kernel at exec and its pages are faulted in only when touched.
+//! Freed arena memory is never reused: these processes exec (or end) soon
+//! after their allocations, and a long-lived one (the launcher staying as
+//! supervisor) only falls back to the system allocator once the arena is
+//! used up.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Arena size; larger requests (a huge environment) go to the system
-/// allocator.
-const SIZE: usize = 1 << 20;
 /// The alignment malloc guarantees on x86_64 and aarch64 (`max_align_t`).
 const MIN_ALIGN: usize = 16;
 
 #[repr(C, align(4096))]
-struct Bytes(UnsafeCell<[u8; SIZE]>);
+struct Bytes<const SIZE: usize>(UnsafeCell<[u8; SIZE]>);
 
-pub struct Arena {
-    bytes: Bytes,
+/// An arena of `SIZE` bytes; larger requests (a huge environment), and
+/// those that no longer fit, go to the system allocator.
+pub struct Arena<const SIZE: usize> {
+    bytes: Bytes<SIZE>,
     /// Offset of the first free byte.
     next: AtomicUsize,
 }
 
 // SAFETY: the bytes are only reached through `alloc`, which hands each
 // range out to exactly one caller (the cursor is advanced atomically).
-unsafe impl Sync for Arena {}
+unsafe impl<const SIZE: usize> Sync for Arena<SIZE> {}
 
-impl Arena {
-    pub const fn new() -> Arena {
+impl<const SIZE: usize> Default for Arena<SIZE> {
+    fn default() -> Self {
+        Arena::new()
+    }
+}
+
+impl<const SIZE: usize> Arena<SIZE> {
+    pub const fn new() -> Arena<SIZE> {
         Arena {
             bytes: Bytes(UnsafeCell::new([0; SIZE])),
             next: AtomicUsize::new(0),
@@ -78,7 +87,7 @@ impl Arena {
 // aligned as asked (see `bump`), or comes from `System`; `dealloc` returns
 // to `System` exactly the blocks that came from it. Alignments beyond the
 // arena's page alignment go to `System`.
-unsafe impl GlobalAlloc for Arena {
+unsafe impl<const SIZE: usize> GlobalAlloc for Arena<SIZE> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= 4096
             && let Some(ptr) = self.bump(layout)
