@@ -48,8 +48,9 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     }
 }
 
-/// The filter program (classic BPF).
-fn program() -> Vec<libc::sock_filter> {
+/// The filter program (classic BPF); `seccomp::install_with_listener`
+/// joins it, last, with the errno filters.
+pub(crate) fn program() -> Vec<libc::sock_filter> {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
     let enosys = libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32);
     vec![
@@ -81,7 +82,8 @@ fn program() -> Vec<libc::sock_filter> {
 /// Installs the filter on the calling thread (inherited across fork and
 /// exec; requires `no_new_privs`) and returns its listener.
 pub(crate) fn install() -> io::Result<OwnedFd> {
-    sys::seccomp_filter_with_listener(&program())
+    sys::seccomp_filter(&program(), true)?
+        .ok_or_else(|| io::Error::other("the kernel returned no listener"))
 }
 
 /// Sends `listener` to the server on `channel` and closes both here.

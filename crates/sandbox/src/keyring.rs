@@ -15,16 +15,14 @@
 //! other architectures' calls are refused as in `seccomp`, which joins
 //! the filters.
 
-use seccompiler::BpfProgram;
-
 use crate::Error;
 
 /// The filter, for `seccomp::install`.
-pub(crate) fn filter() -> Result<BpfProgram, Error> {
+pub(crate) fn filter() -> Result<crate::bpf::Program, Error> {
     build().map_err(|e| Error::Seccomp(e.to_string()))
 }
 
-fn build() -> Result<BpfProgram, seccompiler::Error> {
+fn build() -> Result<crate::bpf::Program, seccompiler::Error> {
     crate::seccomp::refusing(
         [libc::SYS_add_key, libc::SYS_request_key, libc::SYS_keyctl]
             .map(|nr| (nr, Vec::new()))

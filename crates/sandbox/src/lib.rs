@@ -90,6 +90,7 @@
 //! - **Lifetime** (see `supervise`): nothing the command starts outlives
 //!   it; the launcher stays as its supervisor and kills what is left.
 
+mod bpf;
 mod caps;
 mod exec_notify;
 mod keyring;
@@ -583,13 +584,17 @@ fn confine(
     };
     let enforced = landlock_rules::restrict_self(spec, abi, devices)?;
     let unix_by_landlock = abi >= 9;
-    errno_filters(spec, !unix_by_landlock)?;
+    let mut filters = errno_filters(spec, !unix_by_landlock)?;
     // Last: from here on every exec, the command's own first, waits for the
-    // server's answer.
+    // server's answer. One program with the errno filters (see `seccomp`).
     let exec_check = exec_notify.is_some();
-    if let Some(channel) = exec_notify {
-        let listener = exec_notify::install().map_err(Error::ExecCheck)?;
-        exec_notify::hand_over(listener, channel).map_err(Error::ExecCheck)?;
+    match exec_notify {
+        Some(channel) => {
+            filters.push(exec_notify::program());
+            let listener = seccomp::install_with_listener(filters).map_err(Error::ExecCheck)?;
+            exec_notify::hand_over(listener, channel).map_err(Error::ExecCheck)?;
+        }
+        None => seccomp::install(filters)?,
     }
     let mut namespaces = Vec::new();
     if entered.user {
@@ -626,16 +631,17 @@ fn confine(
 
 /// The seccomp filters that refuse with an errno (the network's when it is
 /// off, `deny_connect` below Landlock ABI 9; set-id files; keyrings;
-/// other processes' limits), installed as one program (see `seccomp`).
-fn errno_filters(spec: &SandboxSpec, deny_connect: bool) -> Result<(), Error> {
+/// other processes' limits), to be installed as one program (see
+/// `seccomp`).
+fn errno_filters(spec: &SandboxSpec, deny_connect: bool) -> Result<Vec<bpf::Program>, Error> {
     let mut filters = Vec::new();
     if !spec.network {
         filters.push(seccomp::network_filter(deny_connect)?);
     }
-    filters.extend(setid::filters()?);
+    filters.push(setid::filter()?);
     filters.push(keyring::filter()?);
     filters.push(prlimit::filter()?);
-    seccomp::install(filters)
+    Ok(filters)
 }
 
 /// Confines the calling process to `spec` in place, without namespaces or
@@ -657,7 +663,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
     };
     let view = rootfs::build(spec, &entered);
     let enforced = landlock_rules::restrict_self(spec, abi, landlock_rules::Devices::Host)?;
-    errno_filters(spec, abi < 9)?;
+    seccomp::install(errno_filters(spec, abi < 9)?)?;
     Ok(Applied {
         landlock_abi: abi,
         landlock_denies_tcp: enforced.tcp,

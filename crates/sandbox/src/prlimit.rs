@@ -10,16 +10,16 @@
 //! `getrlimit` are made by every libc). Always installed; x32 calls are
 //! refused as in `seccomp`, which joins the filters.
 
-use seccompiler::{BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
+use seccompiler::{SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 
 use crate::Error;
 
 /// The filter, for `seccomp::install`.
-pub(crate) fn filter() -> Result<BpfProgram, Error> {
+pub(crate) fn filter() -> Result<crate::bpf::Program, Error> {
     build().map_err(|e| Error::Seccomp(e.to_string()))
 }
 
-fn build() -> Result<BpfProgram, seccompiler::Error> {
+fn build() -> Result<crate::bpf::Program, seccompiler::Error> {
     let other_pid = || -> Result<Vec<SeccompRule>, seccompiler::Error> {
         Ok(vec![SeccompRule::new(vec![SeccompCondition::new(
             0,

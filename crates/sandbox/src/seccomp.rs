@@ -31,12 +31,15 @@
 
 use std::collections::BTreeMap;
 
+use std::os::fd::OwnedFd;
+
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch, sock_filter,
+    SeccompRule, TargetArch,
 };
 
 use crate::Error;
+use crate::bpf::{self, Asm, Program};
 
 /// `SOCK_TYPE_MASK`: the type bits of `socket(2)`'s second argument
 /// (`SOCK_CLOEXEC` and `SOCK_NONBLOCK` are flags above them).
@@ -44,11 +47,11 @@ const SOCK_TYPE_MASK: u64 = 0xf;
 
 /// The network filter (for [`install`]). `deny_connect`: refuse `connect`
 /// too (Landlock cannot restrict named UNIX sockets on this kernel).
-pub(crate) fn network_filter(deny_connect: bool) -> Result<BpfProgram, Error> {
+pub(crate) fn network_filter(deny_connect: bool) -> Result<Program, Error> {
     build(deny_connect).map_err(|e| Error::Seccomp(e.to_string()))
 }
 
-fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
+fn build(deny_connect: bool) -> Result<Program, seccompiler::Error> {
     let arg = |index, op, value| SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value);
     // Not AF_UNIX, or an AF_UNIX datagram socket (`SOCK_RAW` is one too:
     // `unix_create` makes it `SOCK_DGRAM`).
@@ -83,7 +86,7 @@ fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
 pub(crate) fn refusing(
     denied: Vec<(i64, Vec<SeccompRule>)>,
     errno: libc::c_int,
-) -> Result<BpfProgram, seccompiler::Error> {
+) -> Result<Program, seccompiler::Error> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let rules: BTreeMap<i64, Vec<SeccompRule>> = denied.into_iter().collect();
     let filter = SeccompFilter::new(
@@ -92,65 +95,58 @@ pub(crate) fn refusing(
         SeccompAction::Errno(errno as u32),
         arch,
     )?;
-    Ok(BpfProgram::try_from(filter)?)
+    Ok(bpf::from_seccompiler(BpfProgram::try_from(filter)?))
 }
 
 /// x32 syscalls have this bit set in their number (x86_64 only).
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-/// `offsetof(struct seccomp_data, nr)`.
-const NR_OFFSET: u32 = 0;
 
 /// Installs `filters` as one seccomp program on the calling thread
 /// (inherited across fork and exec; requires `no_new_privs`).
-pub(crate) fn install(filters: Vec<BpfProgram>) -> Result<(), Error> {
-    let program = join(filters);
-    seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))
+pub(crate) fn install(filters: Vec<Program>) -> Result<(), Error> {
+    crate::sys::seccomp_filter(&join(filters), false)
+        .map(drop)
+        .map_err(|e| Error::Seccomp(e.to_string()))
 }
 
-/// The x32 prefix, then `filters` one after another, each one's "allow"
-/// (but the last's) turned into a jump to the start of the next. Every
-/// path through a filter ends in a return, and jumps stay inside their
-/// filter (the lengths do not change), so control leaves a filter only by
-/// a refusal or into the next one.
-fn join(filters: Vec<BpfProgram>) -> BpfProgram {
-    use libc::{BPF_ABS, BPF_JA, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
-    let op = |code: u32| code as u16;
-    let mut joined = Vec::new();
+/// As [`install`], with a user-notification listener (the exec check's
+/// filter among `filters`); returns the listener.
+pub(crate) fn install_with_listener(filters: Vec<Program>) -> std::io::Result<OwnedFd> {
+    crate::sys::seccomp_filter(&join(filters), true)?
+        .ok_or_else(|| std::io::Error::other("the kernel returned no listener"))
+}
+
+/// The architecture check and the x32 prefix, then `filters` one after
+/// another, each one's "allow" (but the last's) turned into a jump to the
+/// start of the next. Every path through a filter ends in a return, and
+/// jumps stay inside their filter (the lengths do not change), so control
+/// leaves a filter only by a refusal or into the next one.
+fn join(filters: Vec<Program>) -> Program {
+    let mut asm = Asm::new();
+    let (native, native_abi) = (asm.label(), asm.label());
+    asm.load(bpf::ARCH);
+    asm.jump_eq(bpf::AUDIT_ARCH, native);
+    asm.ret(libc::SECCOMP_RET_KILL_PROCESS);
+    asm.place(native);
     if cfg!(target_arch = "x86_64") {
-        let enosys = libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32);
-        joined.extend([
-            sock_filter {
-                code: op(BPF_LD | BPF_W | BPF_ABS),
-                jt: 0,
-                jf: 0,
-                k: NR_OFFSET,
-            },
-            sock_filter {
-                code: op(BPF_JMP | BPF_JGE | BPF_K),
-                jt: 0,
-                jf: 1,
-                k: X32_SYSCALL_BIT,
-            },
-            sock_filter {
-                code: op(BPF_RET | BPF_K),
-                jt: 0,
-                jf: 0,
-                k: enosys,
-            },
-        ]);
+        let x32 = asm.label();
+        asm.load(bpf::NR);
+        asm.jump_ge(X32_SYSCALL_BIT, x32);
+        asm.jump(native_abi);
+        asm.place(x32);
+        asm.ret(bpf::errno(libc::ENOSYS));
     }
+    asm.place(native_abi);
+    let mut joined = asm.finish();
+    let allow = (libc::BPF_RET | libc::BPF_K) as u16;
     let last = filters.len().saturating_sub(1);
     for (n, mut filter) in filters.into_iter().enumerate() {
         if n != last {
             let len = filter.len();
             for (i, insn) in filter.iter_mut().enumerate() {
-                if insn.code == op(BPF_RET | BPF_K) && insn.k == libc::SECCOMP_RET_ALLOW {
-                    *insn = sock_filter {
-                        code: op(BPF_JMP | BPF_JA),
-                        jt: 0,
-                        jf: 0,
-                        k: (len - i - 1) as u32,
-                    };
+                if insn.code == allow && insn.k == libc::SECCOMP_RET_ALLOW {
+                    insn.code = (libc::BPF_JMP | libc::BPF_JA) as u16;
+                    insn.k = (len - i - 1) as u32;
                 }
             }
         }
@@ -176,27 +172,18 @@ mod tests {
     #[test]
     fn joined_filters_allow_only_at_the_end() {
         let a = build(true).unwrap();
-        let b = build(false).unwrap();
-        let prefix = if cfg!(target_arch = "x86_64") { 3 } else { 0 };
+        let b = crate::setid::filter().unwrap();
         let joined = join(vec![a.clone(), b.clone()]);
-        assert_eq!(joined.len(), prefix + a.len() + b.len());
-        let allow = |insn: &sock_filter| {
-            insn.code == (libc::BPF_RET | libc::BPF_K) as u16 && insn.k == libc::SECCOMP_RET_ALLOW
+        let prefix = joined.len() - a.len() - b.len();
+        crate::bpf::tests::assert_well_formed(&joined);
+        let allow = |insn: &libc::sock_filter| {
+            u32::from(insn.code) == libc::BPF_RET | libc::BPF_K && insn.k == libc::SECCOMP_RET_ALLOW
         };
         let second = prefix + a.len();
         for (i, insn) in joined.iter().enumerate() {
-            let class = u32::from(insn.code) & 0x07;
-            if class == libc::BPF_JMP {
-                if u32::from(insn.code) & 0xf0 == libc::BPF_JA {
-                    let to = i + 1 + insn.k as usize;
-                    assert!(to < joined.len(), "{i}");
-                    if i < second && a.get(i - prefix).is_some_and(allow) {
-                        assert_eq!(to, second, "{i}");
-                    }
-                } else {
-                    assert!(i + 1 + (insn.jt as usize) < joined.len(), "{i}");
-                    assert!(i + 1 + (insn.jf as usize) < joined.len(), "{i}");
-                }
+            let ja = u32::from(insn.code) == libc::BPF_JMP | libc::BPF_JA;
+            if ja && (prefix..second).contains(&i) && allow(&a[i - prefix]) {
+                assert_eq!(i + 1 + insn.k as usize, second, "{i}");
             }
             if allow(insn) {
                 assert!(i >= second, "an allow at {i}, before the last filter");

@@ -24,62 +24,83 @@
 //! network setting; x32 calls are refused and other architectures' calls
 //! kill the process (as in `seccomp`, which joins the filters).
 
-use seccompiler::{BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
-
 use crate::Error;
+use crate::bpf::{self, Asm, Program};
 
-const SET_ID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
-/// `__O_TMPFILE`: the bit of `O_TMPFILE` that is not `O_DIRECTORY`.
-const O_TMPFILE_BIT: u64 = (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64;
+/// `S_ISUID | S_ISGID`.
+const SET_ID_BITS: u32 = libc::S_ISUID | libc::S_ISGID;
+/// `O_CREAT`, and the bit of `O_TMPFILE` that is not `O_DIRECTORY`.
+const CREATING: u32 = (libc::O_CREAT | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u32;
 
-/// The filters, for `seccomp::install`.
-pub(crate) fn filters() -> Result<Vec<BpfProgram>, Error> {
-    build().map_err(|e| Error::Seccomp(e.to_string()))
+/// The filter, for `seccomp::install`.
+pub(crate) fn filter() -> Result<Program, Error> {
+    Ok(build())
 }
 
-/// The two filters: modes (`EPERM`), and `openat2` (`ENOSYS`).
-fn build() -> Result<Vec<BpfProgram>, seccompiler::Error> {
-    let arg = |index, op, value| SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value);
-    let bit_set = |index: u8, bit: u64| arg(index, SeccompCmpOp::MaskedEq(bit), bit);
-    // A rule per set-id bit: the mode argument has it.
-    let mode_has = |mode: u8| -> Result<Vec<SeccompRule>, seccompiler::Error> {
-        SET_ID_BITS
-            .iter()
-            .map(|&bit| Ok(SeccompRule::new(vec![bit_set(mode, bit)?])?))
-            .collect()
-    };
-    // A rule per creating flag and set-id bit: the file is made, with it.
-    let creates_with = |flags: u8, mode: u8| -> Result<Vec<SeccompRule>, seccompiler::Error> {
-        let mut rules = Vec::new();
-        for flag in [libc::O_CREAT as u64, O_TMPFILE_BIT] {
-            for &bit in &SET_ID_BITS {
-                rules.push(SeccompRule::new(vec![
-                    bit_set(flags, flag)?,
-                    bit_set(mode, bit)?,
-                ])?);
-            }
-        }
-        Ok(rules)
-    };
+/// Where a syscall's mode is, and whether it also needs a creating flag.
+enum Mode {
+    /// The mode argument.
+    At(u32),
+    /// The mode argument, when the flags argument creates a file.
+    Creating { flags: u32, mode: u32 },
+}
+
+/// Written by hand (see `bpf`): seccompiler has no "any of these bits"
+/// test, and its program (a rule per bit and flag) was seven times longer,
+/// which the kernel verifies and compiles at every call's start.
+fn build() -> Program {
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-    let mut modes: Vec<(i64, Vec<SeccompRule>)> = vec![
-        (libc::SYS_fchmod, mode_has(1)?),
-        (libc::SYS_fchmodat, mode_has(2)?),
-        (SYS_FCHMODAT2, mode_has(2)?),
-        (libc::SYS_openat, creates_with(2, 3)?),
-        (libc::SYS_mknodat, mode_has(2)?),
+    let mut modes: Vec<(i64, Mode)> = vec![
+        (libc::SYS_fchmod, Mode::At(1)),
+        (libc::SYS_fchmodat, Mode::At(2)),
+        (SYS_FCHMODAT2, Mode::At(2)),
+        (libc::SYS_mknodat, Mode::At(2)),
+        (libc::SYS_openat, Mode::Creating { flags: 2, mode: 3 }),
     ];
     #[cfg(target_arch = "x86_64")]
     modes.extend([
-        (libc::SYS_chmod, mode_has(1)?),
-        (libc::SYS_open, creates_with(1, 2)?),
-        (libc::SYS_creat, mode_has(1)?),
-        (libc::SYS_mknod, mode_has(1)?),
+        (libc::SYS_chmod, Mode::At(1)),
+        (libc::SYS_creat, Mode::At(1)),
+        (libc::SYS_mknod, Mode::At(1)),
+        (libc::SYS_open, Mode::Creating { flags: 1, mode: 2 }),
     ]);
-    Ok(vec![
-        crate::seccomp::refusing(modes, libc::EPERM)?,
-        crate::seccomp::refusing(vec![(libc::SYS_openat2, Vec::new())], libc::ENOSYS)?,
-    ])
+    let mut asm = Asm::new();
+    let (native, allow, deny, enosys) = (asm.label(), asm.label(), asm.label(), asm.label());
+    asm.load(bpf::ARCH);
+    asm.jump_eq(bpf::AUDIT_ARCH, native);
+    asm.ret(libc::SECCOMP_RET_KILL_PROCESS);
+    asm.place(native);
+    asm.load(bpf::NR);
+    let blocks: Vec<_> = modes.iter().map(|_| asm.label()).collect();
+    for ((nr, _), &block) in modes.iter().zip(&blocks) {
+        asm.jump_eq(*nr as u32, block);
+    }
+    asm.jump_eq(libc::SYS_openat2 as u32, enosys);
+    asm.jump(allow);
+    for ((_, mode), &block) in modes.iter().zip(&blocks) {
+        asm.place(block);
+        let mode_at = match *mode {
+            Mode::At(arg) => arg,
+            Mode::Creating { flags, mode } => {
+                let creates = asm.label();
+                asm.load(bpf::arg(flags));
+                asm.jump_any(CREATING, creates);
+                asm.jump(allow);
+                asm.place(creates);
+                mode
+            }
+        };
+        asm.load(bpf::arg(mode_at));
+        asm.jump_any(SET_ID_BITS, deny);
+        asm.jump(allow);
+    }
+    asm.place(deny);
+    asm.ret(bpf::errno(libc::EPERM));
+    asm.place(enosys);
+    asm.ret(bpf::errno(libc::ENOSYS));
+    asm.place(allow);
+    asm.ret(libc::SECCOMP_RET_ALLOW);
+    asm.finish()
 }
 
 /// `fchmodat2(2)` (Linux 6.6): 452 in the generic table every architecture
@@ -90,9 +111,9 @@ const SYS_FCHMODAT2: i64 = 452;
 #[cfg(test)]
 mod tests {
     #[test]
-    fn filters_compile_for_this_architecture() {
-        let programs = super::build().expect("filters build");
-        assert_eq!(programs.len(), 2);
-        assert!(programs.iter().all(|p| !p.is_empty()));
+    fn filter_is_well_formed() {
+        let program = super::build();
+        crate::bpf::tests::assert_well_formed(&program);
+        assert!(program.len() < 80, "{} instructions", program.len());
     }
 }

@@ -451,28 +451,40 @@ pub(crate) fn set_default_handler(signal: nix::sys::signal::Signal) -> io::Resul
 }
 
 /// Installs the classic-BPF `program` as a seccomp filter of the calling
-/// thread with `SECCOMP_FILTER_FLAG_NEW_LISTENER` (Linux 5.0), returning
-/// the listener.
-pub(crate) fn seccomp_filter_with_listener(program: &[libc::sock_filter]) -> io::Result<OwnedFd> {
+/// thread (inherited across fork and exec; requires `no_new_privs`), with
+/// a user-notification listener when `listener`, which it returns.
+pub(crate) fn seccomp_filter(
+    program: &[libc::sock_filter],
+    listener: bool,
+) -> io::Result<Option<OwnedFd>> {
     let prog = libc::sock_fprog {
         len: u16::try_from(program.len()).map_err(|_| io::Error::other("filter too long"))?,
         filter: program.as_ptr().cast_mut(),
     };
+    let flags = if listener {
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+    } else {
+        0
+    };
     // SAFETY: `prog` points at `program`, alive for the call; the kernel
-    // copies the filter and returns a new fd or -1.
+    // copies the filter and returns 0, a new fd (with the listener flag)
+    // or -1.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            flags,
             &prog as *const libc::sock_fprog,
         )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    if !listener {
+        return Ok(None);
+    }
     // SAFETY: the kernel just returned this fd to us; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
 }
 
 /// Makes stdin, a terminal, the controlling terminal of the calling
