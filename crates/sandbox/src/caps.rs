@@ -32,7 +32,9 @@ pub(crate) fn drop_all() -> io::Result<()> {
         // the job.
         let _ = sys::prctl(libc::PR_SET_SECUREBITS, SECURE_BITS);
     }
-    for cap in 0..=last_cap() {
+    // Up to the kernel's last capability, which the first `EINVAL` tells
+    // (cheaper than reading `/proc/sys/kernel/cap_last_cap` at every call).
+    for cap in 0..=MAX_CAP {
         match sys::prctl(libc::PR_CAPBSET_DROP, cap) {
             Ok(()) => {}
             // Out of range for this kernel: past the last one.
@@ -62,10 +64,6 @@ pub(crate) fn drop_all() -> io::Result<()> {
     sys::clear_capabilities()
 }
 
-/// The highest capability number this kernel knows.
-fn last_cap() -> libc::c_ulong {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63)
-}
+/// The highest capability number the capability sets can hold (two 32-bit
+/// words); every kernel's last one is below it.
+const MAX_CAP: libc::c_ulong = 63;
