@@ -27,7 +27,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::boundary::{NO_NAMESPACES, PYTHON};
-use crate::harness::{self, As, Options, Server, Setup};
+use crate::harness::{self, As, Server, Setup};
 
 /// git as the README shows it (`status`, `diff`), plus `log`, `grep` and
 /// `ls-remote`, which read too.
@@ -78,7 +78,7 @@ const GIT_ATTACKS: &[(&str, &str)] = &[
 /// `allow git log` (and friends) followed by the sandbox's arguments: each
 /// attack works outside (the control), and through the `shell` tool it must
 /// not escalate: it runs inside, with the notice, and writes nothing
-/// outside.
+/// outside. With the server as root and unprivileged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allowed_git_does_not_escalate_arguments_that_write_or_run() {
     if harness::skip_without_read_only_subpaths(
@@ -86,42 +86,50 @@ async fn an_allowed_git_does_not_escalate_arguments_that_write_or_run() {
     ) {
         return;
     }
-    let s = harness::start_with(
-        GIT_RULES,
-        Options {
-            prepare: Box::new(repository),
-            ..Options::default()
-        },
-    )
-    .await;
-    let base = s.baseline().await;
-    let mut escaped = Vec::new();
-    let mut markers = Vec::new();
-    for (name, attack) in GIT_ATTACKS {
-        let marker = s.outside.join(format!("git-{name}"));
-        let line = attack.replace("{M}", &marker.display().to_string());
-        // Control: the same command outside writes the marker.
-        let out = Command::new("sh")
-            .args(["-c", &line])
-            .current_dir(&s.work)
-            .output()
-            .unwrap();
-        assert!(marker.exists(), "control {name}: {line}: {out:?}");
-        std::fs::remove_file(&marker).unwrap();
-        let r = s.shell(&format!("{line}; echo rc=$?")).await;
-        if marker.exists() {
-            escaped.push(format!("{name}: {line}: {}", r.output));
-        } else {
-            assert!(r.output.contains("not escalated"), "{name}: {r:?}");
+    for user in [As::Root, As::Unprivileged] {
+        if let Some(why) = user.unavailable() {
+            eprintln!("{user:?}: {why}");
+            continue;
         }
-        markers.push(marker);
+        let s = Setup::new(GIT_RULES)
+            .prepare(Box::new(repository))
+            .user(user)
+            .start()
+            .await;
+        let base = s.baseline().await;
+        let mut escaped = Vec::new();
+        let mut markers = Vec::new();
+        for (name, attack) in GIT_ATTACKS {
+            let marker = s.outside.join(format!("git-{name}"));
+            let line = attack.replace("{M}", &marker.display().to_string());
+            // Control: the same command outside, as the server's user,
+            // writes the marker.
+            let out = s
+                .outside_command("sh")
+                .args(["-c", &line])
+                .current_dir(&s.work)
+                .output()
+                .unwrap();
+            assert!(marker.exists(), "{user:?}: control {name}: {line}: {out:?}");
+            std::fs::remove_file(&marker).unwrap();
+            let r = s.shell(&format!("{line}; echo rc=$?")).await;
+            if marker.exists() {
+                escaped.push(format!("{user:?}: {name}: {line}: {}", r.output));
+            } else {
+                assert!(
+                    r.output.contains("not escalated"),
+                    "{user:?}: {name}: {r:?}"
+                );
+            }
+            markers.push(marker);
+        }
+        assert!(escaped.is_empty(), "ran outside the sandbox: {escaped:#?}");
+        // Plain reads still escalate.
+        let r = s.shell("git log -1 --format=%s; echo rc=$?").await;
+        assert_eq!(r.output, "first\nrc=0\n", "{user:?}: {r:?}");
+        let markers: Vec<&Path> = markers.iter().map(|m| m.as_path()).collect();
+        s.assert_contained(base, &markers).await;
     }
-    assert!(escaped.is_empty(), "ran outside the sandbox: {escaped:#?}");
-    // Plain reads still escalate.
-    let r = s.shell("git log -1 --format=%s; echo rc=$?").await;
-    assert_eq!(r.output, "first\nrc=0\n", "{r:?}");
-    let markers: Vec<&Path> = markers.iter().map(|m| m.as_path()).collect();
-    s.assert_contained(base, &markers).await;
 }
 
 const FORBID_RM: &str = r#"
@@ -235,90 +243,85 @@ print("add=", r, ctypes.get_errno())
     )
 }
 
-/// The keys in `/proc/keys` this process can see, by description.
-fn visible_keys() -> String {
-    std::fs::read_to_string("/proc/keys").unwrap_or_default()
+/// Runs `code` (Python, with `libc` and `U`, the user keyring) outside the
+/// sandbox as the server's user, for the keyring case's set-up, checks
+/// and clean-up; its stdout.
+fn keyctl_outside(s: &Server, code: &str) -> String {
+    let script = format!(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nU = ctypes.c_long(-4)\n{code}"
+    );
+    let out = s
+        .outside_command(PYTHON)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{code}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-mod keys {
-    //! `add_key(2)` and `keyctl(2)` for the test's own set-up and clean-up.
-    pub fn add_user_key(desc: &str, payload: &[u8]) -> Option<i64> {
-        let desc = std::ffi::CString::new(desc).unwrap();
-        // SAFETY: add_key with valid C strings and a buffer of the given length.
-        let id = unsafe {
-            libc::syscall(
-                libc::SYS_add_key,
-                c"user".as_ptr(),
-                desc.as_ptr(),
-                payload.as_ptr(),
-                payload.len(),
-                libc::KEY_SPEC_USER_KEYRING,
-            )
-        };
-        (id >= 0).then_some(id)
-    }
+/// The id of the user key `desc` in the server's user's keyring, if any.
+fn find_user_key(s: &Server, desc: &str) -> Option<i64> {
+    let id = keyctl_outside(
+        s,
+        &format!("print(libc.syscall(250, 10, U, b\"user\", b\"{desc}\", 0))"),
+    );
+    id.parse().ok().filter(|&id: &i64| id >= 0)
+}
 
-    pub fn invalidate(id: i64) {
-        // SAFETY: keyctl(KEYCTL_INVALIDATE, id) takes no pointer.
-        unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_INVALIDATE, id) };
-    }
-
-    pub fn find_user_key(desc: &str) -> Option<i64> {
-        let desc = std::ffi::CString::new(desc).unwrap();
-        // SAFETY: keyctl(KEYCTL_SEARCH, keyring, type, description, 0) with C strings.
-        let id = unsafe {
-            libc::syscall(
-                libc::SYS_keyctl,
-                libc::KEYCTL_SEARCH,
-                libc::KEY_SPEC_USER_KEYRING,
-                c"user".as_ptr(),
-                desc.as_ptr(),
-                0,
-            )
-        };
-        (id >= 0).then_some(id)
-    }
+fn invalidate(s: &Server, id: i64) {
+    keyctl_outside(s, &format!("libc.syscall(250, 21, {id})"));
 }
 
 /// The user's kernel keyring is not the sandbox's to read or write: a key
 /// the server's user holds (a ticket, a credential) is not read from
-/// inside, and a key added inside does not appear outside; with and
-/// without namespaces. Root only (an unprivileged server's uid differs
-/// from the test's, and so does its user keyring).
+/// inside, and a key added inside does not appear outside; as root and
+/// unprivileged, with and without namespaces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_keyrings_are_out_of_reach() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs the tests to run as root (the server's keyring is the test's)");
-        return;
-    }
-    for namespaces in [true, false] {
-        let mut setup = Setup::new(harness::RULES);
-        if !namespaces {
-            setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+    for user in [As::Root, As::Unprivileged] {
+        if let Some(why) = user.unavailable() {
+            eprintln!("{user:?}: {why}");
+            continue;
         }
-        let s = setup.start().await;
-        let tag = format!("{}-{namespaces}", std::process::id());
-        let (secret, planted) = (format!("rt3-secret-{tag}"), format!("rt3-planted-{tag}"));
-        let Some(secret_id) = keys::add_user_key(&secret, b"hunter2") else {
-            eprintln!("skipped: no kernel keyrings here (add_key failed)");
-            return;
-        };
-        let base = s.baseline().await;
-        let r = s.shell(&keyring_script(&secret, &planted)).await;
-        keys::invalidate(secret_id);
-        let planted_id = keys::find_user_key(&planted);
-        if let Some(id) = planted_id {
-            keys::invalidate(id);
+        for namespaces in [true, false] {
+            let mut setup = Setup::new(harness::RULES).user(user);
+            if !namespaces {
+                setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+            }
+            let s = setup.start().await;
+            let tag = format!("{}-{user:?}-{namespaces}", std::process::id());
+            let (secret, planted) = (format!("rt3-secret-{tag}"), format!("rt3-planted-{tag}"));
+            // Control: the server's user holds the key, and reads it back.
+            let added = keyctl_outside(
+                &s,
+                &format!("print(libc.syscall(248, b\"user\", b\"{secret}\", b\"hunter2\", 7, U))"),
+            );
+            let Some(secret_id) = added.parse().ok().filter(|&id: &i64| id >= 0) else {
+                eprintln!("skipped: no kernel keyrings here (add_key gave {added})");
+                return;
+            };
+            assert_eq!(
+                find_user_key(&s, &secret),
+                Some(secret_id),
+                "{user:?}: control"
+            );
+            let base = s.baseline().await;
+            let r = s.shell(&keyring_script(&secret, &planted)).await;
+            invalidate(&s, secret_id);
+            let planted_id = find_user_key(&s, &planted);
+            if let Some(id) = planted_id {
+                invalidate(&s, id);
+            }
+            assert!(
+                !r.output.contains("hunter2"),
+                "{user:?}, namespaces: {namespaces}: a key read inside: {r:?}"
+            );
+            assert!(
+                planted_id.is_none(),
+                "{user:?}, namespaces: {namespaces}: a key added inside is in the user's keyring: {r:?}"
+            );
+            s.assert_contained(base, &[]).await;
         }
-        assert!(
-            !r.output.contains("hunter2"),
-            "namespaces: {namespaces}: a key read inside: {r:?}"
-        );
-        assert!(
-            planted_id.is_none() && !visible_keys().contains(&planted),
-            "namespaces: {namespaces}: a key added inside is in the user's keyring: {r:?}"
-        );
-        s.assert_contained(base, &[]).await;
     }
 }
 
@@ -352,7 +355,8 @@ fn repository_with_a_submodule(work: &Path, outside: &Path) {
 /// whether it is modified: a git in `sub`, with the configuration of the
 /// repository `sub/.git` names. `sub/.git` is in the workspace: the
 /// sandbox points it at a repository of its own, whose `core.fsmonitor`
-/// the allowed `git status` would run outside.
+/// the allowed `git status` would run outside. With the server as root
+/// and unprivileged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submodule_redirected_by_the_sandbox_is_not_a_context_for_escalation() {
     if harness::skip_without_read_only_subpaths(
@@ -360,43 +364,53 @@ async fn a_submodule_redirected_by_the_sandbox_is_not_a_context_for_escalation()
     ) {
         return;
     }
-    let s = harness::start_with(
-        GIT_RULES,
-        Options {
-            prepare: Box::new(repository_with_a_submodule),
-            ..Options::default()
-        },
-    )
-    .await;
-    let base = s.baseline().await;
-    let marker = s.outside.join("submodule-fsmonitor");
-    let tmp = tempfile::Builder::new()
-        .prefix("rt-review")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let evil = tmp.path().join("evil");
-    let r = s
-        .shell(&format!(
-            "git init -q {evil} && git -C {evil} config core.fsmonitor 'echo escaped > {m}; false' \
-             && echo 'gitdir: {evil}/.git' > sub/.git && git status --short; echo rc=$?",
-            evil = evil.display(),
-            m = marker.display()
-        ))
-        .await;
-    assert!(
-        !marker.exists(),
-        "git status ran the fsmonitor of the sandbox's repository: {r:?}"
-    );
-    assert!(r.output.contains("not escalated"), "{r:?}");
-    // Control: the same `git status` outside runs it.
-    let _ = Command::new("git")
-        .arg("status")
-        .current_dir(&s.work)
-        .output()
-        .unwrap();
-    assert!(marker.exists(), "control: git status did not run it");
-    std::fs::remove_file(&marker).unwrap();
-    s.assert_contained(base, &[&marker]).await;
+    for user in [As::Root, As::Unprivileged] {
+        if let Some(why) = user.unavailable() {
+            eprintln!("{user:?}: {why}");
+            continue;
+        }
+        let s = Setup::new(GIT_RULES)
+            .prepare(Box::new(repository_with_a_submodule))
+            .user(user)
+            .start()
+            .await;
+        let base = s.baseline().await;
+        let marker = s.outside.join("submodule-fsmonitor");
+        let tmp = tempfile::Builder::new()
+            .prefix("rt-review")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let uid = user.uid();
+        std::os::unix::fs::chown(tmp.path(), Some(uid), None).unwrap();
+        let evil = tmp.path().join("evil");
+        let r = s
+            .shell(&format!(
+                "git init -q {evil} && git -C {evil} config core.fsmonitor 'echo escaped > {m}; false' \
+                 && echo 'gitdir: {evil}/.git' > sub/.git && git status --short; echo rc=$?",
+                evil = evil.display(),
+                m = marker.display()
+            ))
+            .await;
+        assert!(
+            !marker.exists(),
+            "{user:?}: git status ran the fsmonitor of the sandbox's repository: {r:?}"
+        );
+        assert!(r.output.contains("not escalated"), "{user:?}: {r:?}");
+        // Control: the same `git status` outside, as the server's user,
+        // runs it.
+        let _ = s
+            .outside_command("git")
+            .arg("status")
+            .current_dir(&s.work)
+            .output()
+            .unwrap();
+        assert!(
+            marker.exists(),
+            "{user:?}: control: git status did not run it"
+        );
+        std::fs::remove_file(&marker).unwrap();
+        s.assert_contained(base, &[&marker]).await;
+    }
 }
 
 /// With `--network` and `--listen` (loopback, no token), a sandboxed
@@ -434,12 +448,13 @@ fn network_on_reaches_the_servers_own_http_endpoint() {
     );
 }
 
-/// A `sleep` outside the sandbox (the test's child), killed on drop.
+/// A `sleep` outside the sandbox (the test's child, as the server's user),
+/// killed on drop.
 struct Victim(std::process::Child);
 
 impl Victim {
-    fn spawn() -> Victim {
-        Victim(Command::new("sleep").arg("600").spawn().unwrap())
+    fn spawn(s: &Server) -> Victim {
+        Victim(s.outside_command("sleep").arg("600").spawn().unwrap())
     }
 
     fn open_files_limit(&self) -> String {
@@ -460,47 +475,51 @@ impl Drop for Victim {
 }
 
 /// `prlimit(2)` on a process outside (without a pid namespace the server
-/// and every process of the user are visible): the control starves one
-/// `sleep` of fds from outside; from inside, another keeps its limit.
-/// Root, with and without namespaces.
+/// and every process of the user are visible): the control, as the
+/// server's user, starves one `sleep` of that user of fds from outside;
+/// from inside, another keeps its limit. As root and unprivileged, with
+/// and without namespaces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_of_processes_outside_are_not_changed() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs the tests to run as root (the victim is the test's child)");
-        return;
-    }
-    let control = Victim::spawn();
-    let out = Command::new("prlimit")
-        .args(["--pid", &control.0.id().to_string(), "--nofile=5:5"])
-        .output()
-        .expect("prlimit (util-linux)");
-    assert!(
-        out.status.success() && control.open_files_limit().contains(" 5 "),
-        "control: {out:?}"
-    );
-    for namespaces in [true, false] {
-        let mut setup = Setup::new(harness::RULES);
-        if !namespaces {
-            setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+    for user in [As::Root, As::Unprivileged] {
+        if let Some(why) = user.unavailable() {
+            eprintln!("{user:?}: {why}");
+            continue;
         }
-        let s = setup.start().await;
-        let base = s.baseline().await;
-        let victim = Victim::spawn();
-        let before = victim.open_files_limit();
-        let r = s
-            .shell(&format!(
-                "prlimit --pid {} --nofile=5:5; echo rc=$?",
-                victim.0.id()
-            ))
-            .await;
-        assert_eq!(
-            victim.open_files_limit(),
-            before,
-            "namespaces: {namespaces}: the limit of a process outside changed: {r:?}"
-        );
-        // The sandbox's own limits still work (`ulimit` is prlimit(0, …)).
-        let r = s.shell("ulimit -n 64 && ulimit -n").await;
-        assert_eq!(r.output, "64\n", "{r:?}");
-        s.assert_contained(base, &[]).await;
+        for namespaces in [true, false] {
+            let mut setup = Setup::new(harness::RULES).user(user);
+            if !namespaces {
+                setup = setup.wrap(&[PYTHON, "-c", NO_NAMESPACES]);
+            }
+            let s = setup.start().await;
+            let control = Victim::spawn(&s);
+            let out = s
+                .outside_command("prlimit")
+                .args(["--pid", &control.0.id().to_string(), "--nofile=5:5"])
+                .output()
+                .expect("prlimit (util-linux)");
+            assert!(
+                out.status.success() && control.open_files_limit().contains(" 5 "),
+                "{user:?}: control: {out:?}"
+            );
+            let base = s.baseline().await;
+            let victim = Victim::spawn(&s);
+            let before = victim.open_files_limit();
+            let r = s
+                .shell(&format!(
+                    "prlimit --pid {} --nofile=5:5; echo rc=$?",
+                    victim.0.id()
+                ))
+                .await;
+            assert_eq!(
+                victim.open_files_limit(),
+                before,
+                "{user:?}, namespaces: {namespaces}: the limit of a process outside changed: {r:?}"
+            );
+            // The sandbox's own limits still work (`ulimit` is prlimit(0, …)).
+            let r = s.shell("ulimit -n 64 && ulimit -n").await;
+            assert_eq!(r.output, "64\n", "{r:?}");
+            s.assert_contained(base, &[]).await;
+        }
     }
 }
