@@ -479,7 +479,13 @@ pub fn launch(launch: Launch) -> Error {
         if let Some(fd) = report_fd {
             // Closed here, before the command runs: the server reads to
             // the end of the pipe (the supervisors closed their copies).
-            let _ = serde_json::to_writer(std::fs::File::from(fd), &applied);
+            // One write (a `File` is unbuffered: `to_writer` made one
+            // system call per JSON token, and as many reads and wake-ups
+            // in the server, before Bash could start).
+            if let Ok(json) = serde_json::to_vec(&applied) {
+                use std::io::Write;
+                let _ = std::fs::File::from(fd).write_all(&json);
+            }
         }
         report_failure(&exec(program.as_deref(), &argv))
     };
