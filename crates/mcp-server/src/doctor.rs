@@ -383,6 +383,7 @@ fn exec_check_probe(
         launcher: launcher.argv().to_vec(),
         sandbox: Some(serde_json::to_string(spec).map_err(|e| e.to_string())?),
         exec_check: true,
+        loopback: None,
         escalation: escalate::EscalationConfig {
             reaper: Some(launcher.reaper()),
             ..Default::default()

@@ -95,6 +95,7 @@ mod exec_notify;
 mod keyring;
 mod landlock_rules;
 pub mod launcher;
+pub mod loopback;
 mod namespaces;
 mod policy;
 mod prlimit;
@@ -295,6 +296,16 @@ pub struct Applied {
     /// Every exec is handed to the server (seccomp user notification).
     #[serde(default)]
     pub exec_check: bool,
+    /// The network the command sees: `host` (network on), `loopback` (the
+    /// client's private network, only `lo`, shared by its calls: TCP and
+    /// UDP on it allowed, see `loopback`), `isolated` (a network namespace
+    /// of its own, nothing in it), `refused` (no network namespace: every
+    /// non-UNIX socket refused).
+    #[serde(default)]
+    pub network: String,
+    /// Why the client's loopback handed to the launcher was not joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopback_missing: Option<String>,
     /// The namespaces the call runs in (`user`, `mount`, `pid`, `ipc`,
     /// `net`); empty without any.
     pub namespaces: Vec<String>,
@@ -332,6 +343,7 @@ impl Applied {
             ));
         }
         out.extend(self.view.gaps.iter().cloned());
+        out.extend(self.loopback_missing.iter().cloned());
         for sub in &self.unprotected_subpaths {
             out.push(format!(
                 "{} stays writable: {}",
@@ -379,6 +391,9 @@ pub struct Launch {
     pub exec_notify: Option<OwnedFd>,
     /// Give the command a pseudo-terminal (see [`Terminal`]).
     pub tty: Option<Terminal>,
+    /// With the network off: the client's shared loopback network to join
+    /// instead of making one (see [`loopback`]). Only with a spec.
+    pub loopback: Option<loopback::Held>,
 }
 
 /// A pseudo-terminal for the command, made right before it is confined:
@@ -445,7 +460,11 @@ pub fn launch(launch: Launch) -> Error {
         Err(e) => return e,
     };
     let entered = if launch.namespaces {
-        namespaces::enter(!spec.network)
+        namespaces::enter(match (spec.network, launch.loopback) {
+            (true, _) => namespaces::Network::Host,
+            (false, Some(held)) => namespaces::Network::Shared(held),
+            (false, None) => namespaces::Network::Private,
+        })
     } else {
         namespaces::Entered {
             missing: Some("namespaces turned off".into()),
@@ -581,10 +600,14 @@ fn confine(
     } else {
         landlock_rules::Devices::Host
     };
-    let enforced = landlock_rules::restrict_self(spec, abi, devices)?;
+    let loopback = !spec.network && entered.loopback;
+    let enforced = landlock_rules::restrict_self(spec, abi, devices, loopback)?;
     let unix_by_landlock = abi >= 9;
     if !spec.network {
-        seccomp::deny_network_sockets(!unix_by_landlock)?;
+        seccomp::deny_network_sockets(seccomp::Sockets {
+            unix_by_landlock,
+            loopback,
+        })?;
     }
     setid::deny_set_id_files()?;
     keyring::deny_keyrings()?;
@@ -621,6 +644,14 @@ fn confine(
         set_id_files_refused: true,
         keyrings_refused: true,
         exec_check,
+        network: match (spec.network, loopback, entered.net) {
+            (true, _, _) => "host",
+            (false, true, _) => "loopback",
+            (false, false, true) => "isolated",
+            (false, false, false) => "refused",
+        }
+        .to_owned(),
+        loopback_missing: entered.loopback_missing.clone(),
         namespaces,
         read_only_subpaths: view.protected.clone(),
         unprotected_subpaths: view.unprotected.clone(),
@@ -647,9 +678,13 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         ..namespaces::Entered::default()
     };
     let view = rootfs::build(spec, &entered);
-    let enforced = landlock_rules::restrict_self(spec, abi, landlock_rules::Devices::Host)?;
+    let enforced =
+        landlock_rules::restrict_self(spec, abi, landlock_rules::Devices::Host, false)?;
     if !spec.network {
-        seccomp::deny_network_sockets(abi < 9)?;
+        seccomp::deny_network_sockets(seccomp::Sockets {
+            unix_by_landlock: abi >= 9,
+            loopback: false,
+        })?;
     }
     setid::deny_set_id_files()?;
     keyring::deny_keyrings()?;
@@ -671,6 +706,8 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         set_id_files_refused: true,
         keyrings_refused: true,
         exec_check: false,
+        network: if spec.network { "host" } else { "refused" }.to_owned(),
+        loopback_missing: None,
         namespaces: Vec::new(),
         read_only_subpaths: Vec::new(),
         unprotected_subpaths: view.unprotected.clone(),

@@ -13,6 +13,20 @@
 //! - `io_uring_setup` (io_uring can open and connect sockets without the
 //!   `socket` syscall).
 //!
+//! In the client's shared loopback network (see `loopback`; only a
+//! launcher that joined it asks for [`Sockets::loopback`]) `AF_INET` and
+//! `AF_INET6` sockets are allowed too, and `connect` always (TCP needs
+//! it): the namespace has nothing but `lo`. Below Landlock ABI 9 the host's
+//! named UNIX sockets are then kept out of reach by refusing
+//! `socket(AF_UNIX, ...)` altogether: the only UNIX sockets left are
+//! `socketpair`s (stream or seqpacket, the execve-wrapper's handshake),
+//! which are born connected and cannot connect elsewhere (`EISCONN`, even
+//! once the peer is gone), and the inherited ones, all connected (the
+//! escalation socket; the server passes no other socket). An escalated
+//! program could send the sandbox an unconnected socket over one of them
+//! (`SCM_RIGHTS`), but it runs outside the sandbox with the user's rights
+//! anyway: the rules granted it.
+//!
 //! Everything else is allowed. The filter kills the process on a syscall
 //! from another architecture (e.g. 32-bit `int 0x80`, where `socketcall`
 //! would bypass the rules), and also covers the x32 numbers of the filtered
@@ -31,16 +45,25 @@ use crate::Error;
 /// (`SOCK_CLOEXEC` and `SOCK_NONBLOCK` are flags above them).
 const SOCK_TYPE_MASK: u64 = 0xf;
 
+/// What the filter leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sockets {
+    /// Landlock restricts named UNIX sockets (ABI 9, `RESOLVE_UNIX`).
+    pub unix_by_landlock: bool,
+    /// The call joined the client's shared loopback network.
+    pub loopback: bool,
+}
+
 /// Installs the filter on the calling thread (inherited across fork and
-/// exec). Requires `no_new_privs`. `deny_connect`: refuse `connect` too
-/// (Landlock cannot restrict named UNIX sockets on this kernel).
-pub(crate) fn deny_network_sockets(deny_connect: bool) -> Result<(), Error> {
-    let program = build(deny_connect).map_err(|e| Error::Seccomp(e.to_string()))?;
+/// exec). Requires `no_new_privs`.
+pub(crate) fn deny_network_sockets(sockets: Sockets) -> Result<(), Error> {
+    let program = build(sockets).map_err(|e| Error::Seccomp(e.to_string()))?;
     seccompiler::apply_filter(&program).map_err(|e| Error::Seccomp(e.to_string()))
 }
 
-fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
+fn build(sockets: Sockets) -> Result<BpfProgram, seccompiler::Error> {
     let arg = |index, op, value| SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value);
+    let family = |op, family: libc::c_int| arg(0, op, family as u64);
     // Not AF_UNIX, or an AF_UNIX datagram socket (`SOCK_RAW` is one too:
     // `unix_create` makes it `SOCK_DGRAM`).
     let socket_rules = || -> Result<Vec<SeccompRule>, seccompiler::Error> {
@@ -56,12 +79,30 @@ fn build(deny_connect: bool) -> Result<BpfProgram, seccompiler::Error> {
             unix_of_type(libc::SOCK_RAW)?,
         ])
     };
+    let socket = match (sockets.loopback, sockets.unix_by_landlock) {
+        (false, _) => socket_rules()?,
+        // Neither UNIX, nor IP; or a UNIX datagram socket.
+        (true, true) => {
+            let mut rules = socket_rules()?;
+            rules[0] = SeccompRule::new(vec![
+                family(SeccompCmpOp::Ne, libc::AF_UNIX)?,
+                family(SeccompCmpOp::Ne, libc::AF_INET)?,
+                family(SeccompCmpOp::Ne, libc::AF_INET6)?,
+            ])?;
+            rules
+        }
+        // Not IP: no UNIX socket at all that could connect.
+        (true, false) => vec![SeccompRule::new(vec![
+            family(SeccompCmpOp::Ne, libc::AF_INET)?,
+            family(SeccompCmpOp::Ne, libc::AF_INET6)?,
+        ])?],
+    };
     let mut denied: Vec<(i64, Vec<SeccompRule>)> = vec![
-        (libc::SYS_socket, socket_rules()?),
+        (libc::SYS_socket, socket),
         (libc::SYS_socketpair, socket_rules()?),
         (libc::SYS_io_uring_setup, Vec::new()),
     ];
-    if deny_connect {
+    if !sockets.unix_by_landlock && !sockets.loopback {
         denied.push((libc::SYS_connect, Vec::new()));
     }
     refusing(denied, libc::EACCES)
@@ -98,9 +139,15 @@ pub(crate) fn refusing(
 mod tests {
     #[test]
     fn filter_compiles_for_this_architecture() {
-        for deny_connect in [false, true] {
-            let program = super::build(deny_connect).expect("filter builds");
-            assert!(!program.is_empty());
+        for unix_by_landlock in [false, true] {
+            for loopback in [false, true] {
+                let sockets = super::Sockets {
+                    unix_by_landlock,
+                    loopback,
+                };
+                let program = super::build(sockets).expect("filter builds");
+                assert!(!program.is_empty());
+            }
         }
     }
 }

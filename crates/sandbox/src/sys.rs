@@ -540,3 +540,35 @@ pub(crate) fn stdio_to(fd: &OwnedFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Brings the network interface `name` up in the calling process's network
+/// namespace (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS` with `IFF_UP`), through
+/// `socket` (any socket made in that namespace).
+pub(crate) fn interface_up(socket: &OwnedFd, name: &std::ffi::CStr) -> io::Result<()> {
+    let bytes = name.to_bytes();
+    if bytes.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    // SAFETY: `ifreq` is plain data (a name array and a union of plain
+    // fields); all zeroes is a valid value of it.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, &b) in req.ifr_name.iter_mut().zip(bytes) {
+        *slot = b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
+    // `req`, ours and of the size the kernel expects, alive for the call.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds the flags.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads the name and flags from `req`, as above.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

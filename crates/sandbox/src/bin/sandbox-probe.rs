@@ -54,6 +54,7 @@ fn main() -> ExitCode {
             namespaces: !no_namespaces,
             exec_notify: None,
             tty: None,
+            loopback: None,
         });
         eprintln!("sandbox-probe: {error}");
         return ExitCode::from(125);
