@@ -81,6 +81,17 @@ impl Loopback {
         })
     }
 
+    /// Hands these namespaces to the launcher `cmd` starts (`--netns FD
+    /// [--userns FD]`, the fds inherited), for a command that inherits no
+    /// other fd (`doctor`'s probe; a call passes them with its others).
+    pub fn pass(&self, cmd: &mut Command) {
+        let flags = self.flags();
+        for (flag, fd) in &flags {
+            cmd.arg(flag).arg(fd.to_string());
+        }
+        sys::map_fds(cmd, Vec::new(), flags.iter().map(|(_, fd)| *fd).collect());
+    }
+
     /// The launcher's flags naming these namespaces, with the fds it must
     /// inherit.
     pub(crate) fn flags(&self) -> Vec<(&'static str, std::os::fd::RawFd)> {
