@@ -270,5 +270,33 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid --report-fd")
         );
+        // A network to join is for a sandbox, and a user namespace comes
+        // with a network namespace.
+        // (Each parse takes the fd it is given: one each.)
+        let open = || {
+            let null = std::fs::File::open("/dev/null").unwrap();
+            std::os::fd::IntoRawFd::into_raw_fd(null).to_string()
+        };
+        assert_eq!(
+            parse("x", os(&["--netns", &open(), "--unconfined", "--", "y"])).unwrap_err(),
+            usage
+        );
+        let spec = r#"{"writable_roots":[],"read_only_subpaths":[],"network":false}"#;
+        assert_eq!(
+            parse("x", os(&["--userns", &open(), "--spec", spec, "--", "y"])).unwrap_err(),
+            usage
+        );
+        assert!(
+            parse("x", os(&["--netns", "2", "--spec", spec, "--", "y"]))
+                .unwrap_err()
+                .contains("invalid --netns")
+        );
+    }
+
+    #[test]
+    fn make_netns_takes_one_fd() {
+        assert_eq!(main("x", os(&["--make-netns"])), EXIT_NOT_RUN);
+        assert_eq!(main("x", os(&["--make-netns", "1"])), EXIT_NOT_RUN);
+        assert_eq!(main("x", os(&["--make-netns", "9", "extra"])), EXIT_NOT_RUN);
     }
 }
