@@ -452,9 +452,7 @@ impl ExecServer {
         table: &ProcTable,
     ) -> Result<ShellConfig, McpError> {
         let loopback = match spec {
-            Some(spec) if !spec.network => {
-                table.loopback(self.shared.launcher.argv()).await.ok()
-            }
+            Some(spec) if !spec.network => table.loopback(self.shared.launcher.argv()).await.ok(),
             _ => None,
         };
         let sandbox = match spec {

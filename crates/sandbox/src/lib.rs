@@ -60,6 +60,10 @@
 //!   except `AF_UNIX`, and `io_uring_setup` fail with `EACCES`; Landlock
 //!   additionally denies TCP (ABI 4+) and UDP (ABI 10+) on sockets created
 //!   before the sandbox. With the network on there is no socket filter.
+//!   In the client's shared loopback network ([`Launch::loopback`], see
+//!   [`loopback`]: a namespace with only `lo`, joined) `AF_INET` and
+//!   `AF_INET6` sockets are allowed and Landlock leaves TCP and UDP alone;
+//!   below ABI 9 `socket(AF_UNIX)` is refused there instead of `connect`.
 //!
 //! - **IPC** (Landlock scopes, ABI 6): no signal to, and no connection to
 //!   an abstract UNIX socket of, a process outside the sandbox. Named UNIX
@@ -67,7 +71,8 @@
 //!   commands connect only to sockets made inside the sandbox; below ABI 9
 //!   a seccomp filter refuses `connect(2)` and the creation of datagram
 //!   sockets altogether (`SOCK_DGRAM`, and `SOCK_RAW`, which `AF_UNIX`
-//!   makes a datagram socket; `EACCES`).
+//!   makes a datagram socket; `EACCES`), or in the client's loopback every
+//!   `socket(AF_UNIX)` (`socketpair`s are born connected).
 //! - **Namespaces** (see `namespaces`, `rootfs`): a read-only view of
 //!   everything outside the writable roots (metadata writes fail too), a
 //!   minimal `/dev` with a private `devpts`, a private `/proc`, pid, IPC
@@ -678,8 +683,7 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         ..namespaces::Entered::default()
     };
     let view = rootfs::build(spec, &entered);
-    let enforced =
-        landlock_rules::restrict_self(spec, abi, landlock_rules::Devices::Host, false)?;
+    let enforced = landlock_rules::restrict_self(spec, abi, landlock_rules::Devices::Host, false)?;
     if !spec.network {
         seccomp::deny_network_sockets(seccomp::Sockets {
             unix_by_landlock: abi >= 9,

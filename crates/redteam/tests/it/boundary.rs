@@ -1420,7 +1420,11 @@ async fn shared_loopback(user: As, kernel: Kernel) {
     assert_eq!(l.received(), Vec::<String>::new(), "{}", r.output);
     assert_eq!(host_received(), Vec::<String>::new(), "{}", r.output);
     if shared {
-        assert!(served.contains("Serving HTTP"), "{served}\n{}", s.log_text());
+        assert!(
+            served.contains("Serving HTTP"),
+            "{served}\n{}",
+            s.log_text()
+        );
         assert_eq!(r.value("curl"), Some("0"), "{}", r.output);
         // The probe's connection reached the dev server, not the host.
         assert_eq!(r.value("tcp"), Some("ok"), "{}", r.output);
