@@ -285,7 +285,9 @@ pub struct Applied {
     pub landlock_scopes: bool,
     /// How connections to named UNIX sockets are restricted (network off):
     /// `landlock` (ABI 9+: sockets made inside the sandbox only),
-    /// `seccomp` (no `connect` at all), or `none` (network on).
+    /// `seccomp` (no `connect` at all; in the client's loopback, see
+    /// [`Applied::network`], no `socket(AF_UNIX)` instead), or `none`
+    /// (network on).
     pub unix_sockets: String,
     /// The seccomp socket filter is installed (network off).
     pub socket_filter: bool,
