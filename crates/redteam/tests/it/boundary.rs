@@ -1428,6 +1428,13 @@ async fn shared_loopback(user: As, kernel: Kernel) {
         assert_eq!(r.value("curl"), Some("0"), "{}", r.output);
         // The probe's connection reached the dev server, not the host.
         assert_eq!(r.value("tcp"), Some("ok"), "{}", r.output);
+        // A socketpair is born connected: no filter needed for it.
+        assert_eq!(
+            r.values("pair-connect"),
+            ["err:EISCONN", "err:EISCONN"],
+            "{}",
+            r.output
+        );
     } else {
         assert_eq!(r.value("tcp"), Some("err:EACCES"), "{}", r.output);
         assert_ne!(r.value("curl"), Some("0"), "{}", r.output);
