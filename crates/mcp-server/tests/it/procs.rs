@@ -689,3 +689,58 @@ async fn a_background_http_server_is_reached_by_a_later_call_and_no_one_else() {
     let (seen, _) = read_until(&a, &server, "", |out| out.contains("\"GET / HTTP")).await;
     assert!(seen.contains("\"GET / HTTP/1.1\" 200"), "{seen}");
 }
+
+/// Two HTTP sessions of one server (the same token) are two clients: each
+/// has a loopback network of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_each_session_has_a_loopback_of_its_own() {
+    use crate::http::{TOKEN, http};
+    use crate::util::Reply;
+    let s = http().start().await;
+    let a = s.client(Some(TOKEN), Reply::Accept).await;
+    let b = s.client(Some(TOKEN), Reply::Accept).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = ok(&http_call(
+        &a,
+        "exec_command",
+        json!({"cmd": format!("exec /usr/bin/python3 -u -m http.server {port} --bind 127.0.0.1"),
+               "yield_time_ms": 0}),
+    )
+    .await);
+    let server = id(&r);
+    if let Some(line) = s
+        .log()
+        .lines()
+        .find(|l| l.contains("no loopback network for this client"))
+    {
+        eprintln!("skipped: no network namespace can be had here: {line}");
+        return;
+    }
+    let mut seen = String::new();
+    for _ in 0..100 {
+        let r = ok(&http_call(
+            &a,
+            "write_stdin",
+            json!({"session_id": server, "yield_time_ms": 500}),
+        )
+        .await);
+        seen.push_str(r["output"].as_str().unwrap());
+        if seen.contains("Serving HTTP") || r.get("exit_code").is_some() {
+            break;
+        }
+    }
+    assert!(seen.contains("Serving HTTP"), "{seen}\n{}", s.log());
+    let fetch = json!({
+        "command": format!("curl -sS -m 10 -o /dev/null http://127.0.0.1:{port}/; echo rc=$?"),
+        "workdir": s.work,
+    });
+    let output = |r: &CallToolResult| ok(r)["output"].as_str().unwrap().to_owned();
+    let mine = output(&http_call(&a, "shell", fetch.clone()).await);
+    assert!(mine.contains("rc=0"), "{mine}\n{}", s.log());
+    let theirs = output(&http_call(&b, "shell", fetch).await);
+    assert!(theirs.contains("rc=7"), "connection refused: {theirs}");
+}
