@@ -1392,6 +1392,13 @@ async fn shared_loopback(user: As, kernel: Kernel) {
             "shared_loopback ({user:?}): skipped the dev server: no network namespace here"
         ));
     }
+    // `doctor` says which it is.
+    let (_, doctor) = s.doctor();
+    let row = doctor
+        .lines()
+        .find(|l| l.contains("network off: a client's calls share a private loopback"))
+        .unwrap_or_else(|| panic!("no loopback row:\n{doctor}"));
+    assert_eq!(row.starts_with("ok "), shared, "{row}");
     let mut served = String::new();
     if let (Some(handle), true) = (&handle, shared) {
         for _ in 0..100 {
