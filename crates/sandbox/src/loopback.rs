@@ -130,3 +130,23 @@ pub(crate) fn join(held: Held) -> Result<bool, NotJoined> {
     })?;
     Ok(user)
 }
+
+/// The namespaces [`make`] sent on `channel`, read until its end (the
+/// `--make-netns` process exited): a network namespace, and the user
+/// namespace owning it when one was made.
+pub fn receive(channel: &OwnedFd) -> Result<Held, String> {
+    let (mut net, mut user) = (None, None);
+    for _ in 0..3 {
+        match sys::recv_tagged_fd(channel) {
+            Ok(Some((TAG_NET, fd))) => net = Some(fd),
+            Ok(Some((TAG_USER, fd))) => user = Some(fd),
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => return Err(format!("cannot receive the namespaces: {e}")),
+        }
+    }
+    Ok(Held {
+        net: net.ok_or("no network namespace was sent")?,
+        user,
+    })
+}

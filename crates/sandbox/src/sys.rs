@@ -572,3 +572,35 @@ pub(crate) fn interface_up(socket: &OwnedFd, name: &std::ffi::CStr) -> io::Resul
     }
     Ok(())
 }
+
+/// Receives one message of one byte and at most one fd on `socket`
+/// (close-on-exec); `None` at the end. Every other fd that came along is
+/// closed.
+pub(crate) fn recv_tagged_fd(socket: &OwnedFd) -> io::Result<Option<(u8, OwnedFd)>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received: Vec<OwnedFd> = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel installed these fds for us just now;
+                // nobody else owns them.
+                received.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    let bytes = msg.bytes;
+    let first = received.into_iter().next();
+    Ok(match (bytes, first) {
+        (1, Some(fd)) => Some((byte[0], fd)),
+        _ => None,
+    })
+}
