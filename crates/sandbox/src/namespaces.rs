@@ -112,6 +112,7 @@ pub(crate) fn enter(network: Network) -> Entered {
                             ..Entered::default()
                         },
                         Err(e) => Entered {
+                            user: true,
                             missing: Some(format!("cannot create namespaces (unshare: {e})")),
                             ..Entered::default()
                         },
