@@ -56,6 +56,7 @@ fn main() {
         launcher: Vec::new(),
         sandbox: None,
         exec_check: false,
+        loopback: None,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
         kill_grace: Duration::from_millis(100),

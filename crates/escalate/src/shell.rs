@@ -53,6 +53,9 @@ pub struct ShellConfig {
     /// Judge every exec in the sandbox (see `exec_check`), not only those
     /// Bash makes through the wrapper. Needs a launcher and a sandbox.
     pub exec_check: bool,
+    /// The client's shared loopback network, for a sandbox with the
+    /// network off (see [`crate::Loopback`]): its launchers join it.
+    pub loopback: Option<crate::Loopback>,
     pub escalation: EscalationConfig,
     pub output_limits: OutputLimits,
     /// Between SIGTERM and SIGKILL when a call is stopped.
@@ -375,6 +378,12 @@ impl Spawned {
                         .arg("--tty-size")
                         .arg(format!("{rows}x{cols}"));
                     keep_open.push(channel.as_raw_fd());
+                }
+                if let (Some(_), Some(loopback)) = (&config.sandbox, &config.loopback) {
+                    for (flag, fd) in loopback.flags() {
+                        cmd.arg(flag).arg(fd.to_string());
+                        keep_open.push(fd);
+                    }
                 }
                 match &config.sandbox {
                     Some(spec) => cmd.arg("--spec").arg(spec),

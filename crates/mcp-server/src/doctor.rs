@@ -39,14 +39,27 @@ pub fn probe(launcher: &Launcher, settings: &Settings, spec: Option<&SandboxSpec
         .argv()
         .split_first()
         .expect("the launcher has a program");
-    let output = Command::new(program)
-        .args(leading)
+    let mut cmd = Command::new(program);
+    cmd.args(leading);
+    // A client's loopback network, as its first network-off call makes it.
+    let mut loopback_missing = None;
+    let loopback = match spec.network {
+        true => None,
+        false => escalate::Loopback::make(launcher.argv())
+            .inspect_err(|e| loopback_missing = Some(e.to_string()))
+            .ok(),
+    };
+    if let Some(loopback) = &loopback {
+        loopback.pass(&mut cmd);
+    }
+    let output = cmd
         .args(["--report", "--spec", &json, "--"])
         .arg(&settings.bash)
         .args(["-c", ":"])
         .current_dir(&settings.cwd)
         .stdin(std::process::Stdio::null())
         .output();
+    drop(loopback);
     let output = match output {
         Ok(output) => output,
         Err(e) => return Probe::Refused(format!("cannot start the sandbox launcher: {e}")),
@@ -57,7 +70,12 @@ pub fn probe(launcher: &Launcher, settings: &Settings, spec: Option<&SandboxSpec
         .find_map(|line| line.strip_prefix("applied: "))
         .and_then(|json| serde_json::from_str::<Applied>(json).ok());
     match applied {
-        Some(applied) if output.status.success() => Probe::Enforced(Box::new(applied)),
+        Some(mut applied) if output.status.success() => {
+            if applied.loopback_missing.is_none() {
+                applied.loopback_missing = loopback_missing;
+            }
+            Probe::Enforced(Box::new(applied))
+        }
         _ => {
             let why = stderr
                 .lines()
@@ -127,7 +145,11 @@ pub fn rows(probe: &Probe, settings: &Settings) -> Vec<Row> {
         Row {
             protection: "network (TCP/UDP) when off",
             holds: applied.socket_filter,
-            how: if applied.socket_filter {
+            how: if applied.network == "loopback" {
+                "the client's private network namespace, only lo (nothing outside reachable); \
+                 seccomp refuses every family but IP and UNIX"
+                    .into()
+            } else if applied.socket_filter {
                 format!(
                     "seccomp socket filter{}{}",
                     if applied.landlock_denies_tcp {
@@ -150,12 +172,36 @@ pub fn rows(probe: &Probe, settings: &Settings) -> Vec<Row> {
             holds: applied.unix_sockets != "none",
             how: match applied.unix_sockets.as_str() {
                 "landlock" => "Landlock RESOLVE_UNIX (ABI 9): only sockets made inside".into(),
+                "seccomp" if applied.network == "loopback" => {
+                    "seccomp refuses socket(AF_UNIX) (only socketpairs, born connected) and \
+                     datagram sockets (Landlock ABI 9 would allow sockets made inside the \
+                     sandbox)"
+                        .into()
+                }
                 "seccomp" => {
                     "seccomp refuses connect(2) and datagram sockets (Landlock ABI 9 would allow \
                      sockets made inside the sandbox)"
                         .into()
                 }
                 _ => "reachable: the network is on (--network)".into(),
+            },
+        },
+        Row {
+            protection: "network off: a client's calls share a private loopback",
+            holds: applied.network == "loopback" || applied.network == "host",
+            how: match (applied.network.as_str(), &applied.loopback_missing) {
+                ("loopback", _) => "a network namespace with only lo, one per client: a server a \
+                                    background process starts is reached by the client's later \
+                                    calls (TCP/UDP allowed there)"
+                    .into(),
+                ("host", _) => "the network is on (--network)".into(),
+                (_, Some(why)) => format!(
+                    "not available: {why}; each call has a network of its own, so a later call \
+                     cannot reach a background server"
+                ),
+                _ => "not available: each call has a network of its own, so a later call cannot \
+                      reach a background server"
+                    .into(),
             },
         },
         Row {
@@ -383,6 +429,7 @@ fn exec_check_probe(
         launcher: launcher.argv().to_vec(),
         sandbox: Some(serde_json::to_string(spec).map_err(|e| e.to_string())?),
         exec_check: true,
+        loopback: None,
         escalation: escalate::EscalationConfig {
             reaper: Some(launcher.reaper()),
             ..Default::default()

@@ -197,6 +197,10 @@ pub enum TableError {
 pub struct ProcTable {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     settings: ProcessSettings,
+    /// The client's loopback network (see [`escalate::Loopback`]), made
+    /// on its first network-off call or process, or why it could not be;
+    /// gone with the table (its processes are killed with it).
+    loopback: tokio::sync::OnceCell<Result<escalate::Loopback, String>>,
 }
 
 impl ProcTable {
@@ -204,7 +208,33 @@ impl ProcTable {
         Arc::new(ProcTable {
             entries: Mutex::default(),
             settings,
+            loopback: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The client's loopback network, made with `launcher` the first time;
+    /// `Err`: why there is none (each network-off call then has a network
+    /// of its own, with nothing in it).
+    pub async fn loopback(
+        &self,
+        launcher: &[std::ffi::OsString],
+    ) -> Result<escalate::Loopback, String> {
+        self.loopback
+            .get_or_init(|| async {
+                let launcher = launcher.to_vec();
+                let made = tokio::task::spawn_blocking(move || escalate::Loopback::make(&launcher))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|made| made.map_err(|e| e.to_string()));
+                match &made {
+                    Ok(_) => tracing::debug!("client loopback network made"),
+                    Err(e) => tracing::warn!(error = %e,
+                        "no loopback network for this client: each network-off call has a network of its own"),
+                }
+                made
+            })
+            .await
+            .clone()
     }
 
     pub fn settings(&self) -> ProcessSettings {

@@ -444,7 +444,17 @@ impl ExecServer {
         }
     }
 
-    fn shell_config(&self, spec: Option<&SandboxSpec>) -> Result<ShellConfig, McpError> {
+    /// The configuration of a call or background process of the client
+    /// whose processes are `table` (its loopback network is the table's).
+    async fn shell_config(
+        &self,
+        spec: Option<&SandboxSpec>,
+        table: &ProcTable,
+    ) -> Result<ShellConfig, McpError> {
+        let loopback = match spec {
+            Some(spec) if !spec.network => table.loopback(self.shared.launcher.argv()).await.ok(),
+            _ => None,
+        };
         let sandbox = match spec {
             Some(spec) => Some(serde_json::to_string(spec).map_err(|e| {
                 McpError::internal_error(format!("failed to encode sandbox spec: {e}"), None)
@@ -461,6 +471,7 @@ impl ExecServer {
             output_limits: self.shared.settings.output_limits,
             kill_grace: KILL_GRACE,
             exec_check: self.shared.settings.exec_check == crate::config::ExecCheckMode::All,
+            loopback,
         })
     }
 
@@ -525,7 +536,9 @@ impl ExecServer {
             Ok(sandbox) => sandbox,
             Err(message) => return Ok(tool_error(message).into()),
         };
-        let config = self.shell_config(spec.as_ref())?;
+        let config = self
+            .shell_config(spec.as_ref(), &self.procs(&context))
+            .await?;
         let shell_request = ShellRequest {
             command: params.command,
             workdir,
@@ -753,7 +766,7 @@ impl ExecServer {
             Ok(sandbox) => sandbox,
             Err(message) => return Ok(tool_error(message).into()),
         };
-        let config = self.shell_config(spec.as_ref())?;
+        let config = self.shell_config(spec.as_ref(), &table).await?;
         let cancel = self.shared.shutdown.child_token();
         let mut driving = None;
         let approver: Box<dyn Approver> = if mrtr_session(&context) {

@@ -17,6 +17,11 @@
 //! - `self-socket PATH`: a stream socket bound at PATH here, and a
 //!   connection to it (what Landlock ABI 9 allows and below it the seccomp
 //!   filter refuses).
+//! - `tcp PORT`: a TCP connection to 127.0.0.1:PORT, sending `probe`.
+//! - `pair-connect PATH`: a connected `socketpair` (stream) whose peer is
+//!   then closed, and a `connect` of the end left to the named socket
+//!   PATH (the one kind of UNIX socket the shared loopback leaves below
+//!   Landlock ABI 9).
 //! - `swap A B STOP`: exchanges the names A and B (`renameat2`
 //!   `RENAME_EXCHANGE`) again and again until the file STOP exists (at
 //!   most a minute); `ok:N` exchanges.
@@ -70,6 +75,8 @@ fn main() -> ExitCode {
             },
             Err(_) => report("sendto-fd", Err(Errno::EINVAL)),
         },
+        "tcp" => report("tcp", tcp(&arg(1))),
+        "pair-connect" => report("pair-connect", pair_connect(&arg(1))),
         "swap" => report("swap", swap(&arg(1), &arg(2), &arg(3))),
         "kill" => {
             let pid = arg(1).parse().unwrap_or(0);
@@ -122,6 +129,27 @@ fn connect_to(addr: &nix::Result<UnixAddr>) -> Result<String, Errno> {
     )?;
     connect(s.as_raw_fd(), addr)?;
     nix::unistd::write(&s, b"probe")?;
+    Ok(String::new())
+}
+
+fn tcp(port: &str) -> Result<String, Errno> {
+    use std::io::Write;
+    let port: u16 = port.parse().map_err(|_| Errno::EINVAL)?;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(errno)?;
+    s.write_all(b"probe").map_err(errno)?;
+    Ok(String::new())
+}
+
+fn pair_connect(path: &str) -> Result<String, Errno> {
+    let (a, b) = nix::sys::socket::socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    drop(b);
+    connect(a.as_raw_fd(), &UnixAddr::new(path)?)?;
+    nix::unistd::write(&a, b"probe")?;
     Ok(String::new())
 }
 

@@ -3,7 +3,8 @@
 //! writable roots: one rule per entry of each directory above them, none
 //! on them), every write-ish right below the
 //! writable roots except making device nodes, the device files a shell
-//! needs, and (when the network is off) no TCP or UDP. Scopes (ABI 6): no
+//! needs, and (when the network is off, outside the client's shared
+//! loopback) no TCP or UDP. Scopes (ABI 6): no
 //! signal to, and no abstract UNIX socket of, a process outside the
 //! sandbox. Named UNIX sockets (ABI 9): `RESOLVE_UNIX` is handled and
 //! granted nowhere, so only sockets made inside the sandbox can be reached.
@@ -61,11 +62,14 @@ pub(crate) struct Enforced {
 
 /// Builds the ruleset for `spec` and enforces it on the calling thread
 /// (inherited across fork and exec). `abi` is the kernel's version, used
-/// only to report what the best-effort ruleset covered.
+/// only to report what the best-effort ruleset covered. `loopback`: the
+/// call is in the client's shared loopback network (see `loopback`), so
+/// TCP and UDP are not restricted (the namespace has nothing but `lo`).
 pub(crate) fn restrict_self(
     spec: &SandboxSpec,
     abi: u32,
     devices: Devices,
+    loopback: bool,
 ) -> Result<Enforced, Error> {
     let all = AccessFs::from_all(FS_ABI);
     let read = AccessFs::from_read(FS_ABI);
@@ -76,8 +80,9 @@ pub(crate) fn restrict_self(
     let mut ruleset = Ruleset::default()
         .handle_access(all)
         .map_err(landlock_error("handle filesystem access"))?;
-    let deny_tcp = !spec.network && abi >= 4;
-    if !spec.network {
+    let restrict_net = !spec.network && !loopback;
+    let deny_tcp = restrict_net && abi >= 4;
+    if restrict_net {
         ruleset = ruleset
             .handle_access(AccessNet::from_all(NET_ABI))
             .map_err(landlock_error("handle network access"))?;

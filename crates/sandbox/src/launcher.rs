@@ -1,7 +1,8 @@
 //! The launcher the server places before every command it starts:
 //!
 //! ```text
-//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty FD [--tty-size ROWSxCOLS]] (--spec JSON | --unconfined) -- ARGV...
+//! codex-sandbox-exec [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty FD [--tty-size ROWSxCOLS]] [--netns FD [--userns FD]] (--spec JSON | --unconfined) -- ARGV...
+//! codex-sandbox-exec --make-netns FD
 //! ```
 //!
 //! `--spec` confines the command to a sandbox spec (JSON, see
@@ -33,6 +34,12 @@
 //! `--exec-notify FD` (with `--spec`) is the socket on which the seccomp
 //! listener that hands every exec to the server is sent (see
 //! [`crate::Launch::exec_notify`]).
+//! `--netns FD [--userns FD]` (with `--spec`, network off): the client's
+//! shared loopback network (`/proc/PID/ns/net`, and the user namespace
+//! owning it) to join instead of making a network namespace (see
+//! [`crate::loopback`]). `--make-netns FD` makes such a network, sends its
+//! namespaces on the socket `FD` and exits (0, or 126 with the reason on
+//! stderr).
 //!
 //! Shared by the small `codex-sandbox-exec` binary and the server's hidden
 //! `sandbox-exec` mode (its fallback).
@@ -50,6 +57,25 @@ pub const EXIT_NOT_RUN: u8 = 126;
 /// stderr prefixed with `name`) only on failure. `args` are the arguments
 /// after the program name (or after `sandbox-exec`).
 pub fn main(name: &str, args: Vec<OsString>) -> u8 {
+    if args.first().is_some_and(|a| a == "--make-netns") {
+        let made = match args.as_slice() {
+            [_, fd] => fd
+                .to_str()
+                .and_then(|s| s.parse().ok())
+                .filter(|&fd: &RawFd| fd > 2)
+                .ok_or_else(|| format!("invalid --make-netns {fd:?}"))
+                .and_then(|fd| take_fd("--make-netns", fd))
+                .and_then(crate::loopback::make),
+            _ => Err(format!("usage: {name} --make-netns FD")),
+        };
+        return match made {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("{name}: {message}");
+                EXIT_NOT_RUN
+            }
+        };
+    }
     let message = match parse(name, args) {
         Ok(launch) => crate::launch(launch).to_string(),
         Err(message) => message,
@@ -61,7 +87,7 @@ pub fn main(name: &str, args: Vec<OsString>) -> u8 {
 fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let usage = || {
         format!(
-            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty FD [--tty-size ROWSxCOLS]] (--spec <JSON> | --unconfined) -- ARGV..."
+            "usage: {name} [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty FD [--tty-size ROWSxCOLS]] [--netns FD [--userns FD]] (--spec <JSON> | --unconfined) -- ARGV... | --make-netns FD"
         )
     };
     let mut it = args.into_iter();
@@ -74,12 +100,17 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
     let mut report_fd = None;
     let mut tty_fd = None;
     let mut tty_size = (24u16, 80u16);
+    let mut netns = None;
+    let mut userns = None;
     loop {
         let Some(arg) = it.next() else {
             return Err(usage());
         };
         match arg.to_str() {
-            Some(flag @ ("--lifeline" | "--exec-notify" | "--report-fd" | "--tty")) => {
+            Some(
+                flag @ ("--lifeline" | "--exec-notify" | "--report-fd" | "--tty" | "--netns"
+                | "--userns"),
+            ) => {
                 let fd = it.next().ok_or_else(usage)?;
                 let fd: RawFd = fd
                     .to_str()
@@ -91,6 +122,8 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
                     "--lifeline" => lifeline = fd,
                     "--exec-notify" => exec_notify = fd,
                     "--tty" => tty_fd = fd,
+                    "--netns" => netns = fd,
+                    "--userns" => userns = fd,
                     _ => report_fd = fd,
                 }
             }
@@ -120,7 +153,8 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
         }
     }
     if spec.is_some() == unconfined
-        || (unconfined && (exec_notify.is_some() || report_fd.is_some()))
+        || (unconfined && (exec_notify.is_some() || report_fd.is_some() || netns.is_some()))
+        || (userns.is_some() && netns.is_none())
     {
         return Err(usage());
     }
@@ -142,6 +176,7 @@ fn parse(name: &str, args: Vec<OsString>) -> Result<Launch, String> {
             rows: tty_size.0,
             cols: tty_size.1,
         }),
+        loopback: netns.map(|net| crate::loopback::Held { net, user: userns }),
     })
 }
 
@@ -208,7 +243,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_invocations() {
-        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty FD [--tty-size ROWSxCOLS]] (--spec <JSON> | --unconfined) -- ARGV...";
+        let usage = "usage: x [--lifeline FD] [--exec-notify FD] [--program PATH] [--report] [--report-fd FD] [--tty FD [--tty-size ROWSxCOLS]] [--netns FD [--userns FD]] (--spec <JSON> | --unconfined) -- ARGV... | --make-netns FD";
         assert!(
             parse("x", os(&["--spec", "{}", "--", "y"]))
                 .unwrap_err()
@@ -235,5 +270,33 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid --report-fd")
         );
+        // A network to join is for a sandbox, and a user namespace comes
+        // with a network namespace.
+        // (Each parse takes the fd it is given: one each.)
+        let open = || {
+            let null = std::fs::File::open("/dev/null").unwrap();
+            std::os::fd::IntoRawFd::into_raw_fd(null).to_string()
+        };
+        assert_eq!(
+            parse("x", os(&["--netns", &open(), "--unconfined", "--", "y"])).unwrap_err(),
+            usage
+        );
+        let spec = r#"{"writable_roots":[],"read_only_subpaths":[],"network":false}"#;
+        assert_eq!(
+            parse("x", os(&["--userns", &open(), "--spec", spec, "--", "y"])).unwrap_err(),
+            usage
+        );
+        assert!(
+            parse("x", os(&["--netns", "2", "--spec", spec, "--", "y"]))
+                .unwrap_err()
+                .contains("invalid --netns")
+        );
+    }
+
+    #[test]
+    fn make_netns_takes_one_fd() {
+        assert_eq!(main("x", os(&["--make-netns"])), EXIT_NOT_RUN);
+        assert_eq!(main("x", os(&["--make-netns", "1"])), EXIT_NOT_RUN);
+        assert_eq!(main("x", os(&["--make-netns", "9", "extra"])), EXIT_NOT_RUN);
     }
 }

@@ -60,6 +60,10 @@
 //!   except `AF_UNIX`, and `io_uring_setup` fail with `EACCES`; Landlock
 //!   additionally denies TCP (ABI 4+) and UDP (ABI 10+) on sockets created
 //!   before the sandbox. With the network on there is no socket filter.
+//!   In the client's shared loopback network ([`Launch::loopback`], see
+//!   [`loopback`]: a namespace with only `lo`, joined) `AF_INET` and
+//!   `AF_INET6` sockets are allowed and Landlock leaves TCP and UDP alone;
+//!   below ABI 9 `socket(AF_UNIX)` is refused there instead of `connect`.
 //!
 //! - **IPC** (Landlock scopes, ABI 6): no signal to, and no connection to
 //!   an abstract UNIX socket of, a process outside the sandbox. Named UNIX
@@ -67,7 +71,8 @@
 //!   commands connect only to sockets made inside the sandbox; below ABI 9
 //!   a seccomp filter refuses `connect(2)` and the creation of datagram
 //!   sockets altogether (`SOCK_DGRAM`, and `SOCK_RAW`, which `AF_UNIX`
-//!   makes a datagram socket; `EACCES`).
+//!   makes a datagram socket; `EACCES`), or in the client's loopback every
+//!   `socket(AF_UNIX)` (`socketpair`s are born connected).
 //! - **Namespaces** (see `namespaces`, `rootfs`): a read-only view of
 //!   everything outside the writable roots (metadata writes fail too), a
 //!   minimal `/dev` with a private `devpts`, a private `/proc`, pid, IPC
@@ -96,6 +101,7 @@ mod exec_notify;
 mod keyring;
 mod landlock_rules;
 pub mod launcher;
+pub mod loopback;
 mod namespaces;
 mod policy;
 mod prlimit;
@@ -280,7 +286,9 @@ pub struct Applied {
     pub landlock_scopes: bool,
     /// How connections to named UNIX sockets are restricted (network off):
     /// `landlock` (ABI 9+: sockets made inside the sandbox only),
-    /// `seccomp` (no `connect` at all), or `none` (network on).
+    /// `seccomp` (no `connect` at all; in the client's loopback, see
+    /// [`Applied::network`], no `socket(AF_UNIX)` instead), or `none`
+    /// (network on).
     pub unix_sockets: String,
     /// The seccomp socket filter is installed (network off).
     pub socket_filter: bool,
@@ -296,6 +304,16 @@ pub struct Applied {
     /// Every exec is handed to the server (seccomp user notification).
     #[serde(default)]
     pub exec_check: bool,
+    /// The network the command sees: `host` (network on), `loopback` (the
+    /// client's private network, only `lo`, shared by its calls: TCP and
+    /// UDP on it allowed, see `loopback`), `isolated` (a network namespace
+    /// of its own, nothing in it), `refused` (no network namespace: every
+    /// non-UNIX socket refused).
+    #[serde(default)]
+    pub network: String,
+    /// Why the client's loopback handed to the launcher was not joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopback_missing: Option<String>,
     /// The namespaces the call runs in (`user`, `mount`, `pid`, `ipc`,
     /// `net`); empty without any.
     pub namespaces: Vec<String>,
@@ -333,6 +351,7 @@ impl Applied {
             ));
         }
         out.extend(self.view.gaps.iter().cloned());
+        out.extend(self.loopback_missing.iter().cloned());
         for sub in &self.unprotected_subpaths {
             out.push(format!(
                 "{} stays writable: {}",
@@ -380,6 +399,9 @@ pub struct Launch {
     pub exec_notify: Option<OwnedFd>,
     /// Give the command a pseudo-terminal (see [`Terminal`]).
     pub tty: Option<Terminal>,
+    /// With the network off: the client's shared loopback network to join
+    /// instead of making one (see [`loopback`]). Only with a spec.
+    pub loopback: Option<loopback::Held>,
 }
 
 /// A pseudo-terminal for the command, made right before it is confined:
@@ -446,7 +468,11 @@ pub fn launch(launch: Launch) -> Error {
         Err(e) => return e,
     };
     let entered = if launch.namespaces {
-        namespaces::enter(!spec.network)
+        namespaces::enter(match (spec.network, launch.loopback) {
+            (true, _) => namespaces::Network::Host,
+            (false, Some(held)) => namespaces::Network::Shared(held),
+            (false, None) => namespaces::Network::Private,
+        })
     } else {
         namespaces::Entered {
             missing: Some("namespaces turned off".into()),
@@ -588,9 +614,16 @@ fn confine(
     } else {
         landlock_rules::Devices::Host
     };
-    let enforced = landlock_rules::restrict_self(spec, abi, devices)?;
+    let loopback = !spec.network && entered.loopback;
+    let enforced = landlock_rules::restrict_self(spec, abi, devices, loopback)?;
     let unix_by_landlock = abi >= 9;
-    let mut filters = errno_filters(spec, !unix_by_landlock)?;
+    let mut filters = errno_filters(
+        spec,
+        seccomp::Sockets {
+            unix_by_landlock,
+            loopback,
+        },
+    )?;
     // Last: from here on every exec, the command's own first, waits for the
     // server's answer. One program with the errno filters (see `seccomp`).
     let exec_check = exec_notify.is_some();
@@ -627,6 +660,14 @@ fn confine(
         set_id_files_refused: true,
         keyrings_refused: true,
         exec_check,
+        network: match (spec.network, loopback, entered.net) {
+            (true, _, _) => "host",
+            (false, true, _) => "loopback",
+            (false, false, true) => "isolated",
+            (false, false, false) => "refused",
+        }
+        .to_owned(),
+        loopback_missing: entered.loopback_missing.clone(),
         namespaces,
         read_only_subpaths: view.protected.clone(),
         unprotected_subpaths: view.unprotected.clone(),
@@ -636,13 +677,16 @@ fn confine(
 }
 
 /// The seccomp filters that refuse with an errno (the network's when it is
-/// off, `deny_connect` below Landlock ABI 9; set-id files; keyrings;
+/// off, leaving `sockets`; set-id files; keyrings;
 /// other processes' limits), to be installed as one program (see
 /// `seccomp`).
-fn errno_filters(spec: &SandboxSpec, deny_connect: bool) -> Result<Vec<bpf::Program>, Error> {
+fn errno_filters(
+    spec: &SandboxSpec,
+    sockets: seccomp::Sockets,
+) -> Result<Vec<bpf::Program>, Error> {
     let mut filters = Vec::new();
     if !spec.network {
-        filters.push(seccomp::network_filter(deny_connect)?);
+        filters.push(seccomp::network_filter(sockets)?);
     }
     filters.push(setid::filter()?);
     filters.push(keyring::filter()?);
@@ -668,8 +712,14 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         ..namespaces::Entered::default()
     };
     let view = rootfs::build(spec, &entered);
-    let enforced = landlock_rules::restrict_self(spec, abi, landlock_rules::Devices::Host)?;
-    seccomp::install(errno_filters(spec, abi < 9)?)?;
+    let enforced = landlock_rules::restrict_self(spec, abi, landlock_rules::Devices::Host, false)?;
+    seccomp::install(errno_filters(
+        spec,
+        seccomp::Sockets {
+            unix_by_landlock: abi >= 9,
+            loopback: false,
+        },
+    )?)?;
     Ok(Applied {
         landlock_abi: abi,
         landlock_denies_tcp: enforced.tcp,
@@ -687,6 +737,8 @@ pub fn apply(spec: &SandboxSpec) -> Result<Applied, Error> {
         set_id_files_refused: true,
         keyrings_refused: true,
         exec_check: false,
+        network: if spec.network { "host" } else { "refused" }.to_owned(),
+        loopback_missing: None,
         namespaces: Vec::new(),
         read_only_subpaths: Vec::new(),
         unprotected_subpaths: view.unprotected.clone(),

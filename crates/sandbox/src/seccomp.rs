@@ -13,6 +13,20 @@
 //! - `io_uring_setup` (io_uring can open and connect sockets without the
 //!   `socket` syscall).
 //!
+//! In the client's shared loopback network (see `loopback`; only a
+//! launcher that joined it asks for [`Sockets::loopback`]) `AF_INET` and
+//! `AF_INET6` sockets are allowed too, and `connect` always (TCP needs
+//! it): the namespace has nothing but `lo`. Below Landlock ABI 9 the host's
+//! named UNIX sockets are then kept out of reach by refusing
+//! `socket(AF_UNIX, ...)` altogether: the only UNIX sockets left are
+//! `socketpair`s (stream or seqpacket, the execve-wrapper's handshake),
+//! which are born connected and cannot connect elsewhere (`EISCONN`, even
+//! once the peer is gone), and the inherited ones, all connected (the
+//! escalation socket; the server passes no other socket). An escalated
+//! program could send the sandbox an unconnected socket over one of them
+//! (`SCM_RIGHTS`), but it runs outside the sandbox with the user's rights
+//! anyway: the rules granted it.
+//!
 //! Everything else is allowed. The filter kills the process on a syscall
 //! from another architecture (e.g. 32-bit `int 0x80`, where `socketcall`
 //! would bypass the rules).
@@ -45,14 +59,23 @@ use crate::bpf::{self, Asm, Program};
 /// (`SOCK_CLOEXEC` and `SOCK_NONBLOCK` are flags above them).
 const SOCK_TYPE_MASK: u64 = 0xf;
 
-/// The network filter (for [`install`]). `deny_connect`: refuse `connect`
-/// too (Landlock cannot restrict named UNIX sockets on this kernel).
-pub(crate) fn network_filter(deny_connect: bool) -> Result<Program, Error> {
-    build(deny_connect).map_err(|e| Error::Seccomp(e.to_string()))
+/// What the filter leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sockets {
+    /// Landlock restricts named UNIX sockets (ABI 9, `RESOLVE_UNIX`).
+    pub unix_by_landlock: bool,
+    /// The call joined the client's shared loopback network.
+    pub loopback: bool,
 }
 
-fn build(deny_connect: bool) -> Result<Program, seccompiler::Error> {
+/// The network filter (for [`install`]).
+pub(crate) fn network_filter(sockets: Sockets) -> Result<Program, Error> {
+    build(sockets).map_err(|e| Error::Seccomp(e.to_string()))
+}
+
+fn build(sockets: Sockets) -> Result<Program, seccompiler::Error> {
     let arg = |index, op, value| SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value);
+    let family = |op, family: libc::c_int| arg(0, op, family as u64);
     // Not AF_UNIX, or an AF_UNIX datagram socket (`SOCK_RAW` is one too:
     // `unix_create` makes it `SOCK_DGRAM`).
     let socket_rules = || -> Result<Vec<SeccompRule>, seccompiler::Error> {
@@ -68,12 +91,30 @@ fn build(deny_connect: bool) -> Result<Program, seccompiler::Error> {
             unix_of_type(libc::SOCK_RAW)?,
         ])
     };
+    let socket = match (sockets.loopback, sockets.unix_by_landlock) {
+        (false, _) => socket_rules()?,
+        // Neither UNIX, nor IP; or a UNIX datagram socket.
+        (true, true) => {
+            let mut rules = socket_rules()?;
+            rules[0] = SeccompRule::new(vec![
+                family(SeccompCmpOp::Ne, libc::AF_UNIX)?,
+                family(SeccompCmpOp::Ne, libc::AF_INET)?,
+                family(SeccompCmpOp::Ne, libc::AF_INET6)?,
+            ])?;
+            rules
+        }
+        // Not IP: no UNIX socket at all that could connect.
+        (true, false) => vec![SeccompRule::new(vec![
+            family(SeccompCmpOp::Ne, libc::AF_INET)?,
+            family(SeccompCmpOp::Ne, libc::AF_INET6)?,
+        ])?],
+    };
     let mut denied: Vec<(i64, Vec<SeccompRule>)> = vec![
-        (libc::SYS_socket, socket_rules()?),
+        (libc::SYS_socket, socket),
         (libc::SYS_socketpair, socket_rules()?),
         (libc::SYS_io_uring_setup, Vec::new()),
     ];
-    if deny_connect {
+    if !sockets.unix_by_landlock && !sockets.loopback {
         denied.push((libc::SYS_connect, Vec::new()));
     }
     refusing(denied, libc::EACCES)
@@ -161,9 +202,15 @@ mod tests {
 
     #[test]
     fn filter_compiles_for_this_architecture() {
-        for deny_connect in [false, true] {
-            let program = super::build(deny_connect).expect("filter builds");
-            assert!(!program.is_empty());
+        for unix_by_landlock in [false, true] {
+            for loopback in [false, true] {
+                let sockets = super::Sockets {
+                    unix_by_landlock,
+                    loopback,
+                };
+                let program = super::build(sockets).expect("filter builds");
+                assert!(!program.is_empty());
+            }
         }
     }
 
@@ -171,7 +218,11 @@ mod tests {
     /// first instruction of the next, and no jump leaves the program.
     #[test]
     fn joined_filters_allow_only_at_the_end() {
-        let a = build(true).unwrap();
+        let a = build(Sockets {
+            unix_by_landlock: false,
+            loopback: false,
+        })
+        .unwrap();
         let b = crate::setid::filter().unwrap();
         let joined = join(vec![a.clone(), b.clone()]);
         let prefix = joined.len() - a.len() - b.len();

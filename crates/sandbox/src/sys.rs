@@ -552,3 +552,67 @@ pub(crate) fn stdio_to(fd: &OwnedFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Brings the network interface `name` up in the calling process's network
+/// namespace (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS` with `IFF_UP`), through
+/// `socket` (any socket made in that namespace).
+pub(crate) fn interface_up(socket: &OwnedFd, name: &std::ffi::CStr) -> io::Result<()> {
+    let bytes = name.to_bytes();
+    if bytes.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    // SAFETY: `ifreq` is plain data (a name array and a union of plain
+    // fields); all zeroes is a valid value of it.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, &b) in req.ifr_name.iter_mut().zip(bytes) {
+        *slot = b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
+    // `req`, ours and of the size the kernel expects, alive for the call.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds the flags.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads the name and flags from `req`, as above.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one message of one byte and at most one fd on `socket`
+/// (close-on-exec); `None` at the end. Every other fd that came along is
+/// closed.
+pub(crate) fn recv_tagged_fd(socket: &OwnedFd) -> io::Result<Option<(u8, OwnedFd)>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received: Vec<OwnedFd> = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel installed these fds for us just now;
+                // nobody else owns them.
+                received.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    let bytes = msg.bytes;
+    let first = received.into_iter().next();
+    Ok(match (bytes, first) {
+        (1, Some(fd)) => Some((byte[0], fd)),
+        _ => None,
+    })
+}

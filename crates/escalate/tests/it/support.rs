@@ -127,6 +127,7 @@ pub fn config() -> ShellConfig {
         launcher: Vec::new(),
         sandbox: None,
         exec_check: false,
+        loopback: None,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
         kill_grace: Duration::from_millis(500),

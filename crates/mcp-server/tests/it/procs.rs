@@ -633,3 +633,114 @@ async fn sigint_is_passed_on_and_sigkill_ends() {
     assert_eq!(r["exit_code"], 128 + 9, "{r}");
     assert!(list(&s).await.is_empty());
 }
+
+/// Issue 18 item 6: with the network off, a client's calls and background
+/// processes share one private loopback network. A dev server started in
+/// the background is reached by a later call; the host's 127.0.0.1 (a
+/// listener on the very same port) and another client are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_http_server_is_reached_by_a_later_call_and_no_one_else() {
+    use std::io::Read;
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let a = setup().start().await;
+    let r = exec(
+        &a,
+        json!({"cmd": format!("exec /usr/bin/python3 -u -m http.server {port} --bind 127.0.0.1"),
+               "yield_time_ms": 0}),
+    )
+    .await;
+    let server = id(&r);
+    if let Some(line) = a
+        .log()
+        .lines()
+        .find(|l| l.contains("no loopback network for this client"))
+    {
+        eprintln!("skipped: no network namespace can be had here: {line}");
+        return;
+    }
+    let (seen, _) = read_until(&a, &server, "", |out| out.contains("Serving HTTP")).await;
+    assert!(seen.contains(&format!("port {port}")), "{seen}");
+    let fetch = format!("curl -sS -m 10 http://127.0.0.1:{port}/; echo rc=$?");
+    let r = a.shell(&fetch).await;
+    assert!(
+        r.output.contains("Directory listing for /"),
+        "{}\n{}",
+        r.output,
+        a.log()
+    );
+    assert_eq!(r.value("rc"), Some("0"), "{}", r.output);
+    // Another client has a network of its own: nobody listens there.
+    let b = setup().start().await;
+    let r = b.shell(&fetch).await;
+    assert!(!r.output.contains("Directory listing"), "{}", r.output);
+    assert_eq!(r.value("rc"), Some("7"), "connection refused: {}", r.output);
+    // Nothing reached the host's listener on that port.
+    match host.accept() {
+        Ok((mut conn, peer)) => {
+            let mut got = String::new();
+            let _ = conn.read_to_string(&mut got);
+            panic!("the host's 127.0.0.1:{port} was reached from {peer}: {got}");
+        }
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+    }
+    // The dev server saw the first client's request.
+    let (seen, _) = read_until(&a, &server, "", |out| out.contains("\"GET / HTTP")).await;
+    assert!(seen.contains("\"GET / HTTP/1.1\" 200"), "{seen}");
+}
+
+/// Two HTTP sessions of one server (the same token) are two clients: each
+/// has a loopback network of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_each_session_has_a_loopback_of_its_own() {
+    use crate::http::{TOKEN, http};
+    use crate::util::Reply;
+    let s = http().start().await;
+    let a = s.client(Some(TOKEN), Reply::Accept).await;
+    let b = s.client(Some(TOKEN), Reply::Accept).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = ok(&http_call(
+        &a,
+        "exec_command",
+        json!({"cmd": format!("exec /usr/bin/python3 -u -m http.server {port} --bind 127.0.0.1"),
+               "yield_time_ms": 0}),
+    )
+    .await);
+    let server = id(&r);
+    if let Some(line) = s
+        .log()
+        .lines()
+        .find(|l| l.contains("no loopback network for this client"))
+    {
+        eprintln!("skipped: no network namespace can be had here: {line}");
+        return;
+    }
+    let mut seen = String::new();
+    for _ in 0..100 {
+        let r = ok(&http_call(
+            &a,
+            "write_stdin",
+            json!({"session_id": server, "yield_time_ms": 500}),
+        )
+        .await);
+        seen.push_str(r["output"].as_str().unwrap());
+        if seen.contains("Serving HTTP") || r.get("exit_code").is_some() {
+            break;
+        }
+    }
+    assert!(seen.contains("Serving HTTP"), "{seen}\n{}", s.log());
+    let fetch = json!({
+        "command": format!("curl -sS -m 10 -o /dev/null http://127.0.0.1:{port}/; echo rc=$?"),
+        "workdir": s.work,
+    });
+    let output = |r: &CallToolResult| ok(r)["output"].as_str().unwrap().to_owned();
+    let mine = output(&http_call(&a, "shell", fetch.clone()).await);
+    assert!(mine.contains("rc=0"), "{mine}\n{}", s.log());
+    let theirs = output(&http_call(&b, "shell", fetch).await);
+    assert!(theirs.contains("rc=7"), "connection refused: {theirs}");
+}

@@ -1335,8 +1335,126 @@ async fn background_process_ends_whole_and_its_tty_is_the_sandboxs(user: As, ker
     }
 }
 
+/// Issue 18 item 6: with the network off, a client's calls and background
+/// processes share a private network with only loopback. A dev server in
+/// the background is reached by a later call, and from that network the
+/// host stays out of reach: its 127.0.0.1 (a listener on the very port the
+/// dev server uses), its named and abstract UNIX sockets (below Landlock
+/// ABI 9 `connect` is allowed there, so `socket(AF_UNIX)` is what is
+/// refused), and a `socketpair` end whose peer is gone, connected anew.
+/// Without namespaces the old refusals hold: no IP socket at all.
+async fn shared_loopback(user: As, kernel: Kernel) {
+    use std::io::Read as _;
+    let s = start(
+        setup(RULES, user, kernel).env("SSH_AUTH_SOCK", "{dir}/outside/agent.sock"),
+        kernel,
+    )
+    .await;
+    let base = s.baseline().await;
+    let l = Listeners::open(&s);
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let host_received = || {
+        let mut got = Vec::new();
+        while let Ok((mut conn, peer)) = host.accept() {
+            conn.set_nonblocking(false).unwrap();
+            let mut text = String::new();
+            let _ = conn.read_to_string(&mut text);
+            got.push(format!("127.0.0.1:{port}: connection from {peer} ({text})"));
+        }
+        got
+    };
+    let p = probe();
+    let attack = format!(
+        "{p} tcp {port}; {p} pair-connect {s0}; {p} pair-connect {s1}; {script}",
+        s0 = l.streams[0].0,
+        s1 = l.streams[1].0,
+        script = l.script,
+    );
+    let out = control(&s, &attack);
+    assert_eq!(l.received().len(), 4 + 4, "control:\n{out}");
+    assert_eq!(host_received().len(), 1, "control:\n{out}");
+
+    let server = crate::procs::call(
+        &s,
+        "exec_command",
+        json!({"cmd": format!("exec {PYTHON} -u -m http.server {port} --bind 127.0.0.1"),
+               "yield_time_ms": 0}),
+    )
+    .await;
+    let handle = crate::procs::structured(&server)["session_id"]
+        .as_str()
+        .map(str::to_owned);
+    let shared = !s.log_text().contains("no loopback network for this client");
+    if kernel == Kernel::Namespaces && !shared {
+        say(&format!(
+            "shared_loopback ({user:?}): skipped the dev server: no network namespace here"
+        ));
+    }
+    // `doctor` says which it is.
+    let (_, doctor) = s.doctor();
+    let row = doctor
+        .lines()
+        .find(|l| l.contains("network off: a client's calls share a private loopback"))
+        .unwrap_or_else(|| panic!("no loopback row:\n{doctor}"));
+    assert_eq!(row.starts_with("ok "), shared, "{row}");
+    let mut served = String::new();
+    if let (Some(handle), true) = (&handle, shared) {
+        for _ in 0..100 {
+            let r = crate::procs::call(
+                &s,
+                "write_stdin",
+                json!({"session_id": handle, "chars": "", "yield_time_ms": 500}),
+            )
+            .await;
+            let r = crate::procs::structured(&r);
+            served.push_str(r["output"].as_str().unwrap_or_default());
+            if served.contains("Serving HTTP") || r.get("exit_code").is_some() {
+                break;
+            }
+        }
+    }
+    let r = s
+        .shell(&format!(
+            "{attack}curl -sS -m 10 -o /dev/null http://127.0.0.1:{port}/; echo curl=$?"
+        ))
+        .await;
+    all_refused(&r.output, "connect");
+    all_refused(&r.output, "connect-abstract");
+    all_refused(&r.output, "socket-dgram");
+    all_refused(&r.output, "pair-connect");
+    assert_eq!(l.received(), Vec::<String>::new(), "{}", r.output);
+    assert_eq!(host_received(), Vec::<String>::new(), "{}", r.output);
+    if shared {
+        assert!(
+            served.contains("Serving HTTP"),
+            "{served}\n{}",
+            s.log_text()
+        );
+        assert_eq!(r.value("curl"), Some("0"), "{}", r.output);
+        // The probe's connection reached the dev server, not the host.
+        assert_eq!(r.value("tcp"), Some("ok"), "{}", r.output);
+        // A socketpair is born connected: no filter needed for it.
+        assert_eq!(
+            r.values("pair-connect"),
+            ["err:EISCONN", "err:EISCONN"],
+            "{}",
+            r.output
+        );
+    } else {
+        assert_eq!(r.value("tcp"), Some("err:EACCES"), "{}", r.output);
+        assert_ne!(r.value("curl"), Some("0"), "{}", r.output);
+    }
+    if let Some(handle) = handle {
+        crate::procs::call(&s, "kill_process", json!({"session_id": handle})).await;
+    }
+    s.assert_contained(base, &[]).await;
+}
+
 everywhere!(
     unix_sockets,
+    shared_loopback,
     raw_unix_sockets_are_datagram_sockets,
     signals,
     proc_of_outside_processes,

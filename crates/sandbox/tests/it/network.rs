@@ -109,3 +109,81 @@ fn network_on_allows_tcp() {
     assert!(!applied.socket_filter);
     assert!(!applied.landlock_denies_tcp);
 }
+
+/// `sandbox-probe FLAG SPEC python3 -c OPS...`.
+fn ops_with(flag: &str, spec: &sandbox::SandboxSpec, ops: &[String]) -> Run {
+    let mut command = Command::new(PROBE);
+    command
+        .arg(flag)
+        .arg(serde_json::to_string(spec).unwrap())
+        .args(ops_argv(ops));
+    let run = Run::new(command);
+    run.success();
+    run
+}
+
+/// Issue 18 item 6: in a client's loopback network (joined, see
+/// `sandbox::loopback`) IP sockets can be made but reach only that
+/// network (the host's listener sees nothing); every other family but
+/// UNIX stays refused, and below Landlock ABI 9 UNIX sockets too
+/// (`socketpair` aside).
+#[test]
+fn in_the_clients_loopback_ip_reaches_only_that_network() {
+    let root = tempfile::tempdir().unwrap();
+    let (listener, port) = listener();
+    let run = ops_with(
+        "--loopback",
+        &spec(&[root.path()], &[], false),
+        &[
+            format!("connect:{port}"),
+            "socket:inet:dgram".into(),
+            "socket:inet6".into(),
+            "socket:netlink:dgram".into(),
+            "socket:packet:dgram".into(),
+            "socket:unix".into(),
+            "socketpair".into(),
+        ],
+    );
+    let applied = run.applied();
+    if applied.network != "loopback" {
+        eprintln!(
+            "skipped: no loopback network here ({:?})",
+            applied.loopback_missing
+        );
+        return;
+    }
+    let unix = if applied.landlock_abi >= 9 {
+        "ok"
+    } else {
+        "EACCES"
+    };
+    run.assert_stdout(&["ECONNREFUSED", "ok", "ok", "EACCES", "EACCES", unix, "ok"]);
+    if connection_arrived(&listener) {
+        run.fail("the listener saw a connection from the sandbox");
+    }
+    assert!(run.applied().socket_filter);
+    assert!(!run.applied().landlock_denies_tcp);
+}
+
+/// A launcher handed a network it cannot join (here an fd of `/dev/null`)
+/// fails closed: a network of its own, nothing in it, no IP socket, and
+/// the report says why.
+#[test]
+fn a_loopback_that_cannot_be_joined_leaves_the_call_isolated() {
+    let root = tempfile::tempdir().unwrap();
+    let run = ops_with(
+        "--unjoinable-loopback",
+        &spec(&[root.path()], &[], false),
+        &["socket:inet".into(), "socket:inet6".into()],
+    );
+    run.assert_stdout(&["EACCES", "EACCES"]);
+    let applied = run.applied();
+    assert_ne!(applied.network, "loopback", "{applied:?}");
+    assert!(
+        applied
+            .loopback_missing
+            .as_deref()
+            .is_some_and(|why| why.contains("cannot join the client's loopback network")),
+        "{applied:?}"
+    );
+}
