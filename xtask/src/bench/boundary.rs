@@ -7,6 +7,9 @@
 //!   /proc --unshare-all --new-session --die-with-parent /bin/true` (the
 //!   equivalent policy: read-only root, writable workspace, every namespace),
 //!   spawn to exit, interleaved, p50 and p99; minus a plain `/bin/true`.
+//!   Also as the server runs it: `--netns` joining a client's loopback
+//!   network (made once, as the server makes one per client) instead of a
+//!   network namespace of its own per call.
 //! - Exec check: the exec loop of [`super::per_exec_in_call`] under
 //!   workspace-write with `--exec-check bash-only` beside the default
 //!   (`all`), and a Python loop of `posix_spawn("/bin/true")` (execs the
@@ -81,18 +84,41 @@ pub(super) fn sandbox_start(s: &Subjects, plan: &Plan, rows: &mut Vec<Row>) -> R
     let plain: Vec<OsString> = vec!["/bin/true".into()];
     // Both must work here before they are timed.
     for argv in [&ours, &theirs] {
-        let (ok, stderr) = run_once(argv, &s.work)?;
+        let (ok, stderr) = run_once(argv, &s.work, None)?;
         if !ok {
             bail!("{} failed: {stderr}", describe(argv));
         }
     }
+    // As the server runs it: a client's calls join its loopback network.
+    let loopback = if nix_root() {
+        Loopback::make()
+            .map_err(|e| println!("bench: skipped the shared-loopback rows: {e:#}"))
+            .ok()
+    } else {
+        println!("bench: skipped the shared-loopback rows: they need root (unshare --net)");
+        None
+    };
+    let mut joined = ours.clone();
+    joined.splice(1..1, ["--netns".into(), "3".into()]);
+    if let Some(l) = &loopback {
+        let (ok, stderr) = run_once(&joined, &s.work, Some(&l.net))?;
+        if !ok {
+            bail!("{} failed: {stderr}", describe(&joined));
+        }
+    }
     let n = if plan.quick { STARTS_QUICK } else { STARTS };
-    println!("bench: sandbox start-up, {n} × (ours, bubblewrap, plain /bin/true)");
+    println!(
+        "bench: sandbox start-up, {n} × (ours, ours in a shared loopback, bubblewrap, plain /bin/true)"
+    );
     let (mut t_ours, mut t_theirs, mut t_plain) = (Vec::new(), Vec::new(), Vec::new());
+    let mut t_joined = Vec::new();
     for _ in 0..n {
-        t_ours.push(time(&ours, &s.work)?);
-        t_theirs.push(time(&theirs, &s.work)?);
-        t_plain.push(time(&plain, &s.work)?);
+        t_ours.push(time(&ours, &s.work, None)?);
+        if let Some(l) = &loopback {
+            t_joined.push(time(&joined, &s.work, Some(&l.net))?);
+        }
+        t_theirs.push(time(&theirs, &s.work, None)?);
+        t_plain.push(time(&plain, &s.work, None)?);
     }
     let plain_p50 = percentile(&t_plain, 50.0);
     rows.push(Row::new(
@@ -119,7 +145,29 @@ pub(super) fn sandbox_start(s: &Subjects, plan: &Plan, rows: &mut Vec<Row>) -> R
         )),
         "< 1 ms",
     ));
+    if !t_joined.is_empty() {
+        rows.push(Row::new(
+            "sandbox start-up as the server runs it (network off, the client's loopback joined), p50 (min–max); reference column: bubblewrap (a network of its own)",
+            Some(Summary::of(&t_joined, Unit::Seconds)),
+            Some(Summary::of(&t_theirs, Unit::Seconds)),
+            "< bubblewrap",
+        ));
+        rows.push(Row::new(
+            "sandbox start-up as the server runs it, minus a plain `/bin/true`, p50",
+            Some(Summary::one(
+                percentile(&t_joined, 50.0) - plain_p50,
+                Unit::Seconds,
+            )),
+            None,
+            "< 1 ms",
+        ));
+    }
     Ok(())
+}
+
+fn nix_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// A Python loop of `n` direct execs of `/bin/true`, which Bash's wrapper
@@ -297,9 +345,8 @@ fn describe(argv: &[OsString]) -> String {
         .join(" ")
 }
 
-fn run_once(argv: &[OsString], cwd: &Path) -> Result<(bool, String)> {
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
+fn run_once(argv: &[OsString], cwd: &Path, fd3: Option<&fs::File>) -> Result<(bool, String)> {
+    let out = command(argv, fd3)
         .current_dir(cwd)
         .stdin(Stdio::null())
         .output()
@@ -310,11 +357,75 @@ fn run_once(argv: &[OsString], cwd: &Path) -> Result<(bool, String)> {
     ))
 }
 
+/// `argv` as a command, spawned the same way for every subject (a
+/// `pre_exec` hook: std then forks rather than `posix_spawn`s), with
+/// `fd3` at fd 3 when given (the client's loopback network).
+fn command(argv: &[OsString], fd3: Option<&fs::File>) -> Command {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    let fd = fd3.map(|f| f.as_raw_fd());
+    // SAFETY: dup2 is async-signal-safe and takes integers; `fd` is open
+    // (borrowed from a file alive across the spawn).
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = fd
+                && libc::dup2(fd, 3) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// A network namespace with only `lo`, up, held by a `sleep` (the way the
+/// server keeps a client's loopback network): the process, and its
+/// `ns/net` opened. Root only (`unshare --net`, `ip`).
+struct Loopback {
+    holder: std::process::Child,
+    net: fs::File,
+}
+
+impl Loopback {
+    fn make() -> Result<Loopback> {
+        use std::io::BufRead;
+        let mut holder = Command::new("unshare")
+            .args([
+                "--net",
+                "sh",
+                "-c",
+                "ip link set lo up && echo ready && exec sleep 100000",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot run unshare --net")?;
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.take().expect("piped")).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            bail!("unshare --net with `ip link set lo up` failed");
+        }
+        let net = fs::File::open(format!("/proc/{}/ns/net", holder.id()))?;
+        Ok(Loopback { holder, net })
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
 /// Spawn to exit.
-fn time(argv: &[OsString], cwd: &Path) -> Result<f64> {
+fn time(argv: &[OsString], cwd: &Path, fd3: Option<&fs::File>) -> Result<f64> {
     let t = Instant::now();
-    let status = Command::new(&argv[0])
-        .args(&argv[1..])
+    let status = command(argv, fd3)
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
