@@ -26,6 +26,8 @@ import {
   clientEnv,
   explained,
   makeRun,
+  processResult,
+  processesGone,
   readmeSnippet,
   removeRun,
   runClient,
@@ -34,7 +36,7 @@ import {
   writeLauncher,
   writeRules,
 } from './harness.mjs';
-import { DONE_TEXT, startModel } from './model.mjs';
+import { DONE_TEXT, EXEC_COMMAND, SHELL, startModel } from './model.mjs';
 
 before(assertOnlyLoopback);
 
@@ -69,14 +71,17 @@ function mcpAddHttpArgv(url) {
   return ['sh', '-c', line];
 }
 
-async function claudeShell(t, { label, rules, call, server = [], hook, overHttp = false }, expect) {
+/** A background `sleep`'s length, unusual enough to find it by its command line. */
+const BACKGROUND_SECS = 3139;
+
+async function claudeShell(t, { label, rules, call, server = [], hook, overHttp = false, tool = SHELL, parse = shellResult }, expect) {
   const run = makeRun(`claude-${label}`);
   const launcher = writeLauncher(run);
   const args = [...server, ...(rules === undefined ? [] : ['--rules', writeRules(run, rules)])];
   // Over HTTP the test starts the server (a sidecar) with the same
   // arguments; Claude Code sends the token in the header the README adds.
   const http = overHttp ? await startHttpServer(run, args) : undefined;
-  const model = await startModel({ server: SERVER_NAME, call: { workdir: run.work, ...call(run) } });
+  const model = await startModel({ server: SERVER_NAME, tool, call: { workdir: run.work, ...call(run) } });
   const what = { model: model.state };
   const env = clientEnv(run, {
     ANTHROPIC_BASE_URL: model.url,
@@ -110,7 +115,7 @@ async function claudeShell(t, { label, rules, call, server = [], hook, overHttp 
       assert.deepEqual(model.state.unexpected, [], 'requests the scripted model could not answer');
       assert.ok(model.state.shellTool, 'the model found the shell tool');
       assert.equal(JSON.parse(c.stdout).result, DONE_TEXT, "claude -p printed the model's last text");
-      await expect(shellResult(model.state.output), run);
+      await expect(parse(model.state.output), run);
       if (http) {
         await http.close();
         assert.match(readFileSync(run.log, 'utf8'), /shell call/, 'the call reached the HTTP server');
@@ -130,6 +135,23 @@ async function touchPrompt(run, file) {
 }
 
 describe(`Claude Code ${claudeCli.version}`, { timeout: 300_000 }, () => {
+  test('exec_command: a background process returns its output so far and a handle, and dies with the client', (t) =>
+    claudeShell(
+      t,
+      {
+        label: 'exec-command',
+        tool: EXEC_COMMAND,
+        parse: processResult,
+        call: () => ({ cmd: `echo started; exec sleep ${BACKGROUND_SECS}`, yield_time_ms: 1000 }),
+      },
+      async (r) => {
+        assert.equal(r.output, 'started\n');
+        assert.match(r.session_id ?? '', /^[0-9a-f]{32}$/, 'a handle while it runs');
+        assert.equal(r.exit_code, undefined, 'still running');
+        await processesGone(['sleep', `${BACKGROUND_SECS}`]);
+      },
+    ));
+
   test('echo', (t) =>
     claudeShell(t, { label: 'echo', call: () => ({ command: 'echo hello; echo err >&2' }) }, (r) => {
       assert.equal(r.output, 'hello\nerr\n');

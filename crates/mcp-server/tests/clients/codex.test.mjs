@@ -25,6 +25,8 @@ import {
   codexClis,
   explained,
   makeRun,
+  processResult,
+  processesGone,
   readmeSnippet,
   removeRun,
   replaceOnce,
@@ -34,9 +36,12 @@ import {
   writeLauncher,
   writeRules,
 } from './harness.mjs';
-import { DONE_TEXT, startModel } from './model.mjs';
+import { DONE_TEXT, EXEC_COMMAND, SHELL, startModel } from './model.mjs';
 
 before(assertOnlyLoopback);
+
+/** A background `sleep`'s length, unusual enough to find it by its command line. */
+const BACKGROUND_SECS = 3137;
 
 const FORBID_CURL = 'prefix_rule(pattern = ["curl"], decision = "forbidden", justification = "use the fetch tool")\n';
 
@@ -75,14 +80,14 @@ ${mcp}`;
  * run, model)` with the parsed shell result; failures carry the client's
  * output, the model's view and the server log.
  */
-async function codexShell(t, cli, { sandbox, rules, call, overHttp = false }, expect) {
+async function codexShell(t, cli, { sandbox, rules, call, overHttp = false, tool = SHELL, parse = shellResult }, expect) {
   const run = makeRun(`codex-${cli.version}-${sandbox}${overHttp ? '-http' : ''}`);
   const launcher = writeLauncher(run);
   const rulesFile = rules === undefined ? undefined : writeRules(run, rules);
   // Over HTTP the test starts the server (a sidecar); Codex gets the token
   // in the variable the README's snippet names.
   const http = overHttp ? await startHttpServer(run, rulesFile ? ['--rules', rulesFile] : []) : undefined;
-  const model = await startModel({ server: SERVER_NAME, call: { workdir: run.work, ...call(run) } });
+  const model = await startModel({ server: SERVER_NAME, tool, call: { workdir: run.work, ...call(run) } });
   const what = { model: model.state };
   try {
     // (The HTTP server, started in the same HOME, made it already.)
@@ -98,7 +103,7 @@ async function codexShell(t, cli, { sandbox, rules, call, overHttp = false }, ex
       assert.equal(c.stdout, `${DONE_TEXT}\n`, "codex exec printed the model's last text");
       assert.deepEqual(model.state.unexpected, [], 'requests the scripted model could not answer');
       assert.ok(model.state.shellTool, 'the model found the shell tool');
-      await expect(shellResult(model.state.output), run, model.state);
+      await expect(parse(model.state.output), run, model.state);
       if (http) {
         await http.close();
         assert.match(readFileSync(run.log, 'utf8'), /shell call/, 'the call reached the HTTP server');
@@ -162,6 +167,24 @@ for (const cli of codexClis) {
         (r) => {
           assert.match(r.output, /^Execution denied: .*use the fetch tool.*\nstatus=1\n$/);
           assert.equal(r.exit_code, 0);
+        },
+      ));
+
+    test('exec_command: a background process returns its output so far and a handle, and dies with the client', (t) =>
+      codexShell(
+        t,
+        cli,
+        {
+          sandbox: 'workspace-write',
+          tool: EXEC_COMMAND,
+          parse: processResult,
+          call: () => ({ cmd: `echo started; exec sleep ${BACKGROUND_SECS}`, yield_time_ms: 1000 }),
+        },
+        async (r) => {
+          assert.equal(r.output, 'started\n');
+          assert.match(r.session_id ?? '', /^[0-9a-f]{32}$/, 'a handle while it runs');
+          assert.equal(r.exit_code, undefined, 'still running');
+          await processesGone(['sleep', `${BACKGROUND_SECS}`]);
         },
       ));
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -257,6 +257,44 @@ export function shellResult(output) {
     }
   }
   assert.fail(`no shell result in the tool output the client passed back: ${JSON.stringify(output)}`);
+}
+
+/** The result of our `exec_command` in the tool output the client passed back. */
+export function processResult(output) {
+  for (const t of texts(output)) {
+    const starts = [0, ...[...t.matchAll(/\n(?=\{)/g)].map((m) => m.index + 1)];
+    for (const start of starts) {
+      try {
+        const v = JSON.parse(t.slice(start));
+        if (v && typeof v === 'object' && 'wall_time_ms' in v && 'output' in v) return v;
+      } catch {}
+    }
+  }
+  assert.fail(`no exec_command result in the tool output the client passed back: ${JSON.stringify(output)}`);
+}
+
+/**
+ * Resolves once no process's command line is `argv` (e.g. a background
+ * `sleep` the server must kill when its client goes), polling /proc; fails
+ * after `ms` with the pids still there.
+ */
+export async function processesGone(argv, ms = 20_000) {
+  const wanted = `${argv.join('\0')}\0`;
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, 'utf8') === wanted;
+        } catch {
+          return false;
+        }
+      });
+    if (left.length === 0) return;
+    if (Date.now() > deadline) assert.fail(`still running after ${ms} ms: ${argv.join(' ')} (pids ${left.join(', ')})`);
+    await sleep(50);
+  }
 }
 
 /**

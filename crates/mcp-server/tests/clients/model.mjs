@@ -28,25 +28,30 @@ export const DONE_TEXT = 'done';
  * `shell`, names the MCP server (`server`, compared without punctuation, as
  * clients sanitise it) and whose input schema has `command` and `workdir`.
  */
-export function findShellTool(tools, server) {
+export function findShellTool(tools, server, tool = SHELL) {
   const squash = (s) => s.toLowerCase().replace(/[^a-z0-9]/g, '');
   const candidates = tools.filter((t) => {
     const props = t.schema?.properties ?? {};
-    return /shell$/.test(t.name) && squash(t.name).includes(squash(server)) && 'command' in props && 'workdir' in props;
+    return t.name.endsWith(tool.name) && squash(t.name).includes(squash(server)) && tool.props.every((p) => p in props);
   });
   return candidates.length === 1 ? candidates[0].name : undefined;
 }
 
+/** Our tools as the model finds them: the name's end and arguments the schema has. */
+export const SHELL = { name: 'shell', props: ['command', 'workdir'] };
+export const EXEC_COMMAND = { name: 'exec_command', props: ['cmd', 'yield_time_ms'] };
+
 /**
  * Starts the model. `server` is the MCP server's name in the client's
- * config; `call` the arguments of the `shell` call. Resolves to
+ * config; `call` the arguments of the call of `tool` (`shell` unless
+ * given: one of the tools above). Resolves to
  * `{ url, state, close }`; `state` fills in as the client talks:
  * `toolNames` (the tools the client offered when the model picked one),
  * `shellTool` (the name picked), `output` (the tool result as the client
  * passed it back), `requests` (method and path of every request) and
  * `unexpected` (requests the model could not answer).
  */
-export async function startModel({ server, call }) {
+export async function startModel({ server, call, tool = SHELL }) {
   const state = { toolNames: undefined, shellTool: undefined, output: undefined, requests: [], unexpected: [], searches: 0 };
   const callId = `call_e2e_${Math.random().toString(36).slice(2, 10)}`;
 
@@ -102,9 +107,9 @@ export async function startModel({ server, call }) {
   /** First turn: the `shell` tool's name, or undefined (recorded as unexpected). */
   function pickTool(tools) {
     state.toolNames = tools.map((t) => t.name);
-    const name = findShellTool(tools, server);
+    const name = findShellTool(tools, server, tool);
     if (name === undefined) {
-      state.unexpected.push(`no single ${server} shell tool among: ${tools.map((t) => t.name).join(', ')}`);
+      state.unexpected.push(`no single ${server} ${tool.name} tool among: ${tools.map((t) => t.name).join(', ')}`);
     }
     state.shellTool ??= name;
     return name;
@@ -189,14 +194,14 @@ export async function startModel({ server, call }) {
       sse(res, [start, ...text(DONE_TEXT)]);
       return;
     }
-    const ours = tools.some((t) => findShellTool([t], server) !== undefined);
+    const ours = tools.some((t) => findShellTool([t], server, tool) !== undefined);
     const search = tools.find((t) => t.name === 'ToolSearch');
     const searched = blocks.some((b) => b.type === 'tool_result' && b.tool_use_id === `${callId}_search`);
     if (!ours && search !== undefined && !searched && body.stream !== false && state.searches < 1) {
       // Claude Code defers MCP tools behind its ToolSearch tool: search by
       // keyword (the server's name), as a model would, to have them loaded.
       state.searches += 1;
-      const input = { query: `+${server} shell` };
+      const input = { query: `+${server} ${tool.name}` };
       sse(res, [
         start,
         { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: `${callId}_search`, name: search.name, input: {} } },
@@ -208,7 +213,7 @@ export async function startModel({ server, call }) {
       return;
     }
     if (!ours && searched) {
-      state.unexpected.push(`ToolSearch loaded no ${server} shell tool; tools now: ${tools.map((t) => t.name).join(', ')}`);
+      state.unexpected.push(`ToolSearch loaded no ${server} ${tool.name} tool; tools now: ${tools.map((t) => t.name).join(', ')}`);
     }
     if (!ours || body.stream === false) {
       // A side request (title, quota probe): answer in text.
