@@ -370,9 +370,13 @@ fn command(argv: &[OsString], fd3: Option<&fs::File>) -> Command {
     // (borrowed from a file alive across the spawn).
     unsafe {
         cmd.pre_exec(move || {
-            if let Some(fd) = fd
-                && libc::dup2(fd, 3) < 0
-            {
+            // dup2 onto itself would keep close-on-exec.
+            let placed = match fd {
+                None => 0,
+                Some(3) => libc::fcntl(3, libc::F_SETFD, 0),
+                Some(fd) => libc::dup2(fd, 3),
+            };
+            if placed < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
