@@ -27,7 +27,19 @@
 //! Fast path: an exec whose file (by the name used or the file it resolves
 //! to) no rule or heuristic names continues without its argv being read,
 //! and so does the exec of the wrapper; a prompt goes to a thread of its own
-//! so the other execs of the call go on.
+//! so the other execs of the call go on. What such an exec costs, in
+//! syscalls: the path read (`process_vm_readv`), the file found
+//! (`view::find`: one `openat2` from the process's root or cwd when the
+//! path stays on one mount off procfs, as `/usr/bin/*` does, else the
+//! component walk), its name (`/proc/self/fd` link), its first line for a
+//! `#!` (`fstat`, then read through the fd found: an ELF is read too, its
+//! first bytes are what tell), and the answer. A bare "continue" is sent
+//! without `SECCOMP_IOCTL_NOTIF_ID_VALID` first: the kernel accepts it
+//! only while the notification's process is still in its exec. The
+//! listener asks for synchronous wake-ups
+//! (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6; silently not
+//! before): the process and this thread hand the CPU to each other
+//! instead of each waking the other through the scheduler.
 
 use std::ffi::OsString;
 use std::io;
