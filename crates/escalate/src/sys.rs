@@ -167,25 +167,6 @@ pub fn notif_recv(listener: BorrowedFd<'_>) -> Result<libc::seccomp_notif, nix::
     }
 }
 
-/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (`SECCOMP_IOCTL_NOTIF_SET_FLAGS`,
-/// Linux 6.6): the kernel hands each notification to the supervisor, and
-/// its answer back, on the CPU the other side is on, as a synchronous
-/// switch instead of two wake-ups through the scheduler. `false` when the
-/// kernel has no such flag (`EINVAL`): notifications work as before.
-pub fn notif_sync_wake_up(listener: BorrowedFd<'_>) -> bool {
-    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
-    // SAFETY: the ioctl takes its u64 argument by value; no memory is
-    // passed.
-    let ret = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS as _,
-            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
-        )
-    };
-    ret == 0
-}
-
 /// `SECCOMP_IOCTL_NOTIF_ID_VALID`: whether notification `id` is still
 /// pending (its process alive and still in that syscall).
 pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
