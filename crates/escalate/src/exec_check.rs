@@ -40,7 +40,7 @@
 //! Not asked for: synchronous wake-ups (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`,
 //! Linux 6.6). They halve an exec that fails at once (the round trip alone,
 //! 40 → 15–25 µs here), but make a real one slower (a `posix_spawn` of
-//! `/bin/true` +150 µs, Bash's loop +300 µs per exec; presumably the woken program
+//! `/bin/true` +150 µs, Bash's loop +300 µs per exec): presumably the woken program
 //! starts on this thread's CPU and the two queue behind each other while
 //! the other CPU idles.
 
