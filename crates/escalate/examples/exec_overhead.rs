@@ -1,14 +1,19 @@
 //! Per-exec overhead of interception: `N` runs of `/bin/true` in one Bash,
 //! with the wrapper (every exec decided "run") and without it.
 //!
-//! `cargo run --release -p escalate --example exec_overhead -- BASH WRAPPER [N] [--unasked | --escalate] [--command CMD]`
+//! `cargo run --release -p escalate --example exec_overhead -- BASH WRAPPER [N] [--unasked | --asks NAME,NAME | --escalate] [--command CMD] [--launcher LAUNCHER --spec JSON [--exec-check]] [--show-output]`
 //!
 //! With `--unasked` the decider names no program (`asks_about` is empty),
 //! so the wrappers run `/bin/true` without asking; by default they ask.
 //! With `--escalate` every exec is escalated (started by this process, as
 //! the server starts an allowed program). `--command CMD` runs `CMD`
 //! instead of `/bin/true` in the loop (e.g. `git -C /repo status -s`, whose
-//! escalation checks the repository first).
+//! escalation checks the repository first). `--asks` names the programs
+//! the decider asks about (the server's list is its rule heads and the
+//! heuristics' programs). `--launcher` runs Bash under the sandbox
+//! launcher (`codex-sandbox-exec`) with the sandbox `--spec`;
+//! `--exec-check` then judges every exec there (`exec_check`).
+//! `--show-output` prints what the sandboxed command printed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,11 +22,15 @@ use escalate::{Control, Decider, EscalationConfig, Exec, ShellConfig, ShellReque
 
 struct RunAll {
     unasked: bool,
+    asks: Option<Vec<String>>,
     escalate: bool,
 }
 
 impl Decider for RunAll {
     fn asks_about(&self) -> Option<Vec<&str>> {
+        if let Some(asks) = &self.asks {
+            return Some(asks.iter().map(String::as_str).collect());
+        }
         self.unasked.then(Vec::new)
     }
 
@@ -48,14 +57,24 @@ fn main() {
         .iter()
         .position(|a| a == "--command")
         .map_or("/bin/true", |i| args[i + 1].as_str());
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| args[i + 1].clone())
+    };
+    let asks = value("--asks").map(|list| list.split(',').map(str::to_owned).collect());
+    let launcher: Vec<std::ffi::OsString> =
+        value("--launcher").into_iter().map(Into::into).collect();
+    let sandbox = value("--spec");
+    let exec_check = args.iter().any(|a| a == "--exec-check");
     let command = format!("for ((i = 0; i < {n}; i++)); do {body}; done");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = ShellConfig {
         bash: bash.clone().into(),
         wrapper: wrapper.into(),
-        launcher: Vec::new(),
-        sandbox: None,
-        exec_check: false,
+        launcher,
+        sandbox,
+        exec_check,
         loopback: None,
         escalation: EscalationConfig::default(),
         output_limits: Default::default(),
@@ -79,7 +98,11 @@ fn main() {
         .block_on(escalate::run_shell(
             &config,
             request,
-            Arc::new(RunAll { unasked, escalate }),
+            Arc::new(RunAll {
+                unasked,
+                asks,
+                escalate,
+            }),
             control,
         ))
         .unwrap();
@@ -92,6 +115,9 @@ fn main() {
     let plain_time = started.elapsed();
     let plain_cpu = cpu_time() - cpu_before - wrapped_cpu;
     assert!(plain.success() && wrapped.exit_code == 0, "{wrapped:?}");
+    if args.iter().any(|a| a == "--show-output") {
+        print!("{}", wrapped.output);
+    }
     let per = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
     println!(
         "plain {:.3} ms/exec, wrapped {:.3} ms/exec, overhead {:.3} ms/exec",

@@ -27,7 +27,22 @@
 //! Fast path: an exec whose file (by the name used or the file it resolves
 //! to) no rule or heuristic names continues without its argv being read,
 //! and so does the exec of the wrapper; a prompt goes to a thread of its own
-//! so the other execs of the call go on.
+//! so the other execs of the call go on. What such an exec costs, in
+//! syscalls: the path read (`process_vm_readv`), the file found
+//! (`view::find`: one `openat2` from the process's root or cwd when the
+//! path stays on one mount off procfs, as `/usr/bin/*` does, else the
+//! component walk), its name (`/proc/self/fd` link), its first line for a
+//! `#!` (`fstat`, then read through the fd found: an ELF is read too, its
+//! first bytes are what tell), and the answer. A bare "continue" is sent
+//! without `SECCOMP_IOCTL_NOTIF_ID_VALID` first: the kernel accepts it
+//! only while the notification's process is still in its exec.
+//!
+//! Not asked for: synchronous wake-ups (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`,
+//! Linux 6.6). They halve an exec that fails at once (the round trip alone,
+//! 40 → 15–25 µs here), but make a real one slower (a `posix_spawn` of
+//! `/bin/true` +150 µs, Bash's loop +300 µs per exec): presumably the woken program
+//! starts on this thread's CPU and the two queue behind each other while
+//! the other CPU idles.
 
 use std::ffi::OsString;
 use std::io;
@@ -239,6 +254,8 @@ struct Exec {
     path: PathBuf,
     /// The file that path resolves to, when it can be told.
     canonical: Option<PathBuf>,
+    /// That file (`O_PATH`).
+    file: Option<OwnedFd>,
     argv_ptr: u64,
 }
 
@@ -263,11 +280,13 @@ fn handle(
             return;
         }
     };
-    // What was read belongs to this notification's process, not a process
-    // that reused its pid.
-    if !sys::notif_id_valid(listener.as_fd(), id) {
-        return;
-    }
+    // What was read may belong to a process that reused the pid of one
+    // that died meanwhile. A "continue" needs no check first: the kernel
+    // accepts an answer only while the notification's process is still in
+    // its syscall (so it was the one read), and drops it otherwise. Every
+    // answer with another effect (a denial printed and recorded, a human
+    // asked, an expectation used) checks `SECCOMP_IOCTL_NOTIF_ID_VALID`
+    // after the last read.
     let program = exec.canonical.as_deref().unwrap_or(&exec.path);
     let is_first = std::mem::take(first);
     if (is_first && program == checker.bash) || program == checker.wrapper {
@@ -286,7 +305,10 @@ fn handle(
     };
     // A script's interpreter runs without an exec of its own (the kernel
     // loads it): `#!/bin/rm` is an exec of rm.
-    let interpreters = interpreters(exec.pid, program);
+    let interpreters = match &exec.file {
+        Some(file) => interpreters(exec.pid, file),
+        None => Vec::new(),
+    };
     if !named(&exec.path)
         && exec.canonical.as_deref().is_none_or(|c| !named(c))
         && interpreters.iter().all(|(i, _)| !named(i))
@@ -364,19 +386,13 @@ fn handle(
 }
 
 /// The interpreter chain of a `#!` script (the kernel follows up to four),
-/// each with its optional argument, read through the process's view.
-fn interpreters(pid: u32, program: &Path) -> Vec<(PathBuf, Option<OsString>)> {
-    use std::io::Read;
+/// each with its optional argument, read through the process's view;
+/// `file` is the script (`O_PATH`, as [`view::find`] found it).
+fn interpreters(pid: u32, file: &OwnedFd) -> Vec<(PathBuf, Option<OsString>)> {
     let mut out = Vec::new();
-    let mut file = program.to_path_buf();
+    let mut head = [0u8; 256];
+    let mut n = read_head(file, &mut head);
     for _ in 0..4 {
-        let view = PathBuf::from(format!("/proc/{pid}/root"))
-            .join(file.strip_prefix("/").unwrap_or(&file));
-        let mut head = [0u8; 256];
-        let n = match std::fs::File::open(&view).and_then(|mut f| f.read(&mut head)) {
-            Ok(n) => n,
-            Err(_) => break,
-        };
         let Some(line) = head[..n].strip_prefix(b"#!") else {
             break;
         };
@@ -393,12 +409,39 @@ fn interpreters(pid: u32, program: &Path) -> Vec<(PathBuf, Option<OsString>)> {
         let arg = arg
             .filter(|a| !a.is_empty())
             .map(|a| OsString::from_vec(a.to_vec()));
-        let resolved = view::resolve(pid, view::Start::Cwd, &interpreter, false)
-            .unwrap_or_else(|| interpreter.clone());
-        out.push((resolved.clone(), arg));
-        file = resolved;
+        let Some(found) = view::find(pid, view::Start::Cwd, &interpreter, false) else {
+            // Nothing there: the exec fails in the kernel.
+            out.push((interpreter, arg));
+            break;
+        };
+        out.push((found.path, arg));
+        n = read_head(&found.file, &mut head);
     }
     out
+}
+
+/// The first bytes of `file` when it is a regular file (the kernel runs no
+/// other kind); 0 when it cannot be read. Opened again from the `O_PATH`
+/// fd, non-blocking: nothing the process named is opened by its name again.
+fn read_head(file: &OwnedFd, head: &mut [u8]) -> usize {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let regular = nix::sys::stat::fstat(file).is_ok_and(|st| {
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+            == nix::sys::stat::SFlag::S_IFREG
+    });
+    if !regular {
+        return 0;
+    }
+    let flags = nix::fcntl::OFlag::O_RDONLY
+        | nix::fcntl::OFlag::O_NONBLOCK
+        | nix::fcntl::OFlag::O_NOCTTY
+        | nix::fcntl::OFlag::O_CLOEXEC;
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match nix::fcntl::open(path.as_str(), flags, nix::sys::stat::Mode::empty()) {
+        Ok(fd) => std::fs::File::from(fd).read(head).unwrap_or(0),
+        Err(_) => 0,
+    }
 }
 
 fn answer(listener: &OwnedFd, checker: &Checker, id: u64, pid: u32, verdict: Verdict) {
@@ -462,16 +505,21 @@ fn read_exec(notif: &libc::seccomp_notif) -> Result<Exec, String> {
     } else {
         view::Start::Fd(dirfd)
     };
-    let canonical = view::resolve(
+    let found = view::find(
         pid,
         start,
         &PathBuf::from(OsString::from_vec(raw_bytes)),
         flags & libc::AT_EMPTY_PATH != 0,
     );
+    let (canonical, file) = match found {
+        Some(found) => (Some(found.path), Some(found.file)),
+        None => (None, None),
+    };
     Ok(Exec {
         pid,
         path,
         canonical,
+        file,
         argv_ptr,
     })
 }

@@ -19,6 +19,17 @@
 //! (`fd/N`, `cwd`, `root`, `exe`) are followed by the kernel. The answer
 //! is the path of the file reached (its `/proc/self/fd` link), never the
 //! text the process gave; `None` when nothing is there.
+//!
+//! Fast path: one `openat2` from the same start, `RESOLVE_IN_ROOT` (an
+//! absolute path: `..` and absolute symlinks stop at the process's root) or
+//! `RESOLVE_BENEATH` (a relative one: it fails on leaving the start
+//! directory), with `RESOLVE_NO_MAGICLINKS` and `RESOLVE_NO_XDEV`. A walk
+//! that stays on one mount, follows no magic link and ends off procfs
+//! never met a procfs (the only place where the server's view of a name
+//! differs from the process's: `self`, `thread-self`, the magic links), so
+//! the kernel reaches the same file for the process. Anything else (a
+//! mount crossed, `/proc`, `/dev`, a writable root, `..` out of the working
+//! directory, no `openat2`, nothing there) takes the walk above.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -26,7 +37,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use nix::fcntl::{AtFlags, OFlag, open, openat, readlinkat};
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, open, openat, openat2, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
 
@@ -44,10 +55,74 @@ pub(crate) enum Start {
     Fd(i32),
 }
 
+/// A file found for a process.
+pub(crate) struct Found {
+    /// Its path as the server names it (its `/proc/self/fd` link).
+    pub path: PathBuf,
+    /// The file itself (`O_PATH`).
+    pub file: OwnedFd,
+}
+
 /// The file `path` leads to for thread `tid` (a number of the server's
 /// pid namespace), starting at `start` when it is relative; with
 /// `empty_path`, the file `start` is itself (`AT_EMPTY_PATH`).
+#[cfg(test)]
 pub(crate) fn resolve(tid: u32, start: Start, path: &Path, empty_path: bool) -> Option<PathBuf> {
+    find(tid, start, path, empty_path).map(|found| found.path)
+}
+
+/// [`resolve`], with the file found.
+pub(crate) fn find(tid: u32, start: Start, path: &Path, empty_path: bool) -> Option<Found> {
+    let file = match fast(tid, start, path) {
+        Some(file) => file,
+        None => walk(tid, start, path, empty_path)?,
+    };
+    Some(Found {
+        path: fd_path(&file)?,
+        file,
+    })
+}
+
+/// The fast path (see the module doc): `None` sends the path to [`walk`].
+fn fast(tid: u32, start: Start, path: &Path) -> Option<OwnedFd> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Set once `openat2` is missing (before Linux 5.6) or filtered.
+    static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+    if path.as_os_str().is_empty() || NO_OPENAT2.load(Ordering::Relaxed) {
+        return None;
+    }
+    let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    let (what, scope) = if path.is_absolute() {
+        ("root".to_owned(), ResolveFlag::RESOLVE_IN_ROOT)
+    } else {
+        let what = match start {
+            Start::Cwd => "cwd".to_owned(),
+            Start::Fd(fd) => format!("fd/{fd}"),
+        };
+        (what, ResolveFlag::RESOLVE_BENEATH)
+    };
+    let dir = open(format!("/proc/{tid}/{what}").as_str(), flags, Mode::empty()).ok()?;
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(scope | ResolveFlag::RESOLVE_NO_MAGICLINKS | ResolveFlag::RESOLVE_NO_XDEV);
+    let file = match openat2(&dir, path, how) {
+        Ok(file) => file,
+        Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM) => {
+            NO_OPENAT2.store(true, Ordering::Relaxed);
+            return None;
+        }
+        Err(_) => return None,
+    };
+    // One mount from start to end: off procfs at the end, off it all along.
+    if fstatfs(&file).is_ok_and(|s| s.filesystem_type() != PROC_SUPER_MAGIC) {
+        Some(file)
+    } else {
+        None
+    }
+}
+
+/// The component walk (see the module doc).
+fn walk(tid: u32, start: Start, path: &Path, empty_path: bool) -> Option<OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
     let proc_open = |what: &str| open(format!("/proc/{tid}/{what}").as_str(), flags, Mode::empty());
     let root = proc_open("root").ok()?;
@@ -61,7 +136,7 @@ pub(crate) fn resolve(tid: u32, start: Start, path: &Path, empty_path: bool) -> 
         }
     };
     if empty_path && path.as_os_str().is_empty() {
-        return fd_path(&cur);
+        return Some(cur);
     }
     let mut rest = components(path.as_os_str());
     let mut links = 0;
@@ -112,7 +187,7 @@ pub(crate) fn resolve(tid: u32, start: Start, path: &Path, empty_path: bool) -> 
             rest.push_front(c);
         }
     }
-    fd_path(&cur)
+    Some(cur)
 }
 
 /// The names of `path`, `..` kept (it is resolved against the file
@@ -230,6 +305,48 @@ mod tests {
         assert_eq!(resolve_at(me, at, "rel"), Some(file.clone()));
         let at = Start::Fd(fd);
         assert_eq!(super::resolve(me, at, Path::new(""), true), Some(file));
+    }
+
+    /// Where the fast path answers, it finds the file the walk finds; it
+    /// leaves to the walk every path through procfs or another mount.
+    #[test]
+    fn the_fast_path_agrees_with_the_walk() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        std::os::unix::fs::symlink(&file, dir.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("f", dir.path().join("rel")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/exe", dir.path().join("exe")).unwrap();
+        let opened = std::fs::File::open(&file).unwrap();
+        let fd = opened.as_fd().as_raw_fd();
+        let me = std::process::id();
+        let d = dir.path().display();
+        let paths = [
+            "/bin/true".to_owned(),
+            "/usr/bin/env".to_owned(),
+            format!("{d}/abs"),
+            format!("{d}/rel"),
+            format!("/../../{d}/rel"),
+            format!("{d}/exe"),
+            format!("/proc/self/fd/{fd}"),
+            format!("/dev/fd/{fd}"),
+            "/proc/self/exe".to_owned(),
+            format!("{d}/missing"),
+        ];
+        for p in &paths {
+            let p = Path::new(p);
+            let walked = walk(me, Start::Cwd, p, false).and_then(|f| fd_path(&f));
+            if let Some(fast) = fast(me, Start::Cwd, p) {
+                assert_eq!(fd_path(&fast), walked, "{}", p.display());
+            }
+        }
+        for p in [
+            format!("/proc/self/fd/{fd}"),
+            format!("/dev/fd/{fd}"),
+            format!("{d}/exe"),
+        ] {
+            assert!(fast(me, Start::Cwd, Path::new(&p)).is_none(), "{p}");
+        }
     }
 
     fn resolve_at(tid: u32, start: Start, p: &str) -> Option<PathBuf> {

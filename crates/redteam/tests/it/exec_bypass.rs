@@ -79,3 +79,36 @@ async fn bash_only_judges_the_shell_alone() {
     let (kept, r) = attempt(&s, "plain", "rm \"$F\"").await;
     assert!(kept, "the wrapper's own check is gone: {}", r.output);
 }
+
+/// An executable FIFO, exec'd (by Python: Bash itself blocks reading a
+/// file whose exec failed): the kernel refuses it (`EACCES`), and the
+/// exec check must not stall on it. The check read the first line of every
+/// program to find a `#!` interpreter by opening it, which for a FIFO
+/// blocks until a writer comes: every later exec of the call waited with
+/// it, and the call never ended. Now only a regular file is read, opened
+/// again from the file found, without blocking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executable_fifo_does_not_stall_the_exec_check() {
+    let s = harness::start(FORBID_RM).await;
+    let call = s.shell(
+        "mkfifo ./run.fifo && chmod +x ./run.fifo; \
+         python3 -c 'import os\ntry: os.execv(\"./run.fifo\", [\"x\"])\nexcept OSError as e: print(\"errno\", e.errno)'; \
+         /bin/true && echo after",
+    );
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), call)
+        .await
+        .expect("the call stalled on the fifo's exec");
+    assert!(
+        r.output.contains(&format!("errno {}", libc::EACCES)),
+        "{}",
+        r.output
+    );
+    assert!(r.output.contains("after"), "{}", r.output);
+    // The check still judges what follows.
+    let file = s.work.join("keep-after-fifo");
+    std::fs::write(&file, "x").unwrap();
+    let r = s
+        .shell(&format!("env rm {}; echo rc=$?", file.display()))
+        .await;
+    assert!(file.exists(), "rm ran: {}", r.output);
+}
