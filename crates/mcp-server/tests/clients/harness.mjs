@@ -245,6 +245,16 @@ function texts(output) {
  * line, Claude Code the text content), or a failure quoting it.
  */
 export function shellResult(output) {
+  return toolResult(output, 'exit_code', 'shell');
+}
+
+/** The result of our `exec_command` in the tool output the client passed back. */
+export function processResult(output) {
+  return toolResult(output, 'wall_time_ms', 'exec_command');
+}
+
+/** The JSON object with `key` and `output` in the tool output, or a failure naming `tool`. */
+function toolResult(output, key, tool) {
   for (const t of texts(output)) {
     // The whole text, or what follows a line break (Codex 0.171 puts
     // "Wall time: …\nOutput:\n" before it).
@@ -252,25 +262,11 @@ export function shellResult(output) {
     for (const start of starts) {
       try {
         const v = JSON.parse(t.slice(start));
-        if (v && typeof v === 'object' && 'exit_code' in v && 'output' in v) return v;
+        if (v && typeof v === 'object' && key in v && 'output' in v) return v;
       } catch {}
     }
   }
-  assert.fail(`no shell result in the tool output the client passed back: ${JSON.stringify(output)}`);
-}
-
-/** The result of our `exec_command` in the tool output the client passed back. */
-export function processResult(output) {
-  for (const t of texts(output)) {
-    const starts = [0, ...[...t.matchAll(/\n(?=\{)/g)].map((m) => m.index + 1)];
-    for (const start of starts) {
-      try {
-        const v = JSON.parse(t.slice(start));
-        if (v && typeof v === 'object' && 'wall_time_ms' in v && 'output' in v) return v;
-      } catch {}
-    }
-  }
-  assert.fail(`no exec_command result in the tool output the client passed back: ${JSON.stringify(output)}`);
+  assert.fail(`no ${tool} result in the tool output the client passed back: ${JSON.stringify(output)}`);
 }
 
 /**
