@@ -56,6 +56,8 @@ int main(int argc, char **argv) {
 struct Ctx {
     wrapper: String,
     bash: String,
+    /// The cases' working directory.
+    work: String,
     /// The release's version: keeps each release's logs apart.
     version: String,
 }
@@ -79,7 +81,7 @@ fn v(ctx: &Ctx, items: &[&str]) -> Vec<String> {
         .map(|s| match *s {
             "$W" => ctx.wrapper.clone(),
             "$BASH" => ctx.bash.clone(),
-            s => s.to_owned(),
+            s => s.replace("$WORK", &ctx.work),
         })
         .collect()
 }
@@ -229,6 +231,37 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "an ask list: a program it does not name is executed directly",
+        wrapped: true,
+        script: "export CODEX_ESCALATE_ASK=$'ls\\nfol*'; /usr/bin/true direct; /usr/bin/ls -d /; \
+                 /usr/bin/fold --version >/dev/null; CODEX_ESCALATE_ASK= /usr/bin/ls -d /",
+        stdout: "/\n/\n",
+        status: 0,
+        stderr_has: None,
+        calls: |c| {
+            vec![
+                v(c, &["$W", "/usr/bin/ls", "/usr/bin/ls", "-d", "/"]),
+                v(c, &["$W", "/usr/bin/fold", "/usr/bin/fold", "--version"]),
+            ]
+        },
+    },
+    Case {
+        name: "an ask list: relative paths, symlinks and lists with a path go through the wrapper",
+        wrapped: true,
+        script: "export CODEX_ESCALATE_ASK=ls; ./shebang.sh x; \"$PWD/link-to-true\" link; \
+                 CODEX_ESCALATE_ASK=/usr/bin/ls /usr/bin/true listed-path",
+        stdout: "sb:x\n",
+        status: 0,
+        stderr_has: None,
+        calls: |c| {
+            vec![
+                v(c, &["$W", "./shebang.sh", "./shebang.sh", "x"]),
+                v(c, &["$W", "$WORK/link-to-true", "$WORK/link-to-true", "link"]),
+                v(c, &["$W", "/usr/bin/true", "/usr/bin/true", "listed-path"]),
+            ]
+        },
+    },
+    Case {
         name: "missing wrapper is an error naming it",
         wrapped: true,
         script: "BASH_EXEC_WRAPPER=/nonexistent/wrapper /usr/bin/true; echo rc=$?",
@@ -271,6 +304,7 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
         "echo ran:$0:$1\n/usr/bin/true inner\nexit 3\n",
     )?;
     write_script(&work.join("shebang.sh"), "#!/bin/sh\necho sb:$1\n")?;
+    std::os::unix::fs::symlink("/usr/bin/true", work.join("link-to-true"))?;
     control(sh, &dir)?;
 
     let mut failures = Vec::new();
@@ -295,6 +329,7 @@ pub(crate) fn run(sh: &Shell, args: &[String]) -> Result<()> {
                 let ctx = Ctx {
                     wrapper: path_str(&wrapper)?,
                     bash: path_str(bash)?,
+                    work: path_str(&work)?,
                     version: version.clone(),
                 };
                 let tag = format!("{version} {}", mode.name());

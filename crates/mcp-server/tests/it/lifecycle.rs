@@ -102,7 +102,13 @@ async fn timeout_ends_every_process_of_the_call() {
     let elapsed = start.elapsed();
     assert!(r.timed_out, "{r:?}");
     assert_eq!(r.exit_code, 124, "{r:?}");
-    assert_eq!(r.output, "started\n", "{r:?}");
+    // Bash gets the same SIGTERM; when the foreground sleep's end reaches
+    // it first, it reports the job before it dies (seen once in 100 runs).
+    let rest = r.output.strip_prefix("started\n");
+    assert!(
+        rest.is_some_and(|rest| rest.is_empty() || rest.starts_with("Terminated")),
+        "{r:?}"
+    );
     // 1 s of timeout; the sleeps die on SIGTERM, no kill grace is needed.
     assert!(elapsed < Duration::from_millis(2500), "took {elapsed:?}");
     assert_nothing_left(&m, || s.log()).await;
