@@ -895,8 +895,9 @@ fn report(
          - Per-exec overhead: one `shell` call (`login: false`) running `/bin/true` {EXECS} times \
          minus the same call with 0 iterations, divided by {EXECS}, minus the same for that \
          implementation's Bash run directly without `BASH_EXEC_WRAPPER` (the first row). \
-         With no rules, no rule names `true`, so our wrapper runs it without asking the server \
-         (`CODEX_ESCALATE_ASK`); the \"a rule names the program\" row is the same loop on the \
+         With no rules, no rule names `true`: our patched Bash, which reads the ask list \
+         (`CODEX_ESCALATE_ASK`) itself, executes it directly, without the wrapper (with the exec \
+         check on, the server still judges that exec); the \"a rule names the program\" row is the same loop on the \
          1-rule server, where every exec is a round trip to the server.\n\
          - Latency: `true` calls with `login: true` (the reference's default) over one \
          connection per server, interleaved across servers. The servers get `HOME` = \
