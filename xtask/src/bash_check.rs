@@ -256,7 +256,10 @@ const CASES: &[Case] = &[
         calls: |c| {
             vec![
                 v(c, &["$W", "./shebang.sh", "./shebang.sh", "x"]),
-                v(c, &["$W", "$WORK/link-to-true", "$WORK/link-to-true", "link"]),
+                v(
+                    c,
+                    &["$W", "$WORK/link-to-true", "$WORK/link-to-true", "link"],
+                ),
                 v(c, &["$W", "/usr/bin/true", "/usr/bin/true", "listed-path"]),
             ]
         },
